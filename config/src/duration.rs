@@ -1,0 +1,76 @@
+//! Durations written the way people write them (`1week`, `36h`, `1d 12h`, `90min`), via humantime.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A positive duration parsed with humantime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HumanDuration(pub Duration);
+
+/// What a duration value may look like, for error messages.
+pub const DURATION_ACCEPTED: &str =
+    "a duration such as 1week, 36h, 1d 12h or 90min (units: s, min, h, d, week)";
+
+impl HumanDuration {
+    pub fn as_duration(self) -> Duration {
+        self.0
+    }
+}
+
+impl FromStr for HumanDuration {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let trimmed = s.trim();
+        if trimmed.is_empty() {
+            return Err("the value is empty".into());
+        }
+        let d = humantime::parse_duration(trimmed).map_err(|e| e.to_string())?;
+        if d.is_zero() {
+            return Err("a duration of zero would make the job run continuously".into());
+        }
+        Ok(HumanDuration(d))
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_forms() {
+        let cases = [
+            ("1week", 7 * 86400),
+            ("36h", 36 * 3600),
+            ("1d 12h", 36 * 3600),
+            ("90min", 90 * 60),
+            ("  2d ", 2 * 86400),
+        ];
+        for (text, secs) in cases {
+            assert_eq!(
+                text.parse::<HumanDuration>().unwrap().0,
+                Duration::from_secs(secs),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_nonsense_zero_and_empty() {
+        for bad in ["", "soon", "0s", "12", "-1d", "1 fortnight"] {
+            assert!(bad.parse::<HumanDuration>().is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn displays_in_humantime_form() {
+        assert_eq!("1d 12h".parse::<HumanDuration>().unwrap().to_string(), "1day 12h");
+    }
+}

@@ -1,0 +1,162 @@
+//! The validated configuration: typed values only, each with the place it came from.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+
+use crate::cpu::CpuShare;
+use crate::rate::RateSchedule;
+use crate::windows::Windows;
+
+/// Everything tahoe-jobs was told, after layering and validation.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub node_dir: PathBuf,
+    pub daemon: DaemonSettings,
+    pub budget: BudgetSettings,
+    pub jobs: Vec<JobConfig>,
+    /// Every effective value with its origin, for `tahoe-jobs config` and the control page.
+    pub settings: Vec<Setting>,
+    /// Legal but probably unintended settings (a window that never opens, ...).
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    pub fn job(&self, id: &str) -> Option<&JobConfig> {
+        self.jobs.iter().find(|j| j.id() == id || j.name == id)
+    }
+}
+
+/// `[jobs]`: settings of the daemon itself.
+#[derive(Debug, Clone)]
+pub struct DaemonSettings {
+    pub web_addr: SocketAddr,
+    pub state_dir: PathBuf,
+    pub timezone: TimeZone,
+    pub timezone_name: String,
+}
+
+/// `[budget]`: limits shared by all jobs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetSettings {
+    pub upload: RateSchedule,
+    pub download: RateSchedule,
+    pub cpu: CpuShare,
+    /// Keyed by storage server id (`v0-...`) or nickname, as written.
+    pub servers: BTreeMap<String, ServerLimits>,
+}
+
+impl Default for BudgetSettings {
+    fn default() -> Self {
+        BudgetSettings {
+            upload: RateSchedule::unlimited(),
+            download: RateSchedule::unlimited(),
+            cpu: CpuShare::UNLIMITED,
+            servers: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerLimits {
+    pub upload: RateSchedule,
+    pub download: RateSchedule,
+}
+
+/// When a job may run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    pub frequency: Duration,
+    pub allowed_times: Windows,
+    pub enabled: bool,
+}
+
+/// A job's own limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobLimits {
+    pub bandwidth: RateSchedule,
+    pub cpu: CpuShare,
+}
+
+/// One job: `[backup] b1.*` becomes `JobConfig { task_type: "backup", name: "b1", .. }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobConfig {
+    pub task_type: String,
+    pub name: String,
+    pub schedule: Schedule,
+    pub limits: JobLimits,
+    pub params: TaskParams,
+}
+
+impl JobConfig {
+    /// The job's unique id, `backup.b1`.
+    pub fn id(&self) -> String {
+        format!("{}.{}", self.task_type, self.name)
+    }
+}
+
+/// The task-specific part of a job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskParams {
+    Backup(BackupParams),
+    Check(CheckParams),
+    /// A task type registered by an embedder: its keys, unparsed, for its factory to read.
+    Other(BTreeMap<String, String>),
+}
+
+/// Where a job writes or reads on the grid.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `alias:path` (path may be empty).
+    Alias { alias: String, path: String },
+    /// A capability string (a secret: never displayed).
+    Cap { cap: String, path: String },
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Alias { alias, path } => write!(f, "{alias}:{path}"),
+            Target::Cap { path, .. } if path.is_empty() => f.write_str("<capability>"),
+            Target::Cap { path, .. } => write!(f, "<capability>/{path}"),
+        }
+    }
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Target({self})")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupParams {
+    pub source: PathBuf,
+    pub target: Target,
+    pub exclude: Vec<String>,
+    pub exclude_from: Option<PathBuf>,
+    pub exclude_vcs: bool,
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckParams {
+    pub target: Target,
+    pub verify: bool,
+    pub repair: bool,
+    pub add_lease: bool,
+    pub recheck_after: Duration,
+}
+
+/// One effective value and its origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub key: String,
+    /// As displayed: capabilities are redacted.
+    pub value: String,
+    pub origin: String,
+}
