@@ -1,0 +1,116 @@
+//! The progress sink a task reports into: named counters, the current item, estimates of the
+//! total, and recent warnings. The engine reads snapshots of it for status pages.
+//!
+//! Counters and estimates are public; the current item and warnings may name files and are
+//! only shown on the private control page.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// How many recent warnings are kept per job.
+pub const WARNINGS_KEPT: usize = 100;
+
+/// A point-in-time copy of a run's progress.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProgressSnapshot {
+    pub counters: BTreeMap<String, u64>,
+    /// What the task is working on now (private: may be a path).
+    pub current: Option<String>,
+    /// Estimated totals for this run, by counter name (from the previous run, say).
+    pub estimates: BTreeMap<String, u64>,
+    /// Recent warnings, oldest first (private: may name paths).
+    pub warnings: VecDeque<Warning>,
+    pub warnings_total: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    pub at: Timestamp,
+    pub message: String,
+}
+
+/// A cloneable handle to one run's progress.
+#[derive(Debug, Clone, Default)]
+pub struct ProgressSink(Arc<Mutex<ProgressSnapshot>>);
+
+impl ProgressSink {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut ProgressSnapshot) -> R) -> R {
+        f(&mut self.0.lock().expect("progress lock"))
+    }
+
+    /// Adds `n` to a counter.
+    pub fn add(&self, counter: &str, n: u64) {
+        self.with(|p| *p.counters.entry(counter.to_string()).or_default() += n);
+    }
+
+    /// Sets a counter.
+    pub fn set(&self, counter: &str, value: u64) {
+        self.with(|p| {
+            p.counters.insert(counter.to_string(), value);
+        });
+    }
+
+    pub fn get(&self, counter: &str) -> u64 {
+        self.with(|p| p.counters.get(counter).copied().unwrap_or(0))
+    }
+
+    pub fn set_current(&self, item: Option<String>) {
+        self.with(|p| p.current = item);
+    }
+
+    /// Records the expected final value of a counter, for estimates of what is left.
+    pub fn set_estimate(&self, counter: &str, total: u64) {
+        self.with(|p| {
+            p.estimates.insert(counter.to_string(), total);
+        });
+    }
+
+    /// Records a warning (also worth logging by the caller, without secrets).
+    pub fn warn(&self, at: Timestamp, message: impl Into<String>) {
+        self.with(|p| {
+            p.warnings_total += 1;
+            if p.warnings.len() == WARNINGS_KEPT {
+                p.warnings.pop_front();
+            }
+            p.warnings.push_back(Warning {
+                at,
+                message: message.into(),
+            });
+        });
+    }
+
+    pub fn snapshot(&self) -> ProgressSnapshot {
+        self.with(|p| p.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_estimates_and_bounded_warnings() {
+        let sink = ProgressSink::new();
+        sink.add("files_uploaded", 2);
+        sink.add("files_uploaded", 3);
+        sink.set("files_seen", 10);
+        sink.set_estimate("files_seen", 100);
+        for i in 0..(WARNINGS_KEPT + 5) {
+            sink.warn(Timestamp::UNIX_EPOCH, format!("w{i}"));
+        }
+        let snap = sink.snapshot();
+        assert_eq!(snap.counters["files_uploaded"], 5);
+        assert_eq!(snap.counters["files_seen"], 10);
+        assert_eq!(snap.estimates["files_seen"], 100);
+        assert_eq!(snap.warnings.len(), WARNINGS_KEPT);
+        assert_eq!(snap.warnings_total, (WARNINGS_KEPT + 5) as u64);
+        assert_eq!(snap.warnings.front().unwrap().message, "w5");
+    }
+}
