@@ -1,0 +1,52 @@
+//! Command-line arguments (clap). Global options locate the node and the configuration; each
+//! subcommand has its own `--help`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "tahoe-jobs", version, about = "Scheduled, resumable, budgeted background jobs for a Tahoe-LAFS node")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// The Tahoe-LAFS node directory (like `tahoe -d`); jobs are read from NODEDIR/tahoe-jobs.cfg.
+    #[arg(short = 'd', long = "node-directory", global = true, value_name = "NODEDIR")]
+    pub node_dir: Option<PathBuf>,
+    /// An optional TOML file layered above NODEDIR/tahoe-jobs.cfg.
+    #[arg(long = "config", global = true, value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+    /// Set one configuration value, above every other source: --set backup.b1.frequency=1d
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub set: Vec<(String, String)>,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE (for example backup.b1.frequency=1d)"))?;
+    Ok((k.trim().to_string(), v.trim().to_string()))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the effective configuration with the source of every value.
+    Config,
+    /// Run the daemon in the foreground: jobs run on their schedules until SIGINT or SIGTERM.
+    Run(RunArgs),
+    /// Back up SOURCE to ALIAS:PATH once, like `tahoe backup` but concurrent and resumable.
+    Backup(crate::commands::backup::BackupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long)]
+    pub json_logs: bool,
+}

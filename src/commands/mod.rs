@@ -1,0 +1,45 @@
+//! One module per subcommand; each returns the process exit code.
+
+pub mod backup;
+pub mod config;
+pub mod run;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use tahoe_jobs_config::{Config, LoadOptions};
+
+use crate::cli::{Cli, Command, GlobalArgs};
+
+/// Runs the chosen subcommand.
+pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Config => config::run(&cli.global),
+        Command::Run(args) => run::run(&cli.global, &args),
+        Command::Backup(args) => backup::run(&cli.global, &args),
+    }
+}
+
+/// The node directory: `-d`, else `~/.tahoe` as the tahoe CLI does.
+pub fn node_dir(global: &GlobalArgs) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = &global.node_dir {
+        return Ok(dir.clone());
+    }
+    let home = std::env::var_os("HOME").context("HOME is not set: pass -d NODEDIR")?;
+    Ok(PathBuf::from(home).join(".tahoe"))
+}
+
+/// Loads the layered configuration for the given global options.
+pub fn load_config(global: &GlobalArgs) -> Result<Config, tahoe_jobs_config::ConfigError> {
+    let node_dir = match node_dir(global) {
+        Ok(d) => d,
+        Err(_) => PathBuf::from(".tahoe"),
+    };
+    tahoe_jobs_config::load(&LoadOptions {
+        node_dir,
+        config_file: global.config_file.clone(),
+        overrides: global.set.clone(),
+        read_env: true,
+        extra_task_types: Vec::new(),
+    })
+}
