@@ -5,7 +5,8 @@ use std::fmt;
 use std::str::FromStr;
 
 /// What a CPU share may look like, for error messages.
-pub const CPU_ACCEPTED: &str = "a share of one core such as 25% (100% = one core, 200% = two), or off";
+pub const CPU_ACCEPTED: &str =
+    "a share of one core such as 25% (100% = one core, 200% = two), or off";
 
 /// A CPU limit as a fraction of one core; `None` inside means unlimited.
 #[derive(Debug, Clone, Copy, PartialEq)]

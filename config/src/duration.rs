@@ -71,6 +71,9 @@ mod tests {
 
     #[test]
     fn displays_in_humantime_form() {
-        assert_eq!("1d 12h".parse::<HumanDuration>().unwrap().to_string(), "1day 12h");
+        assert_eq!(
+            "1d 12h".parse::<HumanDuration>().unwrap().to_string(),
+            "1day 12h"
+        );
     }
 }

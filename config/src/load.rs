@@ -136,7 +136,11 @@ impl Origins<'_> {
             }
         }
         if md.name.contains("environment") {
-            let var = path.split('.').map(str::to_uppercase).collect::<Vec<_>>().join("__");
+            let var = path
+                .split('.')
+                .map(str::to_uppercase)
+                .collect::<Vec<_>>()
+                .join("__");
             return format!("environment variable {ENV_PREFIX}{var}");
         }
         if md.name == OVERRIDE_SOURCE {
@@ -210,7 +214,13 @@ const BACKUP_KEYS: &[&str] = &[
     "concurrency",
 ];
 const CHECK_KEYS: &[&str] = &["target", "verify", "repair", "add_lease", "recheck_after"];
-const BUDGET_KEYS: &[&str] = &["upload", "download", "cpu", "server.NAME.upload", "server.NAME.download"];
+const BUDGET_KEYS: &[&str] = &[
+    "upload",
+    "download",
+    "cpu",
+    "server.NAME.upload",
+    "server.NAME.download",
+];
 
 struct Validator<'a> {
     options: &'a LoadOptions,
@@ -231,7 +241,13 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn problem(&mut self, origin: &str, key: &str, value: Option<&str>, message: impl Into<String>) {
+    fn problem(
+        &mut self,
+        origin: &str,
+        key: &str,
+        value: Option<&str>,
+        message: impl Into<String>,
+    ) {
         self.problems.push(Problem {
             origin: origin.to_string(),
             key: key.to_string(),
@@ -250,7 +266,12 @@ impl<'a> Validator<'a> {
                 Value::Dict(_, dict) => flatten(name, "", dict, &self.origins, &mut leaves),
                 other => {
                     let origin = self.origins.describe(other.tag(), name);
-                    self.problem(&origin, name, None, "expected a section, found a single value");
+                    self.problem(
+                        &origin,
+                        name,
+                        None,
+                        "expected a section, found a single value",
+                    );
                     continue;
                 }
             }
@@ -439,7 +460,9 @@ impl<'a> Validator<'a> {
                     }
                 }
                 "cpu" => {
-                    if let Some(c) = self.field(Some(leaf), &full, None, CpuShare::from_str, CPU_ACCEPTED) {
+                    if let Some(c) =
+                        self.field(Some(leaf), &full, None, CpuShare::from_str, CPU_ACCEPTED)
+                    {
                         budget.cpu = c;
                     }
                 }
@@ -481,7 +504,12 @@ impl<'a> Validator<'a> {
         budget
     }
 
-    fn jobs_of(&mut self, task_type: &str, leaves: &[Leaf], budget: &BudgetSettings) -> Vec<JobConfig> {
+    fn jobs_of(
+        &mut self,
+        task_type: &str,
+        leaves: &[Leaf],
+        budget: &BudgetSettings,
+    ) -> Vec<JobConfig> {
         let mut by_job: BTreeMap<String, Vec<Leaf>> = BTreeMap::new();
         for leaf in leaves {
             match leaf.key.split_once('.') {
@@ -512,7 +540,13 @@ impl<'a> Validator<'a> {
         jobs
     }
 
-    fn job(&mut self, task_type: &str, name: &str, leaves: &[Leaf], budget: &BudgetSettings) -> Option<JobConfig> {
+    fn job(
+        &mut self,
+        task_type: &str,
+        name: &str,
+        leaves: &[Leaf],
+        budget: &BudgetSettings,
+    ) -> Option<JobConfig> {
         let before = self.problems.len();
         let prefix = format!("{task_type}.{name}");
         let specific: &[&str] = match task_type {
@@ -526,7 +560,15 @@ impl<'a> Validator<'a> {
         if !is_other {
             for leaf in leaves {
                 if !all_keys.contains(&leaf.key.as_str()) {
-                    self.unknown_key(task_type, &Leaf { key: format!("{name}.{}", leaf.key), ..leaf.clone() }, &leaf.key.clone(), &all_keys);
+                    self.unknown_key(
+                        task_type,
+                        &Leaf {
+                            key: format!("{name}.{}", leaf.key),
+                            ..leaf.clone()
+                        },
+                        &leaf.key.clone(),
+                        &all_keys,
+                    );
                 }
             }
         }
@@ -553,7 +595,13 @@ impl<'a> Validator<'a> {
                 "{prefix}.allowed_times = none: the job never starts by itself, only with `tahoe-jobs start {prefix} --ignore-window`"
             ));
         }
-        let enabled = self.field(find("enabled"), &key("enabled"), Some((true, "true".into())), parse_bool, BOOL_ACCEPTED);
+        let enabled = self.field(
+            find("enabled"),
+            &key("enabled"),
+            Some((true, "true".into())),
+            parse_bool,
+            BOOL_ACCEPTED,
+        );
         let bandwidth = self.field(
             find("bandwidth"),
             &key("bandwidth"),
@@ -572,13 +620,24 @@ impl<'a> Validator<'a> {
                 );
             }
         }
-        let cpu = self.field(find("cpu"), &key("cpu"), Some((CpuShare::UNLIMITED, "off".into())), CpuShare::from_str, CPU_ACCEPTED);
+        let cpu = self.field(
+            find("cpu"),
+            &key("cpu"),
+            Some((CpuShare::UNLIMITED, "off".into())),
+            CpuShare::from_str,
+            CPU_ACCEPTED,
+        );
         let params = match task_type {
             "backup" => self.backup_params(&prefix, leaves).map(TaskParams::Backup),
-            "check" => self.check_params(&prefix, leaves, frequency).map(TaskParams::Check),
+            "check" => self
+                .check_params(&prefix, leaves, frequency)
+                .map(TaskParams::Check),
             _ => {
                 let mut map = BTreeMap::new();
-                for leaf in leaves.iter().filter(|l| !COMMON_JOB_KEYS.contains(&l.key.as_str())) {
+                for leaf in leaves
+                    .iter()
+                    .filter(|l| !COMMON_JOB_KEYS.contains(&l.key.as_str()))
+                {
                     match &leaf.text {
                         Ok(text) => {
                             self.settings.push(Setting {
@@ -627,7 +686,7 @@ impl<'a> Validator<'a> {
 
     /// Where a job was defined, for problems about keys it lacks.
     fn job_origin(&self, full_key: &str) -> String {
-        let job_prefix: String = full_key.rsplitn(2, '.').nth(1).unwrap_or("").to_string();
+        let job_prefix: String = full_key.rsplit_once('.').map(|x| x.0).unwrap_or("").to_string();
         self.settings
             .iter()
             .find(|s| s.key.starts_with(&job_prefix) && s.origin != "built-in default")
@@ -639,15 +698,35 @@ impl<'a> Validator<'a> {
         let find = |k: &str| leaves.iter().find(|l| l.key == k);
         let key = |k: &str| format!("{prefix}.{k}");
         let node_dir = self.options.node_dir.clone();
-        let has_source = self.required(find("source"), &key("source"), "set it to the directory to back up, such as /Volumes/BackupDrive/Pictures");
-        let has_target = self.required(find("target"), &key("target"), "set it to ALIAS:PATH on the grid, such as backup:pictures");
+        let has_source = self.required(
+            find("source"),
+            &key("source"),
+            "set it to the directory to back up, such as /Volumes/BackupDrive/Pictures",
+        );
+        let has_target = self.required(
+            find("target"),
+            &key("target"),
+            "set it to ALIAS:PATH on the grid, such as backup:pictures",
+        );
         let source = if has_source {
-            self.field(find("source"), &key("source"), None, |s| parse_absolute_path(s), "an absolute path of a directory")
+            self.field(
+                find("source"),
+                &key("source"),
+                None,
+                parse_absolute_path,
+                "an absolute path of a directory",
+            )
         } else {
             None
         };
         let target = if has_target {
-            self.field(find("target"), &key("target"), None, parse_target, TARGET_ACCEPTED)
+            self.field(
+                find("target"),
+                &key("target"),
+                None,
+                parse_target,
+                TARGET_ACCEPTED,
+            )
         } else {
             None
         };
@@ -663,7 +742,13 @@ impl<'a> Validator<'a> {
             },
             "a readable file with one glob pattern a line",
         )?;
-        let exclude_vcs = self.field(find("exclude_vcs"), &key("exclude_vcs"), Some((false, "false".into())), parse_bool, BOOL_ACCEPTED)?;
+        let exclude_vcs = self.field(
+            find("exclude_vcs"),
+            &key("exclude_vcs"),
+            Some((false, "false".into())),
+            parse_bool,
+            BOOL_ACCEPTED,
+        )?;
         let concurrency = self.field(
             find("concurrency"),
             &key("concurrency"),
@@ -684,23 +769,59 @@ impl<'a> Validator<'a> {
         })
     }
 
-    fn check_params(&mut self, prefix: &str, leaves: &[Leaf], frequency: Option<Duration>) -> Option<CheckParams> {
+    fn check_params(
+        &mut self,
+        prefix: &str,
+        leaves: &[Leaf],
+        frequency: Option<Duration>,
+    ) -> Option<CheckParams> {
         let find = |k: &str| leaves.iter().find(|l| l.key == k);
         let key = |k: &str| format!("{prefix}.{k}");
-        let target = if self.required(find("target"), &key("target"), "set it to ALIAS:PATH on the grid, such as backup:pictures") {
-            self.field(find("target"), &key("target"), None, parse_target, TARGET_ACCEPTED)
+        let target = if self.required(
+            find("target"),
+            &key("target"),
+            "set it to ALIAS:PATH on the grid, such as backup:pictures",
+        ) {
+            self.field(
+                find("target"),
+                &key("target"),
+                None,
+                parse_target,
+                TARGET_ACCEPTED,
+            )
         } else {
             None
         };
-        let verify = self.field(find("verify"), &key("verify"), Some((false, "false".into())), parse_bool, BOOL_ACCEPTED);
-        let repair = self.field(find("repair"), &key("repair"), Some((false, "false".into())), parse_bool, BOOL_ACCEPTED);
-        let add_lease = self.field(find("add_lease"), &key("add_lease"), Some((true, "true".into())), parse_bool, BOOL_ACCEPTED);
+        let verify = self.field(
+            find("verify"),
+            &key("verify"),
+            Some((false, "false".into())),
+            parse_bool,
+            BOOL_ACCEPTED,
+        );
+        let repair = self.field(
+            find("repair"),
+            &key("repair"),
+            Some((false, "false".into())),
+            parse_bool,
+            BOOL_ACCEPTED,
+        );
+        let add_lease = self.field(
+            find("add_lease"),
+            &key("add_lease"),
+            Some((true, "true".into())),
+            parse_bool,
+            BOOL_ACCEPTED,
+        );
         let freq = frequency.unwrap_or(DEFAULT_FREQUENCY);
         let recheck_after = self
             .field(
                 find("recheck_after"),
                 &key("recheck_after"),
-                Some((HumanDuration(freq), format!("{} (the frequency)", HumanDuration(freq)))),
+                Some((
+                    HumanDuration(freq),
+                    format!("{} (the frequency)", HumanDuration(freq)),
+                )),
                 HumanDuration::from_str,
                 DURATION_ACCEPTED,
             )
@@ -716,7 +837,8 @@ impl<'a> Validator<'a> {
 }
 
 const BOOL_ACCEPTED: &str = "true or false (also yes/no, on/off, 1/0)";
-const TARGET_ACCEPTED: &str = "ALIAS:PATH such as backup:pictures, or a directory capability URI:DIR2:...";
+const TARGET_ACCEPTED: &str =
+    "ALIAS:PATH such as backup:pictures, or a directory capability URI:DIR2:...";
 
 /// Job names become parts of keys, URLs and metric labels: keep them plain.
 fn valid_job_name(name: &str) -> bool {

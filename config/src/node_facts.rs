@@ -91,17 +91,37 @@ mod tests {
         )
         .unwrap();
         let facts = NodeFacts::read(dir.path()).unwrap();
-        assert_eq!(facts.web_port.as_deref(), Some("tcp:3456:interface=127.0.0.1"));
-        assert_eq!(facts.encoding, Encoding { needed: 2, happy: 3, total: 3 });
+        assert_eq!(
+            facts.web_port.as_deref(),
+            Some("tcp:3456:interface=127.0.0.1")
+        );
+        assert_eq!(
+            facts.encoding,
+            Encoding {
+                needed: 2,
+                happy: 3,
+                total: 3
+            }
+        );
     }
 
     #[test]
     fn defaults_when_unset_and_error_on_junk() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("tahoe.cfg"), "[node]\n").unwrap();
-        assert_eq!(NodeFacts::read(dir.path()).unwrap().encoding, Encoding::default());
-        std::fs::write(dir.path().join("tahoe.cfg"), "[client]\nshares.needed = x\n").unwrap();
+        assert_eq!(
+            NodeFacts::read(dir.path()).unwrap().encoding,
+            Encoding::default()
+        );
+        std::fs::write(
+            dir.path().join("tahoe.cfg"),
+            "[client]\nshares.needed = x\n",
+        )
+        .unwrap();
         let err = NodeFacts::read(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("line 2") && err.contains("shares.needed"), "{err}");
+        assert!(
+            err.contains("line 2") && err.contains("shares.needed"),
+            "{err}"
+        );
     }
 }

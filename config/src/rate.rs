@@ -97,7 +97,9 @@ impl FromStr for Rate {
             .ok_or_else(|| format!("unknown unit {unit:?}"))?;
         let bytes = value * multiplier;
         if !bytes.is_finite() || bytes < 1.0 {
-            return Err("a limit must be at least 1 byte per second; write off for no limit".into());
+            return Err(
+                "a limit must be at least 1 byte per second; write off for no limit".into(),
+            );
         }
         if bytes > 1e15 {
             return Err("the rate is implausibly large; write off for no limit".into());
@@ -209,7 +211,10 @@ impl FromStr for RateSchedule {
                     rest,
                 }) => {
                     if rest.is_empty() {
-                        return Err(format!("the window {:?} has no rate after it", piece.trim()));
+                        return Err(format!(
+                            "the window {:?} has no rate after it",
+                            piece.trim()
+                        ));
                     }
                     let rate: Rate = rest.parse()?;
                     let days = days.unwrap_or(0) | pending_days;
@@ -285,14 +290,28 @@ mod tests {
 
     #[test]
     fn rejects_bad_rates() {
-        for bad in ["", "fast", "10", "10 parsecs", "0B/s", "0.01B/s", "150%", "0%", "-1MB/s", "1e99GB/s"] {
+        for bad in [
+            "",
+            "fast",
+            "10",
+            "10 parsecs",
+            "0B/s",
+            "0.01B/s",
+            "150%",
+            "0%",
+            "-1MB/s",
+            "1e99GB/s",
+        ] {
             assert!(bad.parse::<Rate>().is_err(), "{bad:?} accepted");
         }
     }
 
     #[test]
     fn percent_resolves_against_the_total() {
-        assert_eq!(Rate::PercentOfTotal(25.0).bytes_per_second(Some(1000)), Some(250));
+        assert_eq!(
+            Rate::PercentOfTotal(25.0).bytes_per_second(Some(1000)),
+            Some(250)
+        );
         assert_eq!(Rate::PercentOfTotal(25.0).bytes_per_second(None), None);
     }
 
@@ -303,7 +322,10 @@ mod tests {
         let noon: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
         let now = sched.at(noon, &utc);
         assert_eq!(now.rate, Rate::BytesPerSecond(16 * 1024));
-        assert_eq!(now.next_change, Some("2026-11-26T23:00:00Z".parse().unwrap()));
+        assert_eq!(
+            now.next_change,
+            Some("2026-11-26T23:00:00Z".parse().unwrap())
+        );
         let night = sched.at("2026-11-26T23:30:00Z".parse().unwrap(), &utc);
         assert_eq!(night.rate, Rate::Unlimited);
         assert_eq!(sched.to_string(), "0800-2300 16KiB/s, 2300-0800 off");
@@ -322,7 +344,13 @@ mod tests {
 
     #[test]
     fn rejects_bad_schedules() {
-        for bad in ["0800-2300", "0800-2300 fast", "2500-2600 1MB/s", "1MB/s, 2MB/s", "Mon"] {
+        for bad in [
+            "0800-2300",
+            "0800-2300 fast",
+            "2500-2600 1MB/s",
+            "1MB/s, 2MB/s",
+            "Mon",
+        ] {
             assert!(bad.parse::<RateSchedule>().is_err(), "{bad:?} accepted");
         }
     }

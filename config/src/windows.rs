@@ -217,7 +217,9 @@ fn parse_hhmm(s: &str, may_be_2400: bool) -> Result<u16, String> {
         return Err("2400 can only end a window, not start one".into());
     }
     if hours > 23 {
-        return Err(format!("{s}: hour {hours} is out of range (00-23, or 2400 as an end)"));
+        return Err(format!(
+            "{s}: hour {hours} is out of range (00-23, or 2400 as an end)"
+        ));
     }
     Ok(hours * 60 + minutes)
 }
@@ -237,7 +239,9 @@ pub(crate) fn parse_days(token: &str) -> Result<u8, String> {
         format!("{t:?} is not a weekday (use Mon, Tue, Wed, Thu, Fri, Sat, Sun or a range like Mon-Fri)")
     };
     match token.split_once('-') {
-        None => parse_day(token).map(|d| 1 << d).ok_or_else(|| unknown(token)),
+        None => parse_day(token)
+            .map(|d| 1 << d)
+            .ok_or_else(|| unknown(token)),
         Some((a, b)) => {
             let from = parse_day(a).ok_or_else(|| unknown(a))?;
             let to = parse_day(b).ok_or_else(|| unknown(b))?;
@@ -441,11 +445,17 @@ mod tests {
         let utc = tz("UTC");
         assert_eq!(
             w("").state_at(now, &utc),
-            WindowState { open: true, next_change: None }
+            WindowState {
+                open: true,
+                next_change: None
+            }
         );
         assert_eq!(
             w("none").state_at(now, &utc),
-            WindowState { open: false, next_change: None }
+            WindowState {
+                open: false,
+                next_change: None
+            }
         );
         // A window covering the whole week never changes.
         let s = w("0000-2400").state_at(now, &utc);
@@ -461,10 +471,16 @@ mod tests {
         let before = windows.state_at(at("2026-03-08T01:00", z), &tz(z));
         assert!(!before.open);
         // 02:30 does not exist that day; compatible resolution opens at 03:30 EDT.
-        assert_eq!(before.next_change, Some("2026-03-08T07:30:00Z".parse().unwrap()));
+        assert_eq!(
+            before.next_change,
+            Some("2026-03-08T07:30:00Z".parse().unwrap())
+        );
         let inside = windows.state_at("2026-03-08T07:45:00Z".parse().unwrap(), &tz(z));
         assert!(inside.open);
-        assert_eq!(inside.next_change, Some("2026-03-08T08:00:00Z".parse().unwrap()));
+        assert_eq!(
+            inside.next_change,
+            Some("2026-03-08T08:00:00Z".parse().unwrap())
+        );
     }
 
     #[test]
@@ -477,7 +493,11 @@ mod tests {
         // 01:30 is ambiguous; the earlier (EDT) reading closes the window: 05:30Z.
         assert_eq!(s.next_change, Some("2026-11-01T05:30:00Z".parse().unwrap()));
         // During the repeated hour (01:10 EST = 06:10Z) the window is closed.
-        assert!(!windows.state_at("2026-11-01T06:10:00Z".parse().unwrap(), &tz(z)).open);
+        assert!(
+            !windows
+                .state_at("2026-11-01T06:10:00Z".parse().unwrap(), &tz(z))
+                .open
+        );
     }
 
     #[test]
@@ -487,10 +507,16 @@ mod tests {
         let windows = w("2200-0800");
         let spring = windows.state_at(at("2026-03-28T23:00", z), &tz(z));
         assert!(spring.open);
-        assert_eq!(spring.next_change, Some("2026-03-29T06:00:00Z".parse().unwrap()));
+        assert_eq!(
+            spring.next_change,
+            Some("2026-03-29T06:00:00Z".parse().unwrap())
+        );
         let autumn = windows.state_at(at("2026-10-24T23:00", z), &tz(z));
         assert!(autumn.open);
-        assert_eq!(autumn.next_change, Some("2026-10-25T07:00:00Z".parse().unwrap()));
+        assert_eq!(
+            autumn.next_change,
+            Some("2026-10-25T07:00:00Z".parse().unwrap())
+        );
         // The autumn night gains the repeated hour: 22:00 CEST to 08:00 CET is 11 hours.
         let opened: Timestamp = at("2026-10-24T22:00", z);
         assert_eq!(
@@ -519,9 +545,18 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for text in ["2200-0800", "Mon-Fri 2200-0700,Sat,Sun 0000-2400", "none", "always"] {
+        for text in [
+            "2200-0800",
+            "Mon-Fri 2200-0700,Sat,Sun 0000-2400",
+            "none",
+            "always",
+        ] {
             let parsed = w(text);
-            assert_eq!(parsed.to_string().parse::<Windows>().unwrap(), parsed, "{text}");
+            assert_eq!(
+                parsed.to_string().parse::<Windows>().unwrap(),
+                parsed,
+                "{text}"
+            );
         }
     }
 }
