@@ -25,7 +25,7 @@ pub use load::{load, parse_bool, parse_target, redact, LoadOptions, JOB_FILE_NAM
 pub use model::*;
 pub use node_facts::{Encoding, NodeFacts};
 pub use rate::{Rate, RateNow, RateSchedule};
-pub use windows::{WindowState, Windows};
+pub use windows::{Eta, WindowState, Windows};
 
 /// Re-exported so users of this crate name instants and zones with the same types.
 pub use jiff;

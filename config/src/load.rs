@@ -686,7 +686,11 @@ impl<'a> Validator<'a> {
 
     /// Where a job was defined, for problems about keys it lacks.
     fn job_origin(&self, full_key: &str) -> String {
-        let job_prefix: String = full_key.rsplit_once('.').map(|x| x.0).unwrap_or("").to_string();
+        let job_prefix: String = full_key
+            .rsplit_once('.')
+            .map(|x| x.0)
+            .unwrap_or("")
+            .to_string();
         self.settings
             .iter()
             .find(|s| s.key.starts_with(&job_prefix) && s.origin != "built-in default")

@@ -114,6 +114,60 @@ impl Windows {
     pub fn is_always(&self) -> bool {
         matches!(self, Windows::Always)
     }
+
+    /// When `work` of open-window time will have been spent, starting at `now`: the instant and
+    /// how many more windows it takes after the current one (0 when it finishes in this one).
+    /// `None` when it never finishes (never open) or not within `MAX_ETA_WINDOWS` windows.
+    pub fn finish_after(
+        &self,
+        now: Timestamp,
+        tz: &TimeZone,
+        work: std::time::Duration,
+    ) -> Option<Eta> {
+        let mut left = jiff::SignedDuration::try_from(work).ok()?;
+        let mut at = now;
+        let mut more_windows = 0u32;
+        let mut first = true;
+        for _ in 0..MAX_ETA_WINDOWS * 2 {
+            let state = self.state_at(at, tz);
+            if state.open {
+                let Some(close) = state.next_change else {
+                    return at.checked_add(left).ok().map(|at| Eta { at, more_windows });
+                };
+                let span = close.duration_since(at);
+                if span >= left {
+                    return at.checked_add(left).ok().map(|at| Eta { at, more_windows });
+                }
+                left -= span;
+                at = close;
+            } else {
+                at = state.next_change?;
+                if !first {
+                    more_windows += 1;
+                } else if at != now {
+                    // Closed now: the first window ahead is "one more window".
+                    more_windows += 1;
+                }
+            }
+            first = false;
+            if more_windows > MAX_ETA_WINDOWS {
+                return None;
+            }
+        }
+        None
+    }
+}
+
+/// How far ahead [`Windows::finish_after`] looks.
+pub const MAX_ETA_WINDOWS: u32 = 1000;
+
+/// An estimated finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Eta {
+    pub at: Timestamp,
+    /// Windows that must still open after the current one (or, when closed now, counting the
+    /// next one).
+    pub more_windows: u32,
 }
 
 fn midnight(date: Date, tz: &TimeZone) -> Option<Timestamp> {
@@ -541,6 +595,54 @@ mod tests {
             let err = bad.parse::<Windows>().unwrap_err();
             assert!(err.contains(needle), "{bad:?}: {err}");
         }
+    }
+
+    #[test]
+    fn eta_counts_the_windows_ahead() {
+        let z = "UTC";
+        let windows = w("2200-0800");
+        let hour = std::time::Duration::from_secs(3600);
+        // Inside a window with 2 h left of it, 1 h of work finishes in this window.
+        let eta = windows
+            .finish_after(at("2026-11-27T06:00", z), &tz(z), hour)
+            .unwrap();
+        assert_eq!(
+            eta,
+            Eta {
+                at: at("2026-11-27T07:00", z),
+                more_windows: 0
+            }
+        );
+        // 25 h of work from Fri 06:00: 2 h now, then three 10 h nights: Mon 01:00.
+        let eta = windows
+            .finish_after(at("2026-11-27T06:00", z), &tz(z), hour * 25)
+            .unwrap();
+        assert_eq!(
+            eta,
+            Eta {
+                at: at("2026-11-30T01:00", z),
+                more_windows: 3
+            }
+        );
+        // Closed at noon: the first window ahead counts.
+        let eta = windows
+            .finish_after(at("2026-11-27T12:00", z), &tz(z), hour)
+            .unwrap();
+        assert_eq!(
+            eta,
+            Eta {
+                at: at("2026-11-27T23:00", z),
+                more_windows: 1
+            }
+        );
+        assert_eq!(
+            w("none").finish_after(at("2026-11-27T12:00", z), &tz(z), hour),
+            None
+        );
+        let eta = w("")
+            .finish_after(at("2026-11-27T12:00", z), &tz(z), hour)
+            .unwrap();
+        assert_eq!(eta.more_windows, 0);
     }
 
     #[test]
