@@ -127,7 +127,6 @@ impl Windows {
         let mut left = jiff::SignedDuration::try_from(work).ok()?;
         let mut at = now;
         let mut more_windows = 0u32;
-        let mut first = true;
         for _ in 0..MAX_ETA_WINDOWS * 2 {
             let state = self.state_at(at, tz);
             if state.open {
@@ -141,15 +140,10 @@ impl Windows {
                 left -= span;
                 at = close;
             } else {
+                // Every jump over a closed stretch lands at the opening of one more window.
                 at = state.next_change?;
-                if !first {
-                    more_windows += 1;
-                } else if at != now {
-                    // Closed now: the first window ahead is "one more window".
-                    more_windows += 1;
-                }
+                more_windows += 1;
             }
-            first = false;
             if more_windows > MAX_ETA_WINDOWS {
                 return None;
             }
