@@ -72,7 +72,9 @@ pub struct BudgetHandle {
 
 impl std::fmt::Debug for BudgetHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BudgetHandle").field("job", &self.job).finish()
+        f.debug_struct("BudgetHandle")
+            .field("job", &self.job)
+            .finish()
     }
 }
 

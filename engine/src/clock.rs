@@ -49,3 +49,40 @@ impl Clock for ManualClock {
 
 /// A shared clock handle.
 pub type SharedClock = Arc<dyn Clock>;
+
+/// A wall clock that follows tokio's clock: a fixed starting instant plus the tokio time elapsed
+/// since the clock was made, plus any [`jump`](TokioClock::jump). On a paused tokio runtime it
+/// moves exactly when tokio time is advanced, so timers and wall-clock instants stay in step in
+/// tests without anyone advancing two clocks by hand.
+#[derive(Debug, Clone)]
+pub struct TokioClock {
+    start: Timestamp,
+    origin: tokio::time::Instant,
+    jumped: Arc<Mutex<SignedDuration>>,
+}
+
+impl TokioClock {
+    /// Starts at `start`, now. Call it inside the runtime whose clock it should follow.
+    pub fn new(start: Timestamp) -> Self {
+        TokioClock {
+            start,
+            origin: tokio::time::Instant::now(),
+            jumped: Arc::new(Mutex::new(SignedDuration::ZERO)),
+        }
+    }
+
+    /// Moves the wall clock without moving tokio time, as a suspend or an NTP correction does.
+    pub fn jump(&self, by: SignedDuration) {
+        *self.jumped.lock().expect("clock lock") += by;
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> Timestamp {
+        let elapsed = SignedDuration::try_from(self.origin.elapsed()).expect("duration fits");
+        let jumped = *self.jumped.lock().expect("clock lock");
+        self.start
+            .checked_add(elapsed + jumped)
+            .expect("timestamp in range")
+    }
+}

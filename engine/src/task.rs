@@ -57,7 +57,9 @@ pub struct TaskContext {
 
 impl std::fmt::Debug for TaskContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TaskContext").field("job_id", &self.job_id).finish()
+        f.debug_struct("TaskContext")
+            .field("job_id", &self.job_id)
+            .finish()
     }
 }
 

@@ -1,0 +1,558 @@
+//! The job actor: one per configured job. It walks the [`JobState`] machine, runs a fresh task
+//! from the registry for each run, stops it when its window closes, it is paused, or it is
+//! retired, and keeps the job's [`JobRecord`] in the store.
+//!
+//! The task's `run` future is spawned as its own tokio task, so a panic is caught as a
+//! `JoinError` and only this job backs off; a task that ignores its stop signal is aborted after
+//! [`STOP_GRACE`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures::channel::oneshot;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use tahoe_jobs_config::{JobConfig, WindowState};
+use tokio::task::{AbortHandle, JoinError};
+use tracing::{error, info, warn};
+
+use crate::budget::{BudgetGate, BudgetHandle};
+use crate::clock::SharedClock;
+use crate::error::EngineError;
+use crate::policy::{self, Plan, RunCheck, RunNow};
+use crate::progress::ProgressSink;
+use crate::record::{JobRecord, LastError, LastOutcome, PauseState};
+use crate::state::JobState;
+use crate::status::{JobStatus, OutcomeView};
+use crate::stop::{StopReason, StopSignal};
+use crate::store::Store;
+use crate::task::{Outcome, Registry, TaskContext, TaskError};
+
+/// How long a task has to return after its stop signal fires before it is dropped.
+pub const STOP_GRACE: Duration = Duration::from_millis(500);
+
+/// Everything a job actor needs, from the supervisor.
+pub struct JobSetup {
+    pub config: JobConfig,
+    pub record: JobRecord,
+    pub store: Store,
+    pub registry: Registry,
+    pub clock: SharedClock,
+    pub timezone: TimeZone,
+    pub budget: Arc<dyn BudgetGate>,
+    /// Dropped with the actor, after its store handle: tells the supervisor the database is no
+    /// longer held by this job.
+    pub gone: oneshot::Sender<()>,
+}
+
+/// A run in progress.
+struct ActiveRun {
+    id: u64,
+    stop: StopSignal,
+    abort: AbortHandle,
+    ignore_window: bool,
+    stopping: Option<StopReason>,
+}
+
+pub struct JobActor {
+    id: String,
+    config: JobConfig,
+    record: JobRecord,
+    store: Store,
+    registry: Registry,
+    clock: SharedClock,
+    timezone: TimeZone,
+    budget: Arc<dyn BudgetGate>,
+    state: JobState,
+    /// When the current state may change by itself.
+    wake: Option<Timestamp>,
+    timer: Option<SpawnHandle>,
+    run_now: Option<RunNow>,
+    run: Option<ActiveRun>,
+    runs_started: u64,
+    /// The current run's progress, kept after it ends for the status.
+    progress: ProgressSink,
+    /// Set once the actor is told to go: no new runs, stop when the current one ends.
+    retiring: Option<StopReason>,
+    retire_waiters: Vec<oneshot::Sender<()>>,
+    // Last, so that it drops after `store`.
+    _gone: oneshot::Sender<()>,
+}
+
+impl JobActor {
+    pub fn new(setup: JobSetup) -> Self {
+        JobActor {
+            id: setup.config.id(),
+            config: setup.config,
+            record: setup.record,
+            store: setup.store,
+            registry: setup.registry,
+            clock: setup.clock,
+            timezone: setup.timezone,
+            budget: setup.budget,
+            state: JobState::New,
+            wake: None,
+            timer: None,
+            run_now: None,
+            run: None,
+            runs_started: 0,
+            progress: ProgressSink::new(),
+            retiring: None,
+            retire_waiters: Vec::new(),
+            _gone: setup.gone,
+        }
+    }
+
+    fn window_at(&self, now: Timestamp) -> WindowState {
+        self.config
+            .schedule
+            .allowed_times
+            .state_at(now, &self.timezone)
+    }
+
+    /// Looks at the situation and acts: the one place where the plan is applied.
+    fn evaluate(&mut self, ctx: &mut Context<Self>) {
+        if self.retiring.is_some() {
+            return;
+        }
+        let now = self.clock.now();
+        self.expire_pause(now);
+        let window = self.window_at(now);
+        if self.run.is_none() {
+            let plan = policy::plan(
+                &self.record,
+                &self.config.schedule,
+                window,
+                now,
+                self.run_now,
+            );
+            match plan {
+                Plan::Start { ignore_window } => {
+                    if !self.start_run(ignore_window, now, ctx) {
+                        // The task could not even be built: that is a failure with backoff,
+                        // so planning again cannot start it at once.
+                        let plan =
+                            policy::plan(&self.record, &self.config.schedule, window, now, None);
+                        self.rest(plan, now, ctx);
+                        return;
+                    }
+                }
+                other => {
+                    self.rest(other, now, ctx);
+                    return;
+                }
+            }
+        }
+        let wake = match self.run.as_ref() {
+            Some(run) if run.stopping.is_none() => {
+                match policy::while_running(&self.record, window, now, run.ignore_window) {
+                    RunCheck::Continue { until } => until,
+                    RunCheck::Stop(reason) => {
+                        self.stop_run(reason, ctx);
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        self.wake = wake;
+        self.schedule(now, wake, ctx);
+    }
+
+    /// Enters the waiting state of an idle plan and sets the timer for its end.
+    fn rest(&mut self, plan: Plan, now: Timestamp, ctx: &mut Context<Self>) {
+        let wake = plan.wake_at();
+        if let Some(state) = JobState::from_plan(plan) {
+            self.set_state(state, wake);
+        }
+        self.schedule(now, wake, ctx);
+    }
+
+    fn schedule(&mut self, now: Timestamp, wake: Option<Timestamp>, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.timer.take() {
+            ctx.cancel_future(timer);
+        }
+        let delay = policy::timer_delay(now, wake);
+        self.timer = Some(ctx.run_later(delay, |act, ctx| {
+            act.timer = None;
+            act.evaluate(ctx);
+        }));
+    }
+
+    fn set_state(&mut self, state: JobState, next: Option<Timestamp>) {
+        self.wake = next;
+        if state == self.state {
+            return;
+        }
+        match next {
+            Some(next) => info!(job = %self.id, state = %state, %next, "job state"),
+            None => info!(job = %self.id, state = %state, "job state"),
+        }
+        self.state = state;
+    }
+
+    fn expire_pause(&mut self, now: Timestamp) {
+        if let Some(pause @ PauseState::Until { .. }) = self.record.pause {
+            if !pause.active_at(now) {
+                info!(job = %self.id, "pause ended");
+                self.record.pause = None;
+                self.persist(true);
+            }
+        }
+    }
+
+    /// Starts a run; `false` when the task could not be set up (recorded as a failure).
+    fn start_run(&mut self, ignore_window: bool, now: Timestamp, ctx: &mut Context<Self>) -> bool {
+        self.run_now = None;
+        let setup = self
+            .registry
+            .build(&self.config)
+            .and_then(|task| Ok((task, self.store.task_tree(&self.id).map_err(store_err)?)));
+        let (mut task, tree) = match setup {
+            Ok(ok) => ok,
+            Err(e) => {
+                self.record.last_started = Some(now);
+                self.record.unfinished_run.get_or_insert(now);
+                self.record_failure(now, e.to_string());
+                self.persist(true);
+                return false;
+            }
+        };
+        self.runs_started += 1;
+        let run_id = self.runs_started;
+        let stop = StopSignal::new();
+        let progress = ProgressSink::new();
+        for (counter, total) in &self.record.last_completed_totals {
+            progress.set_estimate(counter, *total);
+        }
+        self.progress = progress.clone();
+        let task_ctx = TaskContext::new(
+            self.id.clone(),
+            stop.clone(),
+            BudgetHandle::new(self.id.clone(), self.budget.clone()),
+            progress,
+            tree,
+            self.clock.clone(),
+        );
+        self.record.last_started = Some(now);
+        self.record.unfinished_run.get_or_insert(now);
+        self.persist(true);
+
+        let handle = tokio::spawn(async move { task.run(&task_ctx).await });
+        let abort = handle.abort_handle();
+        ctx.spawn(
+            fut::wrap_future::<_, Self>(handle)
+                .map(move |result, act, ctx| act.run_ended(run_id, result, ctx)),
+        );
+        self.run = Some(ActiveRun {
+            id: run_id,
+            stop,
+            abort,
+            ignore_window,
+            stopping: None,
+        });
+        let closes = if ignore_window {
+            None
+        } else {
+            self.window_at(now).next_change
+        };
+        self.set_state(JobState::Running { since: now }, closes);
+        true
+    }
+
+    fn stop_run(&mut self, reason: StopReason, ctx: &mut Context<Self>) {
+        let Some(run) = self.run.as_mut() else {
+            return;
+        };
+        if run.stopping.is_some() {
+            return;
+        }
+        run.stopping = Some(reason);
+        run.stop.stop(reason);
+        let run_id = run.id;
+        self.set_state(JobState::Stopping { reason }, None);
+        ctx.run_later(STOP_GRACE, move |act, _| {
+            if let Some(run) = act.run.as_ref().filter(|r| r.id == run_id) {
+                warn!(
+                    job = %act.id,
+                    grace_ms = STOP_GRACE.as_millis() as u64,
+                    "the task did not stop in time; cancelling it"
+                );
+                run.abort.abort();
+            }
+        });
+    }
+
+    fn run_ended(
+        &mut self,
+        run_id: u64,
+        result: Result<Result<Outcome, TaskError>, JoinError>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(run) = self.run.take_if(|r| r.id == run_id) else {
+            return;
+        };
+        let now = self.clock.now();
+        let asked = run.stop.reason();
+        let counters = self.progress.snapshot().counters;
+        self.record.last_run_counters = counters.clone();
+        let state = match result {
+            Ok(Ok(Outcome::Completed)) => {
+                self.record.last_completed = Some(now);
+                self.record.unfinished_run = None;
+                self.record.consecutive_failures = 0;
+                self.record.last_error = None;
+                self.record.last_completed_totals = counters;
+                self.record.last_outcome = Some(LastOutcome::Completed { at: now });
+                JobState::Completed
+            }
+            Ok(Ok(Outcome::StoppedEarly)) => {
+                self.record.last_outcome = Some(LastOutcome::StoppedEarly {
+                    at: now,
+                    reason: asked,
+                });
+                if asked.is_none() {
+                    // Resuming at once would spin; back off as after a failure.
+                    self.note_failure(now, "the task stopped early without being asked to".into());
+                }
+                JobState::StoppedEarly { reason: asked }
+            }
+            Ok(Err(e)) => {
+                self.record_failure(now, e.to_string());
+                self.failed_state()
+            }
+            Err(join) if join.is_cancelled() => {
+                self.record.last_outcome = Some(LastOutcome::StoppedEarly {
+                    at: now,
+                    reason: asked,
+                });
+                JobState::StoppedEarly { reason: asked }
+            }
+            Err(join) => {
+                self.record_failure(now, format!("the task panicked: {}", panic_message(join)));
+                self.failed_state()
+            }
+        };
+        self.persist(true);
+        self.set_state(state, None);
+        for waiter in self.retire_waiters.drain(..) {
+            let _ = waiter.send(());
+        }
+        if self.retiring.is_some() {
+            ctx.stop();
+        } else {
+            self.evaluate(ctx);
+        }
+    }
+
+    fn failed_state(&self) -> JobState {
+        match policy::retry_at(&self.record) {
+            Some(retry_at) => JobState::Failed { retry_at },
+            None => JobState::StoppedEarly { reason: None },
+        }
+    }
+
+    fn record_failure(&mut self, now: Timestamp, message: String) {
+        self.record.last_outcome = Some(LastOutcome::Failed {
+            at: now,
+            message: message.clone(),
+        });
+        self.note_failure(now, message);
+    }
+
+    fn note_failure(&mut self, now: Timestamp, message: String) {
+        self.record.consecutive_failures = self.record.consecutive_failures.saturating_add(1);
+        let retry_in = policy::backoff_delay(self.record.consecutive_failures);
+        // The message is the task's own, meant for the user (no file contents, no secrets).
+        warn!(
+            job = %self.id,
+            failures = self.record.consecutive_failures,
+            retry_in_secs = retry_in.as_secs(),
+            error = %message,
+            "run failed"
+        );
+        self.record.last_error = Some(LastError { at: now, message });
+    }
+
+    /// Writes the record; a write error is logged, not fatal: the job goes on in memory and
+    /// the next write tries again.
+    fn persist(&self, flush: bool) {
+        let result = self.store.save(&self.id, &self.record).and_then(|()| {
+            if flush {
+                self.store.flush()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = result {
+            error!(job = %self.id, error = %e, "could not save the job record");
+        }
+    }
+
+    fn status(&self) -> JobStatus {
+        let now = self.clock.now();
+        let pause = self.record.active_pause(now);
+        JobStatus {
+            id: self.id.clone(),
+            task_type: self.config.task_type.clone(),
+            enabled: self.config.schedule.enabled,
+            frequency_secs: self.config.schedule.frequency.as_secs(),
+            state: self.state.into(),
+            next_transition: self.wake,
+            window: self.window_at(now).into(),
+            last_started: self.record.last_started,
+            last_completed: self.record.last_completed,
+            last_outcome: self.record.last_outcome.as_ref().map(OutcomeView::from),
+            unfinished_run_since: self.record.unfinished_run,
+            next_due: policy::next_due(&self.record, self.config.schedule.frequency)
+                .filter(|due| *due > now),
+            last_error: self
+                .record
+                .last_error
+                .as_ref()
+                .map(|e| crate::status::ErrorView {
+                    at: e.at,
+                    message: e.message.clone(),
+                }),
+            consecutive_failures: self.record.consecutive_failures,
+            paused: pause.is_some(),
+            paused_until: pause.and_then(PauseState::until),
+            progress: self.progress.snapshot(),
+            last_run_counters: self.record.last_run_counters.clone(),
+            last_completed_totals: self.record.last_completed_totals.clone(),
+        }
+    }
+}
+
+fn store_err(e: crate::store::StoreError) -> TaskError {
+    TaskError::Failed(format!("could not open the job's state: {e}"))
+}
+
+fn panic_message(join: JoinError) -> String {
+    match join.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into()),
+        Err(join) => join.to_string(),
+    }
+}
+
+impl Actor for JobActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.record.unfinished_run.is_some() {
+            info!(job = %self.id, "an unfinished run will be resumed");
+        }
+        self.evaluate(ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.persist(true);
+        info!(job = %self.id, "job stopped");
+    }
+}
+
+/// A user's command to one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobCommand {
+    /// Stop work and hold; `Some(d)` resumes by itself after `d`.
+    Pause(Option<Duration>),
+    Resume,
+    RunNow {
+        ignore_window: bool,
+    },
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub struct Command(pub JobCommand);
+
+impl Handler<Command> for JobActor {
+    type Result = Result<(), EngineError>;
+
+    fn handle(&mut self, Command(command): Command, ctx: &mut Context<Self>) -> Self::Result {
+        let now = self.clock.now();
+        match command {
+            JobCommand::Pause(duration) => {
+                let pause = match duration {
+                    None => PauseState::Indefinite,
+                    Some(d) => PauseState::Until {
+                        until: now
+                            .checked_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX))
+                            .unwrap_or(Timestamp::MAX),
+                    },
+                };
+                match pause.until() {
+                    Some(until) => info!(job = %self.id, %until, "paused"),
+                    None => info!(job = %self.id, "paused until resumed"),
+                }
+                self.record.pause = Some(pause);
+                self.run_now = None;
+                self.persist(true);
+            }
+            JobCommand::Resume => {
+                if self.record.pause.take().is_some() {
+                    info!(job = %self.id, "resumed");
+                    self.persist(true);
+                }
+            }
+            JobCommand::RunNow { ignore_window } => {
+                if self.record.active_pause(now).is_some() {
+                    return Err(EngineError::Paused(self.id.clone()));
+                }
+                info!(job = %self.id, ignore_window, "run now requested");
+                match self.run.as_mut() {
+                    // Already running: at most widen the run to ignore the window.
+                    Some(run) if run.stopping.is_none() => run.ignore_window |= ignore_window,
+                    _ => self.run_now = Some(RunNow { ignore_window }),
+                }
+            }
+        }
+        self.evaluate(ctx);
+        Ok(())
+    }
+}
+
+/// A snapshot of the job's status.
+#[derive(Debug, Message)]
+#[rtype(result = "JobStatus")]
+pub struct GetStatus;
+
+impl Handler<GetStatus> for JobActor {
+    type Result = MessageResult<GetStatus>;
+
+    fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.status())
+    }
+}
+
+/// Stops the job for good (removed, changed, or shutting down): stops the run with `reason`,
+/// saves the record, and stops the actor. Resolves once the run has ended.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Retire(pub StopReason);
+
+impl Handler<Retire> for JobActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, Retire(reason): Retire, ctx: &mut Context<Self>) -> Self::Result {
+        self.retiring.get_or_insert(reason);
+        if let Some(timer) = self.timer.take() {
+            ctx.cancel_future(timer);
+        }
+        if self.run.is_none() {
+            ctx.stop();
+            return Box::pin(async {});
+        }
+        let (tx, rx) = oneshot::channel();
+        self.retire_waiters.push(tx);
+        self.stop_run(reason, ctx);
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}

@@ -1,0 +1,13 @@
+//! Scheduling policy as plain functions of (record, schedule, window state, now): no actors, no
+//! I/O, no clocks of their own. The actors only wire timers and messages to these, so every rule
+//! is tested here with a given instant.
+
+pub mod backoff;
+pub mod budget;
+pub mod due;
+pub mod plan;
+
+pub use backoff::{backoff_delay, retry_at, BACKOFF_CAP};
+pub use budget::Admission;
+pub use due::{is_due, next_due};
+pub use plan::{plan, timer_delay, while_running, Plan, RunCheck, RunNow, MAX_SLEEP};

@@ -1,0 +1,117 @@
+//! A job's state machine, as the job actor walks it:
+//!
+//! ```text
+//! not due (until) -> waiting for window (opens) -> running -> stopping (reason)
+//!   -> stopped early (reason) | completed | failed (retry at) -> re-evaluated at once
+//! paused (until) and disabled hold from any idle state.
+//! ```
+//!
+//! `Completed` and `StoppedEarly` mark the end of a run; the actor re-plans straight after, so
+//! they show in the log (and for an instant in the status), not as resting states.
+
+use std::fmt;
+
+use jiff::Timestamp;
+
+use crate::policy::Plan;
+use crate::stop::StopReason;
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// Not evaluated yet.
+    New,
+    Disabled,
+    Paused {
+        until: Option<Timestamp>,
+    },
+    NotDue {
+        until: Timestamp,
+    },
+    WaitingForWindow {
+        opens: Option<Timestamp>,
+    },
+    Running {
+        since: Timestamp,
+    },
+    /// The stop signal fired; the task has ~500 ms to return before it is dropped.
+    Stopping {
+        reason: StopReason,
+    },
+    StoppedEarly {
+        reason: Option<StopReason>,
+    },
+    Completed,
+    Failed {
+        retry_at: Timestamp,
+    },
+}
+
+impl JobState {
+    /// The state an idle job waits in; `None` for [`Plan::Start`], which is not a waiting state.
+    pub fn from_plan(plan: Plan) -> Option<JobState> {
+        Some(match plan {
+            Plan::Start { .. } => return None,
+            Plan::Disabled => JobState::Disabled,
+            Plan::Paused { until } => JobState::Paused { until },
+            Plan::Failed { retry_at } => JobState::Failed { retry_at },
+            Plan::NotDue { until } => JobState::NotDue { until },
+            Plan::WaitingForWindow { opens } => JobState::WaitingForWindow { opens },
+        })
+    }
+
+    /// The instant that belongs to the state (until, opens, since, retry at).
+    pub fn instant(&self) -> Option<Timestamp> {
+        match *self {
+            JobState::Paused { until } => until,
+            JobState::NotDue { until } => Some(until),
+            JobState::WaitingForWindow { opens } => opens,
+            JobState::Running { since } => Some(since),
+            JobState::Failed { retry_at } => Some(retry_at),
+            JobState::New
+            | JobState::Disabled
+            | JobState::Stopping { .. }
+            | JobState::StoppedEarly { .. }
+            | JobState::Completed => None,
+        }
+    }
+
+    /// The stop reason, for the states that have one.
+    pub fn reason(&self) -> Option<StopReason> {
+        match *self {
+            JobState::Stopping { reason } => Some(reason),
+            JobState::StoppedEarly { reason } => reason,
+            _ => None,
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        matches!(self, JobState::Running { .. } | JobState::Stopping { .. })
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobState::New => f.write_str("new"),
+            JobState::Disabled => f.write_str("disabled"),
+            JobState::Paused { until: None } => f.write_str("paused"),
+            JobState::Paused { until: Some(t) } => write!(f, "paused until {t}"),
+            JobState::NotDue { until } => write!(f, "not due until {until}"),
+            JobState::WaitingForWindow { opens: None } => {
+                f.write_str("waiting for a window that never opens")
+            }
+            JobState::WaitingForWindow { opens: Some(t) } => {
+                write!(f, "waiting for the window opening at {t}")
+            }
+            JobState::Running { since } => write!(f, "running since {since}"),
+            JobState::Stopping { reason } => write!(f, "stopping ({reason})"),
+            JobState::StoppedEarly { reason: Some(r) } => write!(f, "stopped early ({r})"),
+            JobState::StoppedEarly { reason: None } => {
+                f.write_str("stopped early (without being asked)")
+            }
+            JobState::Completed => f.write_str("completed"),
+            JobState::Failed { retry_at } => write!(f, "failed, retrying at {retry_at}"),
+        }
+    }
+}

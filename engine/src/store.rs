@@ -1,0 +1,204 @@
+//! The engine's state on disk: a sled database in `state_dir`, with a `jobs` tree holding one
+//! versioned [`JobRecord`] per job id and a `task:<job id>` tree per job for the task's own
+//! resumption data.
+//!
+//! The directory is created private (0700) because task trees may hold paths and progress a
+//! user would not want others on the machine to read.
+
+use std::path::{Path, PathBuf};
+
+use crate::record::{JobRecord, RecordError};
+
+/// The sled database's directory inside `state_dir`.
+pub const DB_DIR: &str = "sled";
+const JOBS_TREE: &str = "jobs";
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("could not create the state directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "could not open the state store at {path}: {source} (is another tahoe-jobs daemon using \
+         the same state_dir?)"
+    )]
+    Open { path: PathBuf, source: sled::Error },
+    #[error("state store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("the stored record of job {job} cannot be read: {source}")]
+    Record { job: String, source: RecordError },
+}
+
+impl StoreError {
+    /// The record error behind this one, if a record could not be read.
+    pub fn record_error(&self) -> Option<&RecordError> {
+        match self {
+            StoreError::Record { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// A cloneable handle to the engine's sled database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: sled::Db,
+    jobs: sled::Tree,
+}
+
+impl Store {
+    /// Opens (creating if need be) the store in `state_dir`.
+    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        ensure_private_dir(state_dir)?;
+        let path = state_dir.join(DB_DIR);
+        let db = sled::open(&path).map_err(|source| StoreError::Open { path, source })?;
+        let jobs = db.open_tree(JOBS_TREE)?;
+        Ok(Store { db, jobs })
+    }
+
+    /// The job's record; a job never seen before gets an empty one.
+    pub fn load(&self, job_id: &str) -> Result<JobRecord, StoreError> {
+        match self.jobs.get(job_id)? {
+            None => Ok(JobRecord::default()),
+            Some(bytes) => JobRecord::from_bytes(&bytes).map_err(|source| StoreError::Record {
+                job: job_id.to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// Writes the job's record (durable after the next [`flush`](Store::flush)).
+    pub fn save(&self, job_id: &str, record: &JobRecord) -> Result<(), StoreError> {
+        self.jobs.insert(job_id, record.to_bytes())?;
+        Ok(())
+    }
+
+    /// Writes raw bytes as a job's record: for tests and migrations that need a record this
+    /// release would not write.
+    pub fn save_raw(&self, job_id: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.jobs.insert(job_id, bytes)?;
+        Ok(())
+    }
+
+    /// The ids of all jobs with a record, including jobs no longer configured.
+    pub fn job_ids(&self) -> Result<Vec<String>, StoreError> {
+        self.jobs
+            .iter()
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned()))
+            .collect()
+    }
+
+    /// The job's own tree, handed to its task through the `TaskContext`.
+    pub fn task_tree(&self, job_id: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(format!("task:{job_id}"))?)
+    }
+
+    /// Makes everything written so far durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn ensure_private_dir(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+
+    let err = |source| StoreError::CreateDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    if dir.is_dir() {
+        let mode = std::fs::metadata(dir).map_err(err)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            // Not fatal: the user may share the directory on purpose; say how to fix it.
+            tracing::warn!(
+                path = %dir.display(),
+                mode = format_args!("{:o}", mode & 0o777),
+                "the state directory is readable by other users; chmod 700 it to keep job \
+                 progress private"
+            );
+        }
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(err)
+}
+
+#[cfg(not(unix))]
+fn ensure_private_dir(dir: &Path) -> Result<(), StoreError> {
+    std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::RecordError;
+
+    #[test]
+    fn records_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        {
+            let store = Store::open(&state).unwrap();
+            assert_eq!(store.load("backup.b1").unwrap(), JobRecord::default());
+            let record = JobRecord {
+                consecutive_failures: 3,
+                ..JobRecord::default()
+            };
+            store.save("backup.b1", &record).unwrap();
+            store
+                .task_tree("backup.b1")
+                .unwrap()
+                .insert("k", "v")
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(&state).unwrap();
+        assert_eq!(store.load("backup.b1").unwrap().consecutive_failures, 3);
+        assert_eq!(
+            store
+                .task_tree("backup.b1")
+                .unwrap()
+                .get("k")
+                .unwrap()
+                .unwrap(),
+            "v"
+        );
+        assert_eq!(store.job_ids().unwrap(), vec!["backup.b1".to_string()]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_state_dir_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("a/b");
+        let _store = Store::open(&state).unwrap();
+        let mode = std::fs::metadata(&state).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn a_future_record_is_a_typed_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.save_raw("check.c1", br#"{"v":7}"#).unwrap();
+        let err = store.load("check.c1").unwrap_err();
+        assert!(matches!(
+            err.record_error(),
+            Some(RecordError::FutureVersion { found: 7, .. })
+        ));
+        assert!(err.to_string().contains("check.c1"), "{err}");
+    }
+}
