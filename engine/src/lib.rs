@@ -15,6 +15,7 @@ pub mod budget;
 pub mod clock;
 pub mod engine;
 pub mod error;
+pub mod limits;
 pub mod policy;
 pub mod progress;
 pub mod record;
