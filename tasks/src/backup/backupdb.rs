@@ -1,0 +1,389 @@
+//! The backup database, kept in the job's sled tree: which local files were uploaded as which
+//! capability, which immutable directories exist for which sets of children, and the totals of
+//! the last completed run.
+//!
+//! It plays the role of `tahoe backup`'s `private/backupdb.sqlite` (same decisions, not the
+//! same file). Records are written as soon as an upload returns, so a run that is stopped or
+//! killed loses at most the uploads in flight.
+//!
+//! Keys: `f/<absolute path bytes>` -> [`FileRecord`], `d/<sha256 of sorted children>` ->
+//! [`DirRecord`], `meta/totals` -> [`RunTotals`]. Values are JSON. They hold capabilities: the
+//! tree lives in the node's private directory, like Tahoe's own backupdb.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::metadata::FileStat;
+use crate::tahoe::Cap;
+
+const TOTALS_KEY: &[u8] = b"meta/totals";
+
+/// When to check an old capability again before trusting it (`tahoe backup`'s policy: never
+/// within a month of the last check, always after two, linearly more likely in between).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecheckPolicy {
+    pub no_check_before: Duration,
+    pub always_check_after: Duration,
+}
+
+impl Default for RecheckPolicy {
+    fn default() -> Self {
+        const DAY: u64 = 24 * 60 * 60;
+        RecheckPolicy {
+            no_check_before: Duration::from_secs(30 * DAY),
+            always_check_after: Duration::from_secs(60 * DAY),
+        }
+    }
+}
+
+/// The probability that a capability last checked `age_secs` ago is checked now.
+pub fn recheck_probability(age_secs: i64, policy: &RecheckPolicy) -> f64 {
+    let lo = policy.no_check_before.as_secs_f64();
+    let hi = policy.always_check_after.as_secs_f64();
+    let age = age_secs as f64;
+    if hi <= lo {
+        return if age >= hi { 1.0 } else { 0.0 };
+    }
+    ((age - lo) / (hi - lo)).clamp(0.0, 1.0)
+}
+
+/// What to do with a file or directory the database may know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Unknown or changed: upload the file (or create the directory).
+    Create,
+    /// Known and recently checked: use this capability as it is.
+    Reuse(Cap),
+    /// Known but due for a check: use the capability only if a check says it is healthy.
+    Check(Cap),
+}
+
+/// The skip test for a file: `record` from the database, `stat` as the file is now, `roll` a
+/// uniform random number in [0, 1) for the re-check lottery.
+pub fn decide_file(
+    record: Option<&FileRecord>,
+    stat: &FileStat,
+    now: i64,
+    policy: &RecheckPolicy,
+    roll: f64,
+) -> Decision {
+    match record {
+        Some(r) if r.stat().same_content_as(stat) => {
+            decide_known(Cap::new(r.cap.clone()), r.last_checked, now, policy, roll)
+        }
+        _ => Decision::Create,
+    }
+}
+
+/// The reuse test for a directory whose children hash to a known record.
+pub fn decide_dir(record: Option<&DirRecord>, now: i64, policy: &RecheckPolicy, roll: f64) -> Decision {
+    match record {
+        Some(r) => decide_known(Cap::new(r.cap.clone()), r.last_checked, now, policy, roll),
+        None => Decision::Create,
+    }
+}
+
+fn decide_known(cap: Cap, last_checked: i64, now: i64, policy: &RecheckPolicy, roll: f64) -> Decision {
+    if roll < recheck_probability(now - last_checked, policy) {
+        Decision::Check(cap)
+    } else {
+        Decision::Reuse(cap)
+    }
+}
+
+/// The identity of a directory's contents: a hash over its children's (name, capability) pairs
+/// sorted by name, metadata ignored (as `tahoe backup`'s dirhash). Each field is length-prefixed
+/// so no two different child lists can produce the same byte string.
+pub fn dir_hash<'a>(children: impl IntoIterator<Item = (&'a str, &'a Cap)>) -> [u8; 32] {
+    let mut pairs: Vec<(&str, &Cap)> = children.into_iter().collect();
+    pairs.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let mut h = Sha256::new();
+    h.update(b"tahoe-jobs dirhash v1");
+    for (name, cap) in pairs {
+        for field in [name.as_bytes(), cap.expose().as_bytes()] {
+            h.update((field.len() as u64).to_be_bytes());
+            h.update(field);
+        }
+    }
+    h.finalize().into()
+}
+
+/// A file as it was when uploaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+    pub ino: u64,
+    /// The file capability (secret).
+    pub cap: String,
+    /// Unix seconds of the upload or of the last healthy check.
+    pub last_checked: i64,
+}
+
+impl FileRecord {
+    fn stat(&self) -> FileStat {
+        FileStat {
+            size: self.size,
+            mtime_ns: self.mtime_ns,
+            ctime_ns: self.ctime_ns,
+            ino: self.ino,
+            dev: 0,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+        }
+    }
+}
+
+/// An immutable directory created for some set of children.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirRecord {
+    pub cap: String,
+    pub last_checked: i64,
+}
+
+/// Totals of the last completed run, for estimates and the unplugged-source test.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunTotals {
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+    /// Unix seconds when it completed.
+    pub completed_at: i64,
+}
+
+/// A failure of the database itself.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("backup database: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("backup database: a record is unreadable ({0}); remove the job's state to start over")]
+    Corrupt(String),
+}
+
+/// The backup database of one job.
+#[derive(Clone)]
+pub struct BackupDb {
+    tree: sled::Tree,
+}
+
+impl std::fmt::Debug for BackupDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackupDb").finish_non_exhaustive()
+    }
+}
+
+impl BackupDb {
+    pub fn new(tree: sled::Tree) -> BackupDb {
+        BackupDb { tree }
+    }
+
+    pub fn file(&self, path: &Path) -> Result<Option<FileRecord>, DbError> {
+        self.get(&file_key(path))
+    }
+
+    pub fn record_file(&self, path: &Path, stat: &FileStat, cap: &Cap, now: i64) -> Result<(), DbError> {
+        let record = FileRecord {
+            size: stat.size,
+            mtime_ns: stat.mtime_ns,
+            ctime_ns: stat.ctime_ns,
+            ino: stat.ino,
+            cap: cap.expose().to_string(),
+            last_checked: now,
+        };
+        self.put(&file_key(path), &record)
+    }
+
+    /// Notes a healthy check of the file's capability.
+    pub fn file_checked(&self, path: &Path, now: i64) -> Result<(), DbError> {
+        let key = file_key(path);
+        if let Some(mut r) = self.get::<FileRecord>(&key)? {
+            r.last_checked = now;
+            self.put(&key, &r)?;
+        }
+        Ok(())
+    }
+
+    pub fn dir(&self, hash: &[u8; 32]) -> Result<Option<DirRecord>, DbError> {
+        self.get(&dir_key(hash))
+    }
+
+    pub fn record_dir(&self, hash: &[u8; 32], cap: &Cap, now: i64) -> Result<(), DbError> {
+        let record = DirRecord {
+            cap: cap.expose().to_string(),
+            last_checked: now,
+        };
+        self.put(&dir_key(hash), &record)
+    }
+
+    pub fn dir_checked(&self, hash: &[u8; 32], now: i64) -> Result<(), DbError> {
+        let key = dir_key(hash);
+        if let Some(mut r) = self.get::<DirRecord>(&key)? {
+            r.last_checked = now;
+            self.put(&key, &r)?;
+        }
+        Ok(())
+    }
+
+    pub fn totals(&self) -> Result<Option<RunTotals>, DbError> {
+        self.get(TOTALS_KEY)
+    }
+
+    pub fn set_totals(&self, totals: &RunTotals) -> Result<(), DbError> {
+        self.put(TOTALS_KEY, totals)
+    }
+
+    /// Makes every record written so far durable.
+    pub async fn flush(&self) -> Result<(), DbError> {
+        self.tree.flush_async().await?;
+        Ok(())
+    }
+
+    fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, DbError> {
+        match self.tree.get(key)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| DbError::Corrupt(e.to_string())),
+        }
+    }
+
+    fn put<T: Serialize>(&self, key: &[u8], value: &T) -> Result<(), DbError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| DbError::Corrupt(e.to_string()))?;
+        self.tree.insert(key, bytes)?;
+        Ok(())
+    }
+}
+
+fn file_key(path: &Path) -> Vec<u8> {
+    let mut key = b"f/".to_vec();
+    key.extend_from_slice(path.as_os_str().as_bytes());
+    key
+}
+
+fn dir_key(hash: &[u8; 32]) -> Vec<u8> {
+    let mut key = b"d/".to_vec();
+    key.extend_from_slice(hash);
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+
+    fn stat() -> FileStat {
+        FileStat {
+            size: 5,
+            mtime_ns: 1_000_000_000_123,
+            ctime_ns: 1_000_000_000_456,
+            ino: 9,
+            dev: 1,
+            mode: 0o100644,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    fn record(last_checked: i64) -> FileRecord {
+        let s = stat();
+        FileRecord {
+            size: s.size,
+            mtime_ns: s.mtime_ns,
+            ctime_ns: s.ctime_ns,
+            ino: s.ino,
+            cap: "URI:CHK:a:b:1:1:5".into(),
+            last_checked,
+        }
+    }
+
+    #[test]
+    fn recheck_probability_is_linear_between_30_and_60_days() {
+        let p = RecheckPolicy::default();
+        assert_eq!(recheck_probability(0, &p), 0.0);
+        assert_eq!(recheck_probability(30 * DAY, &p), 0.0);
+        assert!((recheck_probability(45 * DAY, &p) - 0.5).abs() < 1e-9);
+        assert_eq!(recheck_probability(60 * DAY, &p), 1.0);
+        assert_eq!(recheck_probability(600 * DAY, &p), 1.0);
+        assert_eq!(recheck_probability(-DAY, &p), 0.0, "a clock that went back never checks");
+        let instant = RecheckPolicy {
+            no_check_before: Duration::ZERO,
+            always_check_after: Duration::ZERO,
+        };
+        assert_eq!(recheck_probability(0, &instant), 1.0);
+    }
+
+    #[test]
+    fn skip_decision() {
+        let p = RecheckPolicy::default();
+        let now = 100 * DAY;
+        let cap = Cap::new("URI:CHK:a:b:1:1:5");
+        // Unknown file.
+        assert_eq!(decide_file(None, &stat(), now, &p, 0.0), Decision::Create);
+        // Unchanged, checked yesterday: reuse whatever the roll.
+        let fresh = record(now - DAY);
+        assert_eq!(decide_file(Some(&fresh), &stat(), now, &p, 0.0), Decision::Reuse(cap.clone()));
+        // Changed in any compared field: upload.
+        for changed in [
+            FileStat { size: 6, ..stat() },
+            FileStat { mtime_ns: stat().mtime_ns + 1, ..stat() },
+            FileStat { ctime_ns: stat().ctime_ns + 1, ..stat() },
+            FileStat { ino: 10, ..stat() },
+        ] {
+            assert_eq!(decide_file(Some(&fresh), &changed, now, &p, 0.99), Decision::Create);
+        }
+        // Metadata that is not compared does not matter.
+        let chmod = FileStat { mode: 0o100600, ..stat() };
+        assert_eq!(decide_file(Some(&fresh), &chmod, now, &p, 0.5), Decision::Reuse(cap.clone()));
+        // 45 days: checked when the roll falls under one half.
+        let mid = record(now - 45 * DAY);
+        assert_eq!(decide_file(Some(&mid), &stat(), now, &p, 0.49), Decision::Check(cap.clone()));
+        assert_eq!(decide_file(Some(&mid), &stat(), now, &p, 0.51), Decision::Reuse(cap.clone()));
+        // 61 days: always checked.
+        let old = record(now - 61 * DAY);
+        assert_eq!(decide_file(Some(&old), &stat(), now, &p, 0.999), Decision::Check(cap));
+    }
+
+    #[test]
+    fn dir_hash_ignores_order_and_tells_names_and_caps_apart() {
+        let a = Cap::new("URI:CHK:a");
+        let b = Cap::new("URI:CHK:b");
+        let h1 = dir_hash([("x", &a), ("y", &b)]);
+        assert_eq!(h1, dir_hash([("y", &b), ("x", &a)]));
+        assert_ne!(h1, dir_hash([("x", &b), ("y", &a)]));
+        assert_ne!(h1, dir_hash([("x", &a), ("z", &b)]));
+        assert_ne!(h1, dir_hash([("x", &a)]));
+        assert_ne!(dir_hash([("ab", &a)]), dir_hash([("a", &Cap::new("bURI:CHK:a"))]));
+    }
+
+    #[test]
+    fn records_round_trip_in_sled() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let bdb = BackupDb::new(db.open_tree("job").unwrap());
+        let p = Path::new("/src/a");
+        let cap = Cap::new("URI:CHK:a:b:1:1:5");
+        assert_eq!(bdb.file(p).unwrap(), None);
+        bdb.record_file(p, &stat(), &cap, 10).unwrap();
+        assert_eq!(bdb.file(p).unwrap(), Some(record(10)));
+        bdb.file_checked(p, 20).unwrap();
+        assert_eq!(bdb.file(p).unwrap().unwrap().last_checked, 20);
+        let h = dir_hash([("a", &cap)]);
+        bdb.record_dir(&h, &Cap::new("URI:DIR2-CHK:x"), 10).unwrap();
+        bdb.dir_checked(&h, 30).unwrap();
+        assert_eq!(
+            bdb.dir(&h).unwrap(),
+            Some(DirRecord { cap: "URI:DIR2-CHK:x".into(), last_checked: 30 })
+        );
+        assert_eq!(bdb.totals().unwrap(), None);
+        let t = RunTotals { files: 3, dirs: 1, bytes: 9, completed_at: 5 };
+        bdb.set_totals(&t).unwrap();
+        assert_eq!(bdb.totals().unwrap(), Some(t));
+    }
+}

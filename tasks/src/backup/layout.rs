@@ -1,0 +1,79 @@
+//! The layout `tahoe backup` leaves on the grid: `<target>/Archives/<YYYY-MM-DD_HH:MM:SSZ>` for
+//! every completed backup and `<target>/Latest` for the newest, both links to the same
+//! immutable directory. Keeping exactly this layout is what lets `tahoe backup` and tahoe-jobs
+//! take turns on one target.
+
+use jiff::Timestamp;
+
+use crate::tahoe::{Cap, TahoeClient, TahoeError};
+
+pub const ARCHIVES: &str = "Archives";
+pub const LATEST: &str = "Latest";
+
+/// The archive name for a backup completed at `at`: UTC, whole seconds, `2024-03-01_14:05:09Z`.
+pub fn archive_name(at: Timestamp) -> String {
+    at.strftime("%Y-%m-%d_%H:%M:%SZ").to_string()
+}
+
+/// Where a backup goes: a directory capability and the path below it.
+#[derive(Clone)]
+pub struct TargetDir {
+    pub root: Cap,
+    pub path: String,
+}
+
+impl std::fmt::Debug for TargetDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TargetDir({}/{})", self.root, self.path)
+    }
+}
+
+impl TargetDir {
+    fn archives_path(&self) -> String {
+        if self.path.is_empty() {
+            ARCHIVES.to_string()
+        } else {
+            format!("{}/{ARCHIVES}", self.path)
+        }
+    }
+
+    /// Makes sure `<target>/Archives` exists, creating it (and the target path) as mutable
+    /// directories when a listing says 404, as `tahoe backup` does before it starts.
+    pub async fn prepare(&self, client: &TahoeClient) -> Result<(), TahoeError> {
+        match client.list(&self.root, &self.archives_path()).await {
+            Ok(_) => Ok(()),
+            Err(TahoeError::NoSuchChild(_)) => client.mkdir_p(&self.root, &self.archives_path()).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Links a finished backup: first `Archives/<name>`, then `Latest` (the order `tahoe backup`
+    /// uses, so `Latest` never names a backup missing from `Archives`).
+    pub async fn link(&self, client: &TahoeClient, name: &str, backup: &Cap) -> Result<(), TahoeError> {
+        client
+            .link(&self.root, &self.archives_path(), name, backup)
+            .await?;
+        client.link(&self.root, &self.path, LATEST, backup).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_names_are_utc_whole_seconds() {
+        let t: Timestamp = "2024-03-01T14:05:09.987+02:00".parse().unwrap();
+        assert_eq!(archive_name(t), "2024-03-01_12:05:09Z");
+        assert_eq!(archive_name(Timestamp::UNIX_EPOCH), "1970-01-01_00:00:00Z");
+    }
+
+    #[test]
+    fn archives_path_is_below_the_target() {
+        let t = TargetDir { root: Cap::new("URI:DIR2:a:b"), path: String::new() };
+        assert_eq!(t.archives_path(), "Archives");
+        let t = TargetDir { path: "pics/2024".into(), ..t };
+        assert_eq!(t.archives_path(), "pics/2024/Archives");
+        assert!(!format!("{t:?}").contains("a:b"));
+    }
+}

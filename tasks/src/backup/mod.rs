@@ -1,0 +1,206 @@
+//! The backup task: a node-side `tahoe backup` that leaves the same result on the grid, but
+//! uploads concurrently, resumes where a stopped run left off, and skips unchanged trees fast.
+//!
+//! A run: check the source, make sure `<target>/Archives` exists, build the immutable tree
+//! ([`tree`]) deciding every file and directory from the backupdb ([`backupdb`]), and only when
+//! all of it is done link `Archives/<time>` and `Latest` ([`layout`]).
+
+pub mod backupdb;
+pub mod excludes;
+pub mod layout;
+pub mod metadata;
+pub mod summary;
+pub mod uploader;
+pub mod walk;
+
+mod run;
+mod tree;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tahoe_jobs_config::{BackupParams, JobConfig, TaskParams};
+use tahoe_jobs_engine::{Outcome, Task, TaskContext, TaskError};
+
+pub use backupdb::{BackupDb, DbError, RecheckPolicy, RunTotals};
+pub use excludes::{ExcludeFileError, Excludes, VCS_PATTERNS};
+pub use run::{run_backup, RunEnd};
+pub use summary::{counter, BackupSummary};
+
+use crate::tahoe::{ClientOptions, TahoeError};
+
+/// What happened to one file, for an observer (`tahoe-jobs backup -v`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileAction {
+    Uploaded,
+    /// Unchanged since it was uploaded: its capability is used again.
+    Reused,
+    /// Uploaded, but it changed while being read.
+    Changed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirAction {
+    Created,
+    Reused,
+}
+
+/// Hears about a run as it happens. Paths only: capabilities are never passed.
+pub trait BackupObserver: Send + Sync {
+    /// A file or directory was skipped, or something else the user should know.
+    fn warning(&self, _message: &str) {}
+    fn file(&self, _path: &Path, _action: FileAction) {}
+    fn directory(&self, _path: &Path, _action: DirAction) {}
+}
+
+/// The observer that hears nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Silent;
+
+impl BackupObserver for Silent {}
+
+/// How a backup runs, beyond its job parameters.
+#[derive(Clone)]
+pub struct BackupOptions {
+    pub recheck: RecheckPolicy,
+    pub client: ClientOptions,
+    pub observer: Arc<dyn BackupObserver>,
+}
+
+impl Default for BackupOptions {
+    fn default() -> Self {
+        BackupOptions {
+            recheck: RecheckPolicy::default(),
+            client: ClientOptions::default(),
+            observer: Arc::new(Silent),
+        }
+    }
+}
+
+impl std::fmt::Debug for BackupOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackupOptions")
+            .field("recheck", &self.recheck)
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a backup run failed. `Latest` is never changed by a failed run.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("the source directory {path} does not exist (is its drive plugged in?); nothing was linked and Latest is unchanged")]
+    SourceMissing { path: PathBuf },
+    #[error("the source {path} is not a directory")]
+    SourceNotDirectory { path: PathBuf },
+    #[error("cannot read the source directory {path}: {message}")]
+    SourceUnreadable { path: PathBuf, message: String },
+    #[error("the source directory {path} is empty, but the last backup had {previous_files} files (is its drive plugged in?); nothing was linked and Latest is unchanged")]
+    SourceEmpty { path: PathBuf, previous_files: u64 },
+    #[error(transparent)]
+    Excludes(#[from] ExcludeFileError),
+    #[error("{during}: {source}")]
+    Node { during: String, source: TahoeError },
+    #[error(transparent)]
+    Tahoe(#[from] TahoeError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl BackupError {
+    fn tahoe(&self) -> Option<&TahoeError> {
+        match self {
+            BackupError::Node { source, .. } => Some(source),
+            BackupError::Tahoe(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<BackupError> for TaskError {
+    fn from(e: BackupError) -> TaskError {
+        if let Some(t) = e.tahoe() {
+            if t.is_unreachable() {
+                return TaskError::Unavailable {
+                    what: "the Tahoe node".into(),
+                    message: e.to_string(),
+                };
+            }
+        }
+        match e {
+            BackupError::Tahoe(t) => t.into(),
+            BackupError::Db(DbError::Sled(s)) => TaskError::Store(s),
+            BackupError::Excludes(_) => TaskError::Config(e.to_string()),
+            other => TaskError::Failed(other.to_string()),
+        }
+    }
+}
+
+/// A `[backup]` job, as the engine runs it.
+#[derive(Debug)]
+pub struct BackupTask {
+    node_dir: PathBuf,
+    params: BackupParams,
+    options: BackupOptions,
+}
+
+impl BackupTask {
+    pub fn new(node_dir: &Path, params: BackupParams, options: BackupOptions) -> BackupTask {
+        BackupTask {
+            node_dir: node_dir.to_path_buf(),
+            params,
+            options,
+        }
+    }
+
+    /// Builds the task for a `[backup]` job.
+    pub fn from_job(node_dir: &Path, job: &JobConfig) -> Result<BackupTask, TaskError> {
+        match &job.params {
+            TaskParams::Backup(p) => Ok(BackupTask::new(node_dir, p.clone(), BackupOptions::default())),
+            _ => Err(TaskError::Config(format!(
+                "job {} is not a backup job",
+                job.id()
+            ))),
+        }
+    }
+}
+
+#[async_trait]
+impl Task for BackupTask {
+    async fn run(&mut self, ctx: &TaskContext) -> Result<Outcome, TaskError> {
+        match run_backup(&self.node_dir, &self.params, &self.options, ctx).await {
+            Ok(RunEnd::Completed(summary)) => {
+                tracing::info!(job = ctx.job_id(), "backup done:{}", summary.summary_line());
+                Ok(Outcome::Completed)
+            }
+            Ok(RunEnd::Stopped(_)) => Ok(Outcome::StoppedEarly),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Registers the `backup` task type.
+pub fn register(registry: &mut tahoe_jobs_engine::Registry, node_dir: &Path) {
+    let node_dir = node_dir.to_path_buf();
+    registry.register("backup", move |job| {
+        Ok(Box::new(BackupTask::from_job(&node_dir, job)?) as Box<dyn Task>)
+    });
+}
+
+/// Runs one backup to completion outside the engine (the `tahoe-jobs backup` command): no
+/// limits, nothing stops it. `store` is the backupdb's sled tree.
+pub async fn backup_once(
+    node_dir: &Path,
+    params: &BackupParams,
+    store: sled::Tree,
+    options: &BackupOptions,
+) -> Result<BackupSummary, BackupError> {
+    let ctx = TaskContext::standalone("backup.oneshot", store);
+    match run_backup(node_dir, params, options, &ctx).await? {
+        RunEnd::Completed(summary) => Ok(summary),
+        RunEnd::Stopped(_) => Err(BackupError::Internal("a one-shot backup was stopped".into())),
+    }
+}

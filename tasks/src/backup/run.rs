@@ -1,0 +1,174 @@
+//! One backup run from start to end: source checks, target preparation, the tree, the links,
+//! and the totals kept for the next run's estimates and unplugged-source check.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tahoe_jobs_config::BackupParams;
+use tahoe_jobs_engine::TaskContext;
+
+use super::backupdb::{BackupDb, RunTotals};
+use super::excludes::Excludes;
+use super::layout::{archive_name, TargetDir};
+use super::summary::{counter, BackupSummary};
+use super::tree::{backup_dir, Child, Halt, Shared};
+use super::walk::{scan_dir, DirScan};
+use super::{BackupError, BackupOptions};
+use crate::tahoe::{Aliases, TahoeClient};
+
+/// How a run that did not fail ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Linked as `Archives/<name>` and `Latest`.
+    Completed(BackupSummary),
+    /// The stop signal fired: nothing was linked; finished files are in the backupdb.
+    Stopped(BackupSummary),
+}
+
+/// Runs one backup of `params` with the engine's context (stop signal, budget, progress, store).
+pub async fn run_backup(
+    node_dir: &Path,
+    params: &BackupParams,
+    options: &BackupOptions,
+    ctx: &TaskContext,
+) -> Result<RunEnd, BackupError> {
+    let source = absolute(&params.source)?;
+    let excludes = Excludes::from_options(
+        &params.exclude,
+        params.exclude_from.as_deref(),
+        params.exclude_vcs,
+    )?;
+    let db = BackupDb::new(ctx.store().clone());
+    let previous = db.totals()?;
+    let scan = scan_source(&source, &excludes, previous).await?;
+
+    let client = TahoeClient::from_node_dir(node_dir, &options.client)?;
+    let (root, path) = Aliases::read(node_dir)?.resolve(&params.target)?;
+    let target = TargetDir { root, path };
+    tracing::info!(job = ctx.job_id(), target = %params.target, source = %source.display(), "backup starting");
+
+    if let Some(prev) = previous {
+        let p = ctx.progress();
+        p.set_estimate(counter::FILES_SEEN, prev.files);
+        p.set_estimate(counter::DIRS_SEEN, prev.dirs);
+        p.set_estimate(counter::BYTES_SEEN, prev.bytes);
+    }
+    let sh = Arc::new(Shared::new(
+        client.clone(),
+        db.clone(),
+        ctx.clone(),
+        excludes,
+        options.recheck,
+        options.observer.clone(),
+        params.concurrency,
+    ));
+    let summary = |sh: &Shared| BackupSummary::from_progress(ctx.progress(), sh.started.elapsed());
+
+    let prepared = sh.until_halt(target.prepare(&client)).await;
+    let tree = match prepared {
+        Ok(Ok(())) => build(&sh, source, scan).await,
+        Ok(Err(e)) => {
+            return Err(BackupError::Node {
+                during: format!("preparing {}/Archives", params.target),
+                source: e,
+            })
+        }
+        Err(halt) => Err(halt),
+    };
+    let backup = match tree {
+        Ok(cap) => cap,
+        Err(Halt::Stopped) => {
+            db.flush().await?;
+            tracing::info!(job = ctx.job_id(), "backup stopped; finished files are remembered");
+            return Ok(RunEnd::Stopped(summary(&sh)));
+        }
+        Err(Halt::Failed) => {
+            db.flush().await?;
+            return Err(sh.take_error());
+        }
+    };
+
+    // Everything is uploaded: the time of completion names the archive, as in `tahoe backup`.
+    let name = archive_name(ctx.now());
+    target
+        .link(&client, &name, &backup)
+        .await
+        .map_err(|e| BackupError::Node {
+            during: format!("linking the new backup into {}", params.target),
+            source: e,
+        })?;
+    let mut done = summary(&sh);
+    done.archive = Some(name);
+    db.set_totals(&RunTotals {
+        files: done.files_seen,
+        dirs: ctx.progress().get(counter::DIRS_SEEN),
+        bytes: done.bytes_seen,
+        completed_at: ctx.now().as_second(),
+    })?;
+    db.flush().await?;
+    Ok(RunEnd::Completed(done))
+}
+
+/// Builds the tree and waits for the root directory's capability.
+async fn build(sh: &Arc<Shared>, source: PathBuf, scan: DirScan) -> Result<crate::tahoe::Cap, Halt> {
+    let root = backup_dir(sh.clone(), source, serde_json::Value::Null, scan).await?;
+    let root = match root {
+        Child::Ready(c) => c,
+        pending => sh
+            .until_halt(pending.resolve(sh))
+            .await??
+            .ok_or_else(|| sh.fail(BackupError::Internal("the source produced no directory".into())))?,
+    };
+    Ok(root.cap)
+}
+
+fn absolute(source: &Path) -> Result<PathBuf, BackupError> {
+    std::path::absolute(source).map_err(|e| BackupError::SourceUnreadable {
+        path: source.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// Lists the source, refusing a missing one, and an empty one where the last completed run saw
+/// files (an unplugged drive's empty mount point must not become an empty `Latest`).
+async fn scan_source(
+    source: &Path,
+    excludes: &Excludes,
+    previous: Option<RunTotals>,
+) -> Result<DirScan, BackupError> {
+    match std::fs::metadata(source) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(BackupError::SourceMissing {
+                path: source.to_path_buf(),
+            })
+        }
+        Err(e) => {
+            return Err(BackupError::SourceUnreadable {
+                path: source.to_path_buf(),
+                message: e.to_string(),
+            })
+        }
+        Ok(m) if !m.is_dir() => {
+            return Err(BackupError::SourceNotDirectory {
+                path: source.to_path_buf(),
+            })
+        }
+        Ok(_) => {}
+    }
+    let (path, ex) = (source.to_path_buf(), excludes.clone());
+    let scan = tokio::task::spawn_blocking(move || scan_dir(&path, &ex))
+        .await
+        .map_err(|e| BackupError::Internal(format!("listing failed: {e}")))?
+        .map_err(|e| BackupError::SourceUnreadable {
+            path: source.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    let previous_files = previous.map_or(0, |p| p.files);
+    if scan.raw_count == 0 && previous_files > 0 {
+        return Err(BackupError::SourceEmpty {
+            path: source.to_path_buf(),
+            previous_files,
+        });
+    }
+    Ok(scan)
+}

@@ -1,0 +1,426 @@
+//! Building the immutable tree for a source directory: a depth-first walk that decides each
+//! file from the backupdb, starts at most `concurrency` uploads at a time, and turns each
+//! directory into an immutable directory as soon as all its children's capabilities are known.
+//!
+//! The walk never waits for an upload, only for a free upload slot; each directory whose
+//! children are still uploading becomes a small task that waits for them and then creates the
+//! directory, so directory creation is pipelined behind the uploads. What is held in memory is
+//! the directories on the walk's path and those waiting for uploads in flight, never a list of
+//! the whole tree.
+//!
+//! Every spawned task is owned through an [`Owned`] handle that aborts it when dropped, so when
+//! a run stops (or fails) dropping the walk cancels everything still in flight.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use serde_json::Value;
+use tahoe_jobs_engine::TaskContext;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::backupdb::{decide_dir, decide_file, dir_hash, BackupDb, Decision, RecheckPolicy};
+use super::excludes::Excludes;
+use super::summary::counter;
+use super::uploader::{upload_file, UploadOutcome};
+use super::walk::{quote, scan_dir, DirScan, Entry};
+use super::{BackupError, BackupObserver, DirAction, FileAction};
+use crate::tahoe::{Cap, CheckOptions, NewChild, NodeKind, TahoeClient};
+
+/// Why the tree could not be finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Halt {
+    /// The stop signal fired.
+    Stopped,
+    /// Something failed; the error is in [`Shared::take_error`].
+    Failed,
+}
+
+/// What every part of one run shares.
+pub(crate) struct Shared {
+    pub client: TahoeClient,
+    pub db: BackupDb,
+    pub ctx: TaskContext,
+    pub excludes: Excludes,
+    pub policy: RecheckPolicy,
+    pub observer: Arc<dyn BackupObserver>,
+    pub started: Instant,
+    uploads: Arc<Semaphore>,
+    mkdirs: Arc<Semaphore>,
+    /// Cancelled on the first failure, so the walk and the other uploads stop.
+    abort: CancellationToken,
+    first_error: Mutex<Option<BackupError>>,
+}
+
+impl Shared {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: TahoeClient,
+        db: BackupDb,
+        ctx: TaskContext,
+        excludes: Excludes,
+        policy: RecheckPolicy,
+        observer: Arc<dyn BackupObserver>,
+        concurrency: usize,
+    ) -> Shared {
+        let concurrency = concurrency.max(1);
+        Shared {
+            client,
+            db,
+            ctx,
+            excludes,
+            policy,
+            observer,
+            started: Instant::now(),
+            uploads: Arc::new(Semaphore::new(concurrency)),
+            mkdirs: Arc::new(Semaphore::new(concurrency)),
+            abort: CancellationToken::new(),
+            first_error: Mutex::new(None),
+        }
+    }
+
+    /// Records a failure (the first one wins) and halts the run.
+    pub fn fail(&self, err: impl Into<BackupError>) -> Halt {
+        let mut first = self.first_error.lock().expect("error lock");
+        if first.is_none() {
+            *first = Some(err.into());
+        }
+        self.abort.cancel();
+        Halt::Failed
+    }
+
+    pub fn take_error(&self) -> BackupError {
+        self.first_error
+            .lock()
+            .expect("error lock")
+            .take()
+            .unwrap_or_else(|| BackupError::Internal("a run halted without an error".into()))
+    }
+
+    fn halted_now(&self) -> Option<Halt> {
+        if self.ctx.stop().is_stopped() {
+            Some(Halt::Stopped)
+        } else if self.abort.is_cancelled() {
+            Some(Halt::Failed)
+        } else {
+            None
+        }
+    }
+
+    /// Runs `fut` unless the run halts first.
+    pub async fn until_halt<T>(&self, fut: impl std::future::Future<Output = T>) -> Result<T, Halt> {
+        tokio::select! {
+            biased;
+            _ = self.ctx.stop().stopped() => Err(Halt::Stopped),
+            _ = self.abort.cancelled() => Err(Halt::Failed),
+            v = fut => Ok(v),
+        }
+    }
+
+    async fn permit(&self, pool: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, Halt> {
+        self.until_halt(pool.clone().acquire_owned())
+            .await
+            .map(|p| p.expect("the semaphores are never closed"))
+    }
+
+    fn now(&self) -> i64 {
+        self.ctx.now().as_second()
+    }
+
+    fn count(&self, name: &str, n: u64) {
+        self.ctx.progress().add(name, n);
+    }
+
+    pub fn warn(&self, message: String) {
+        tracing::warn!(job = self.ctx.job_id(), "{message}");
+        self.observer.warning(&message);
+        self.ctx.progress().warn(self.ctx.now(), message);
+    }
+
+    fn update_rate(&self) {
+        let secs = self.started.elapsed().as_secs_f64();
+        if secs > 0.0 {
+            let bytes = self.ctx.progress().get(counter::BYTES_UPLOADED) as f64;
+            self.ctx.progress().set(counter::UPLOAD_RATE, (bytes / secs) as u64);
+        }
+    }
+}
+
+/// A spawned task that is aborted when its handle is dropped.
+pub(crate) struct Owned<T>(JoinHandle<T>);
+
+impl<T> Drop for Owned<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+type ChildResult = Result<Option<NewChild>, Halt>;
+
+/// A child of a directory being built: known now, or once a task finishes. `None` results are
+/// children that turned out to be skipped (an unreadable file).
+pub(crate) enum Child {
+    Ready(NewChild),
+    Pending(Owned<ChildResult>),
+}
+
+impl Child {
+    /// Waits for the child's capability.
+    pub async fn resolve(self, sh: &Shared) -> ChildResult {
+        match self {
+            Child::Ready(c) => Ok(Some(c)),
+            Child::Pending(mut owned) => match (&mut owned.0).await {
+                Ok(r) => r,
+                Err(e) if e.is_cancelled() => Err(Halt::Stopped),
+                Err(e) => Err(sh.fail(BackupError::Internal(format!("a backup task failed: {e}")))),
+            },
+        }
+    }
+}
+
+fn spawn(fut: impl std::future::Future<Output = ChildResult> + Send + 'static) -> Child {
+    Child::Pending(Owned(tokio::spawn(fut)))
+}
+
+/// Backs up the directory at `path`, already listed as `scan`; `metadata` is what its parent
+/// records for it (nothing for the source itself).
+pub(crate) fn backup_dir(
+    sh: Arc<Shared>,
+    path: PathBuf,
+    metadata: Value,
+    scan: DirScan,
+) -> BoxFuture<'static, Result<Child, Halt>> {
+    Box::pin(async move {
+        sh.count(counter::DIRS_SEEN, 1);
+        for odd in &scan.odd {
+            sh.count(
+                if odd.is_dir() { counter::DIRS_SKIPPED } else { counter::FILES_SKIPPED },
+                1,
+            );
+            sh.warn(odd.warning());
+        }
+        let mut kids: Vec<(String, Child)> = Vec::with_capacity(scan.entries.len());
+        for (i, entry) in scan.entries.into_iter().enumerate() {
+            if let Some(halt) = sh.halted_now() {
+                return Err(halt);
+            }
+            if i % 256 == 255 {
+                sh.until_halt(sh.ctx.budget().cpu_checkpoint()).await?;
+            }
+            let name = entry.name.clone();
+            let child = if entry.is_dir {
+                backup_subdir(&sh, entry).await?
+            } else {
+                Some(backup_file(&sh, entry).await?)
+            };
+            if let Some(child) = child {
+                kids.push((name, child));
+            }
+        }
+        Ok(finish_dir(sh, path, metadata, kids))
+    })
+}
+
+async fn backup_subdir(sh: &Arc<Shared>, entry: Entry) -> Result<Option<Child>, Halt> {
+    let scan = {
+        let path = entry.path.clone();
+        let excludes = sh.excludes.clone();
+        let listing = tokio::task::spawn_blocking(move || scan_dir(&path, &excludes));
+        match sh.until_halt(listing).await? {
+            Ok(Ok(scan)) => scan,
+            Ok(Err(e)) => {
+                sh.count(counter::DIRS_SKIPPED, 1);
+                sh.warn(format!("permission denied on directory {}: {e}", quote(&entry.path)));
+                return Ok(None);
+            }
+            Err(e) => return Err(sh.fail(BackupError::Internal(format!("listing failed: {e}")))),
+        }
+    };
+    let metadata = entry.stat.tahoe_metadata();
+    backup_dir(sh.clone(), entry.path, metadata, scan).await.map(Some)
+}
+
+async fn backup_file(sh: &Arc<Shared>, entry: Entry) -> Result<Child, Halt> {
+    sh.count(counter::FILES_SEEN, 1);
+    sh.count(counter::BYTES_SEEN, entry.stat.size);
+    let record = sh.db.file(&entry.path).map_err(|e| sh.fail(e))?;
+    let decision = decide_file(record.as_ref(), &entry.stat, sh.now(), &sh.policy, fastrand::f64());
+    if let Decision::Reuse(cap) = decision {
+        sh.count(counter::FILES_REUSED, 1);
+        sh.observer.file(&entry.path, FileAction::Reused);
+        return Ok(Child::Ready(file_child(cap, &entry)));
+    }
+    let permit = sh.permit(&sh.uploads).await?;
+    let sh2 = sh.clone();
+    Ok(spawn(async move {
+        let _permit = permit;
+        let result = sh2.until_halt(upload_or_check(&sh2, &entry, decision)).await;
+        result.and_then(|r| r)
+    }))
+}
+
+fn file_child(cap: Cap, entry: &Entry) -> NewChild {
+    NewChild {
+        kind: NodeKind::File,
+        cap,
+        metadata: entry.stat.tahoe_metadata(),
+    }
+}
+
+/// Checks a due capability (reusing it when healthy), else uploads the file.
+async fn upload_or_check(sh: &Shared, entry: &Entry, decision: Decision) -> ChildResult {
+    if let Decision::Check(cap) = decision {
+        sh.count(counter::FILES_CHECKED, 1);
+        match sh.client.check(&cap, "", CheckOptions::default()).await {
+            Ok(report) if report.healthy_now() => {
+                sh.db.file_checked(&entry.path, sh.now()).map_err(|e| sh.fail(e))?;
+                sh.count(counter::FILES_REUSED, 1);
+                sh.observer.file(&entry.path, FileAction::Reused);
+                return Ok(Some(file_child(cap, entry)));
+            }
+            Err(e) if e.is_unreachable() => return Err(sh.fail(e)),
+            // Unhealthy, or the check itself failed: upload again, as `tahoe backup` does.
+            _ => {}
+        }
+    }
+    sh.ctx.progress().set_current(Some(entry.path.display().to_string()));
+    let outcome = upload_file(&sh.client, sh.ctx.budget(), sh.ctx.progress(), &entry.path, &entry.stat)
+        .await
+        .map_err(|e| {
+            sh.fail(BackupError::Node {
+                during: format!("uploading {}", quote(&entry.path)),
+                source: e,
+            })
+        })?;
+    sh.update_rate();
+    match outcome {
+        UploadOutcome::Uploaded { cap, changed } => {
+            sh.count(counter::FILES_UPLOADED, 1);
+            if changed {
+                // Linked as read, but not remembered: the next run uploads it again.
+                sh.count(counter::FILES_CHANGED, 1);
+                sh.observer.file(&entry.path, FileAction::Changed);
+                sh.warn(format!("file changed while it was uploaded: {}", quote(&entry.path)));
+            } else {
+                sh.db
+                    .record_file(&entry.path, &entry.stat, &cap, sh.now())
+                    .map_err(|e| sh.fail(e))?;
+                sh.observer.file(&entry.path, FileAction::Uploaded);
+            }
+            Ok(Some(file_child(cap, entry)))
+        }
+        UploadOutcome::Unreadable(e) => {
+            sh.count(counter::FILES_SKIPPED, 1);
+            sh.warn(format!("permission denied on file {}: {e}", quote(&entry.path)));
+            Ok(None)
+        }
+        UploadOutcome::Shrunk => {
+            sh.count(counter::FILES_CHANGED, 1);
+            sh.count(counter::FILES_SKIPPED, 1);
+            sh.warn(format!(
+                "file shrank while it was uploaded, left out of this backup: {}",
+                quote(&entry.path)
+            ));
+            Ok(None)
+        }
+    }
+}
+
+/// The directory's capability once its children are known: reused from the backupdb when it
+/// can be decided at once, else from a task that waits for the children.
+fn finish_dir(sh: Arc<Shared>, path: PathBuf, metadata: Value, kids: Vec<(String, Child)>) -> Child {
+    if kids.iter().all(|(_, k)| matches!(k, Child::Ready(_))) {
+        let ready: Vec<(String, NewChild)> = kids
+            .into_iter()
+            .map(|(n, k)| match k {
+                Child::Ready(c) => (n, c),
+                Child::Pending(_) => unreachable!("all children are ready"),
+            })
+            .collect();
+        let hash = dir_hash(ready.iter().map(|(n, c)| (n.as_str(), &c.cap)));
+        let record = match sh.db.dir(&hash) {
+            Ok(r) => r,
+            Err(e) => {
+                let halt = sh.fail(e);
+                return spawn(async move { Err(halt) });
+            }
+        };
+        let decision = decide_dir(record.as_ref(), sh.now(), &sh.policy, fastrand::f64());
+        if let Decision::Reuse(cap) = decision {
+            sh.count(counter::DIRS_REUSED, 1);
+            sh.observer.directory(&path, DirAction::Reused);
+            return Child::Ready(dir_child(cap, metadata));
+        }
+        return spawn(async move {
+            let result = sh.until_halt(create_dir(&sh, &path, ready, hash, decision)).await;
+            result.and_then(|r| r.map(|cap| Some(dir_child(cap, metadata))))
+        });
+    }
+    spawn(async move {
+        let mut ready = Vec::with_capacity(kids.len());
+        for (name, kid) in kids {
+            if let Some(c) = kid.resolve(&sh).await? {
+                ready.push((name, c));
+            }
+        }
+        let hash = dir_hash(ready.iter().map(|(n, c)| (n.as_str(), &c.cap)));
+        let record = sh.db.dir(&hash).map_err(|e| sh.fail(e))?;
+        let decision = decide_dir(record.as_ref(), sh.now(), &sh.policy, fastrand::f64());
+        if let Decision::Reuse(cap) = decision {
+            sh.count(counter::DIRS_REUSED, 1);
+            sh.observer.directory(&path, DirAction::Reused);
+            return Ok(Some(dir_child(cap, metadata)));
+        }
+        let result = sh.until_halt(create_dir(&sh, &path, ready, hash, decision)).await;
+        result.and_then(|r| r.map(|cap| Some(dir_child(cap, metadata))))
+    })
+}
+
+fn dir_child(cap: Cap, metadata: Value) -> NewChild {
+    NewChild {
+        kind: NodeKind::Directory,
+        cap,
+        metadata,
+    }
+}
+
+/// Checks a due directory (reusing it when healthy), else creates it with `t=mkdir-immutable`.
+async fn create_dir(
+    sh: &Shared,
+    path: &Path,
+    children: Vec<(String, NewChild)>,
+    hash: [u8; 32],
+    decision: Decision,
+) -> Result<Cap, Halt> {
+    let _permit = sh.permit(&sh.mkdirs).await?;
+    if let Decision::Check(cap) = decision {
+        sh.count(counter::DIRS_CHECKED, 1);
+        match sh.client.check(&cap, "", CheckOptions::default()).await {
+            Ok(report) if report.healthy_now() => {
+                sh.db.dir_checked(&hash, sh.now()).map_err(|e| sh.fail(e))?;
+                sh.count(counter::DIRS_REUSED, 1);
+                sh.observer.directory(path, DirAction::Reused);
+                return Ok(cap);
+            }
+            Err(e) if e.is_unreachable() => return Err(sh.fail(e)),
+            _ => {}
+        }
+    }
+    let cap = sh
+        .client
+        .mkdir_immutable(children.iter().map(|(n, c)| (n.as_str(), c)))
+        .await
+        .map_err(|e| {
+            sh.fail(BackupError::Node {
+                during: format!("creating the directory for {}", quote(path)),
+                source: e,
+            })
+        })?;
+    sh.db.record_dir(&hash, &cap, sh.now()).map_err(|e| sh.fail(e))?;
+    sh.count(counter::DIRS_CREATED, 1);
+    sh.observer.directory(path, DirAction::Created);
+    Ok(cap)
+}

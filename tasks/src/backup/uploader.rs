@@ -1,0 +1,123 @@
+//! Uploading one local file as an immutable file: the body is streamed from disk in chunks,
+//! each chunk admitted by the job's budget first, and the file is stat'ed again afterwards to
+//! tell whether it changed while it was being read.
+
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use futures::stream;
+use tahoe_jobs_engine::{BudgetHandle, ByteRequest, ProgressSink};
+use tokio::io::AsyncReadExt;
+
+use super::metadata::FileStat;
+use crate::tahoe::{Cap, TahoeClient, TahoeError};
+
+/// Bytes read and admitted by the budget at a time: small enough that a rate limiter paces
+/// smoothly, large enough that the per-chunk overhead does not show.
+pub const CHUNK: usize = 64 * 1024;
+
+/// How an upload ended, when the node did not fail.
+#[derive(Debug)]
+pub enum UploadOutcome {
+    /// The node stored the file. `changed` is true when its stat differs afterwards: what was
+    /// stored may be a mix of old and new content, so it must not be remembered as current.
+    Uploaded { cap: Cap, changed: bool },
+    /// The file could not be opened or read.
+    Unreadable(io::Error),
+    /// The file got shorter than its stat said while being read, so the upload was abandoned.
+    Shrunk,
+}
+
+/// What went wrong on the local side of a streamed body (the node only sees a broken body).
+#[derive(Debug, Default)]
+enum LocalFailure {
+    #[default]
+    None,
+    Read(io::Error),
+    Shrunk,
+}
+
+/// Uploads `path`, whose stat before the upload was `stat`. `progress` gets `bytes_uploaded`
+/// per chunk sent.
+pub async fn upload_file(
+    client: &TahoeClient,
+    budget: &BudgetHandle,
+    progress: &ProgressSink,
+    path: &Path,
+    stat: &FileStat,
+) -> Result<UploadOutcome, TahoeError> {
+    let file = match tokio::fs::File::open(path).await {
+        Ok(f) => f,
+        Err(e) => return Ok(UploadOutcome::Unreadable(e)),
+    };
+    let failure = Arc::new(Mutex::new(LocalFailure::None));
+    let body = body_stream(file, stat.size, budget.clone(), progress.clone(), failure.clone());
+    let result = client.upload(reqwest::Body::wrap_stream(body), stat.size).await;
+    let local = std::mem::take(&mut *failure.lock().expect("upload failure lock"));
+    match (result, local) {
+        (_, LocalFailure::Read(e)) => Ok(UploadOutcome::Unreadable(e)),
+        (_, LocalFailure::Shrunk) => Ok(UploadOutcome::Shrunk),
+        (Err(e), LocalFailure::None) => Err(e),
+        (Ok(cap), LocalFailure::None) => {
+            let changed = match std::fs::symlink_metadata(path) {
+                Ok(m) => !FileStat::from_metadata(&m).same_content_as(stat),
+                Err(_) => true,
+            };
+            Ok(UploadOutcome::Uploaded { cap, changed })
+        }
+    }
+}
+
+struct BodyState {
+    file: tokio::fs::File,
+    remaining: u64,
+    budget: BudgetHandle,
+    progress: ProgressSink,
+    failure: Arc<Mutex<LocalFailure>>,
+}
+
+/// Exactly `len` bytes of `file`, or an error (recorded in `failure`) if it cannot give them.
+/// Bytes the file gained since the stat are not sent: the Content-Length is already promised.
+fn body_stream(
+    file: tokio::fs::File,
+    len: u64,
+    budget: BudgetHandle,
+    progress: ProgressSink,
+    failure: Arc<Mutex<LocalFailure>>,
+) -> impl futures::Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
+    let state = BodyState {
+        file,
+        remaining: len,
+        budget,
+        progress,
+        failure,
+    };
+    stream::try_unfold(state, |mut s| async move {
+        if s.remaining == 0 {
+            return Ok(None);
+        }
+        let want = (s.remaining as usize).min(CHUNK);
+        let mut buf = BytesMut::zeroed(want);
+        let mut filled = 0;
+        while filled < want {
+            match s.file.read(&mut buf[filled..]).await {
+                Ok(0) => {
+                    *s.failure.lock().expect("upload failure lock") = LocalFailure::Shrunk;
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank"));
+                }
+                Ok(n) => filled += n,
+                Err(e) => {
+                    let copy = io::Error::new(e.kind(), e.to_string());
+                    *s.failure.lock().expect("upload failure lock") = LocalFailure::Read(e);
+                    return Err(copy);
+                }
+            }
+        }
+        s.budget.acquire(ByteRequest::upload(want as u64)).await;
+        s.remaining -= want as u64;
+        s.progress.add("bytes_uploaded", want as u64);
+        Ok(Some((buf.freeze(), s)))
+    })
+}

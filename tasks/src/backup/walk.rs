@@ -1,0 +1,178 @@
+//! Listing one local directory: its entries sorted by name, classified into what can be backed
+//! up (regular files and directories) and what cannot (symlinks, special files, names that are
+//! not UTF-8, entries that cannot be stat'ed), with excludes applied first.
+//!
+//! The backup walks the tree one directory at a time with this, so memory follows the depth and
+//! width of the tree, never its total size.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::excludes::Excludes;
+use super::metadata::FileStat;
+
+/// An entry that can be backed up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub name: String,
+    pub path: PathBuf,
+    pub is_dir: bool,
+    pub stat: FileStat,
+}
+
+/// Why an entry is skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OddKind {
+    Symlink,
+    /// A FIFO, socket or device.
+    Special,
+    /// The grid needs UTF-8 names.
+    NotUtf8 { is_dir: bool },
+    /// lstat failed (the entry vanished, or permission was denied).
+    Unreadable { message: String },
+}
+
+/// An entry that is skipped, with a warning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OddEntry {
+    pub path: PathBuf,
+    pub kind: OddKind,
+}
+
+impl OddEntry {
+    /// True when the skipped entry is a directory (it counts as a skipped directory).
+    pub fn is_dir(&self) -> bool {
+        matches!(self.kind, OddKind::NotUtf8 { is_dir: true })
+    }
+
+    /// The warning, worded like `tahoe backup`'s (without its `WARNING: ` prefix).
+    pub fn warning(&self) -> String {
+        let path = quote(&self.path);
+        match &self.kind {
+            OddKind::Symlink => format!("cannot backup symlink {path}"),
+            OddKind::Special => format!("cannot backup special {path}"),
+            OddKind::NotUtf8 { is_dir } => format!(
+                "cannot backup {} {path}: its name is not valid UTF-8",
+                if *is_dir { "directory" } else { "file" }
+            ),
+            OddKind::Unreadable { message } => {
+                format!("permission denied on file {path}: {message}")
+            }
+        }
+    }
+}
+
+/// A listed directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DirScan {
+    /// Files and directories to back up, sorted by name.
+    pub entries: Vec<Entry>,
+    pub odd: Vec<OddEntry>,
+    /// Entries in the directory before excludes (0 means it is truly empty).
+    pub raw_count: usize,
+}
+
+/// Lists `dir`. Fails only when the directory itself cannot be read.
+pub fn scan_dir(dir: &Path, excludes: &Excludes) -> io::Result<DirScan> {
+    let mut scan = DirScan::default();
+    for item in fs::read_dir(dir)? {
+        let item = item?;
+        scan.raw_count += 1;
+        let os_name = item.file_name();
+        let path = item.path();
+        let name = os_name.to_str();
+        // Excludes see a lossy name, so `*.tmp` also drops a .tmp file whose name is not UTF-8.
+        if excludes.is_excluded(&os_name.to_string_lossy()) {
+            continue;
+        }
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) => {
+                scan.odd.push(OddEntry {
+                    path,
+                    kind: OddKind::Unreadable {
+                        message: e.to_string(),
+                    },
+                });
+                continue;
+            }
+        };
+        let ft = meta.file_type();
+        let kind = if ft.is_symlink() {
+            Some(OddKind::Symlink)
+        } else if !ft.is_file() && !ft.is_dir() {
+            Some(OddKind::Special)
+        } else if name.is_none() {
+            Some(OddKind::NotUtf8 { is_dir: ft.is_dir() })
+        } else {
+            None
+        };
+        match (kind, name) {
+            (Some(kind), _) => scan.odd.push(OddEntry { path, kind }),
+            (None, Some(name)) => scan.entries.push(Entry {
+                name: name.to_string(),
+                path,
+                is_dir: ft.is_dir(),
+                stat: FileStat::from_metadata(&meta),
+            }),
+            (None, None) => unreachable!("a name that is not UTF-8 is classified above"),
+        }
+    }
+    scan.entries.sort_by(|a, b| a.name.cmp(&b.name));
+    scan.odd.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(scan)
+}
+
+/// A path as `tahoe backup` shows it in warnings: quoted, with bytes that are not UTF-8 escaped.
+pub fn quote(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    let mut out = String::from("'");
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out.push('\'');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn classifies_sorts_and_excludes() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("b.txt"), "b").unwrap();
+        fs::write(d.join("a.txt"), "a").unwrap();
+        fs::write(d.join("x.tmp"), "x").unwrap();
+        fs::create_dir(d.join("sub")).unwrap();
+        std::os::unix::fs::symlink("a.txt", d.join("link")).unwrap();
+        let bad = d.join(OsStr::from_bytes(b"bad\xffname"));
+        fs::write(&bad, "?").unwrap();
+        let fifo = d.join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+
+        let scan = scan_dir(d, &Excludes::new(["*.tmp"])).unwrap();
+        assert_eq!(scan.raw_count, 7);
+        let names: Vec<_> = scan.entries.iter().map(|e| (e.name.as_str(), e.is_dir)).collect();
+        assert_eq!(names, [("a.txt", false), ("b.txt", false), ("sub", true)]);
+        let odd: Vec<_> = scan.odd.iter().map(|o| o.kind.clone()).collect();
+        assert_eq!(
+            odd,
+            [OddKind::NotUtf8 { is_dir: false }, OddKind::Special, OddKind::Symlink]
+        );
+        assert_eq!(
+            scan.odd[0].warning(),
+            format!("cannot backup file '{}/bad\\xffname': its name is not valid UTF-8", d.display())
+        );
+        assert_eq!(scan.odd[2].warning(), format!("cannot backup symlink '{}/link'", d.display()));
+        assert!(scan_dir(&d.join("missing"), &Excludes::default()).is_err());
+    }
+}

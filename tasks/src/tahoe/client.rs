@@ -1,0 +1,266 @@
+//! The web API client: one method per call tahoe-jobs makes to its node.
+//!
+//! Every request sends `Accept: text/plain` so errors come back as text, not HTML tracebacks.
+//! Capabilities go into URLs, so no URL is ever put in an error or a log line.
+
+use std::path::Path;
+use std::time::Duration;
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use reqwest::{header, Method, RequestBuilder, Response};
+use serde_json::Value;
+
+use super::cap::Cap;
+use super::error::TahoeError;
+use super::node_dir::read_node_url;
+use super::types::{mkdir_immutable_body, CheckOptions, CheckReport, DirListing, NewChild};
+
+/// Everything but RFC 3986's unreserved characters is escaped in a path segment.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// How long to wait for a connection to the node.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings of a [`TahoeClient`].
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// How long the node may stay silent on one request. An upload's answer only comes once
+    /// the node has encoded and pushed the whole file, so this must cover the largest file.
+    pub request_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            request_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// A client of one node's web API.
+#[derive(Clone)]
+pub struct TahoeClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl std::fmt::Debug for TahoeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TahoeClient").field("base", &self.base).finish()
+    }
+}
+
+impl TahoeClient {
+    /// A client of the node whose web API is at `node_url` (`http://127.0.0.1:3456/`).
+    pub fn new(node_url: &str, options: &ClientOptions) -> Result<TahoeClient, TahoeError> {
+        let mut headers = header::HeaderMap::new();
+        headers.insert(header::ACCEPT, header::HeaderValue::from_static("text/plain"));
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(options.request_timeout)
+            // The node is local: a proxy from the environment would only add a hop (and a leak).
+            .no_proxy()
+            .build()
+            .map_err(|e| TahoeError::Protocol(format!("cannot build an HTTP client: {e}")))?;
+        let base = if node_url.ends_with('/') {
+            node_url.to_string()
+        } else {
+            format!("{node_url}/")
+        };
+        Ok(TahoeClient { http, base })
+    }
+
+    /// A client of the node in `node_dir`, found through `node.url`.
+    pub fn from_node_dir(node_dir: &Path, options: &ClientOptions) -> Result<TahoeClient, TahoeError> {
+        TahoeClient::new(&read_node_url(node_dir)?, options)
+    }
+
+    /// The node's web API root, such as `http://127.0.0.1:3456/` (holds no secret).
+    pub fn node_url(&self) -> &str {
+        &self.base
+    }
+
+    /// `PUT /uri`: uploads an immutable file of exactly `len` bytes from `body`.
+    pub async fn upload(&self, body: reqwest::Body, len: u64) -> Result<Cap, TahoeError> {
+        let req = self
+            .http
+            .put(format!("{}uri", self.base))
+            .header(header::CONTENT_LENGTH, len)
+            .body(body);
+        self.send_for_cap(req).await
+    }
+
+    /// `PUT /uri` of bytes in memory.
+    pub async fn upload_bytes(&self, data: impl Into<bytes::Bytes>) -> Result<Cap, TahoeError> {
+        let data: bytes::Bytes = data.into();
+        let len = data.len() as u64;
+        self.upload(reqwest::Body::from(data), len).await
+    }
+
+    /// `POST /uri?t=mkdir-immutable`: a new immutable directory holding `children`.
+    pub async fn mkdir_immutable<'a>(
+        &self,
+        children: impl IntoIterator<Item = (&'a str, &'a NewChild)>,
+    ) -> Result<Cap, TahoeError> {
+        let body = serde_json::to_vec(&mkdir_immutable_body(children))
+            .map_err(|e| TahoeError::Protocol(e.to_string()))?;
+        let req = self
+            .http
+            .post(format!("{}uri?t=mkdir-immutable", self.base))
+            .body(body);
+        self.send_for_cap(req).await
+    }
+
+    /// `POST /uri?t=mkdir`: a new, unlinked mutable directory.
+    pub async fn create_mutable_dir(&self) -> Result<Cap, TahoeError> {
+        let req = self.http.post(format!("{}uri?t=mkdir", self.base));
+        self.send_for_cap(req).await
+    }
+
+    /// `POST /uri/$DIRCAP/path?t=mkdir`: makes sure `path` below `dir` is a directory, creating
+    /// it and any missing parents as mutable directories. A no-op when it exists.
+    pub async fn mkdir_p(&self, dir: &Cap, path: &str) -> Result<(), TahoeError> {
+        let req = self.http.post(self.url(dir, path, "t=mkdir"));
+        self.send(req).await.map(drop)
+    }
+
+    /// `PUT /uri/$DIRCAP/path/NAME?t=uri`: links `child` as `name` in the directory at `path`
+    /// below `dir`, replacing an existing child of that name.
+    pub async fn link(&self, dir: &Cap, path: &str, name: &str, child: &Cap) -> Result<(), TahoeError> {
+        let full = join_path(path, name);
+        let req = self
+            .http
+            .put(self.url(dir, &full, "t=uri"))
+            .body(child.expose().to_string());
+        self.send(req).await.map(drop)
+    }
+
+    /// `GET /uri/$DIRCAP/path?t=json`.
+    pub async fn list(&self, dir: &Cap, path: &str) -> Result<DirListing, TahoeError> {
+        let value = self.get_json(self.url(dir, path, "t=json")).await?;
+        DirListing::parse(&value)
+    }
+
+    /// `POST /uri/$CAP/path?t=check&output=JSON` with the given flags.
+    pub async fn check(&self, cap: &Cap, path: &str, options: CheckOptions) -> Result<CheckReport, TahoeError> {
+        let flag = |b: bool| if b { "true" } else { "false" };
+        let query = format!(
+            "t=check&output=JSON&verify={}&repair={}&add-lease={}",
+            flag(options.verify),
+            flag(options.repair),
+            flag(options.add_lease)
+        );
+        let resp = self.send(self.http.post(self.url(cap, path, &query))).await?;
+        CheckReport::parse(&self.json_of(resp).await?)
+    }
+
+    /// `GET /statistics?t=json`: the node's counters and stats.
+    pub async fn statistics(&self) -> Result<Value, TahoeError> {
+        self.get_json(format!("{}statistics?t=json", self.base)).await
+    }
+
+    /// `GET /?t=json`: the node's welcome data (servers and their connection status).
+    pub async fn welcome(&self) -> Result<Value, TahoeError> {
+        self.get_json(format!("{}?t=json", self.base)).await
+    }
+
+    fn url(&self, cap: &Cap, path: &str, query: &str) -> String {
+        let mut url = format!(
+            "{}uri/{}",
+            self.base,
+            utf8_percent_encode(cap.expose(), SEGMENT)
+        );
+        for segment in path.split('/').filter(|s| !s.is_empty()) {
+            url.push('/');
+            url.extend(utf8_percent_encode(segment, SEGMENT));
+        }
+        url.push('?');
+        url.push_str(query);
+        url
+    }
+
+    async fn get_json(&self, url: String) -> Result<Value, TahoeError> {
+        let resp = self.send(self.http.request(Method::GET, url)).await?;
+        self.json_of(resp).await
+    }
+
+    async fn json_of(&self, resp: Response) -> Result<Value, TahoeError> {
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| TahoeError::from_transport(&self.base, e))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| TahoeError::Protocol(format!("the answer is not JSON: {e}")))
+    }
+
+    async fn send_for_cap(&self, req: RequestBuilder) -> Result<Cap, TahoeError> {
+        let resp = self.send(req).await?;
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| TahoeError::from_transport(&self.base, e))?;
+        let cap = Cap::new(text);
+        if !cap.expose().starts_with("URI:") {
+            return Err(TahoeError::Protocol(
+                "the node answered without a capability".into(),
+            ));
+        }
+        Ok(cap)
+    }
+
+    /// Sends and maps a non-2xx answer to its error.
+    async fn send(&self, req: RequestBuilder) -> Result<Response, TahoeError> {
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| TahoeError::from_transport(&self.base, e))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body = resp.text().await.unwrap_or_default();
+        Err(TahoeError::from_status(status, &body))
+    }
+}
+
+fn join_path(path: &str, name: &str) -> String {
+    let path = path.trim_matches('/');
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}/{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_escape_cap_and_segments() {
+        let c = TahoeClient::new("http://127.0.0.1:1", &ClientOptions::default()).unwrap();
+        let url = c.url(&Cap::new("URI:DIR2:ab:cd"), "/x y/Archives/", "t=json");
+        assert_eq!(url, "http://127.0.0.1:1/uri/URI%3ADIR2%3Aab%3Acd/x%20y/Archives?t=json");
+        assert_eq!(join_path("", "Latest"), "Latest");
+        assert_eq!(join_path("a/b/", "Latest"), "a/b/Latest");
+        assert_eq!(
+            c.url(&Cap::new("URI:DIR2:ab:cd"), "2024-01-01_10:00:00Z", "t=uri"),
+            "http://127.0.0.1:1/uri/URI%3ADIR2%3Aab%3Acd/2024-01-01_10%3A00%3A00Z?t=uri"
+        );
+    }
+
+    #[tokio::test]
+    async fn refused_connection_is_unreachable_and_names_no_cap() {
+        // Port 1 on loopback: nothing listens there.
+        let c = TahoeClient::new("http://127.0.0.1:1/", &ClientOptions::default()).unwrap();
+        let err = c.list(&Cap::new("URI:DIR2:secret:secret"), "p").await.unwrap_err();
+        assert!(err.is_unreachable(), "{err:?}");
+        assert!(!err.to_string().contains("secret"), "{err}");
+        assert!(!format!("{err:?}").contains("secret"), "{err:?}");
+    }
+}

@@ -1,0 +1,196 @@
+//! Typed errors of the web API client. Messages never contain a capability: URLs are stripped
+//! from transport errors and the node's own messages pass through [`redact_caps`].
+
+use std::path::PathBuf;
+
+use reqwest::StatusCode;
+use tahoe_jobs_engine::TaskError;
+
+use super::cap::redact_caps;
+
+/// What went wrong talking to the node.
+#[derive(Debug, thiserror::Error)]
+pub enum TahoeError {
+    /// 404: a path component or the object does not exist.
+    #[error("no such child: {0}")]
+    NoSuchChild(String),
+    /// 409: the name exists and replacing it was not allowed.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// 410: not enough shares could be found to read the object.
+    #[error("unrecoverable: {0}")]
+    Unrecoverable(String),
+    /// 400: the node refused the request's arguments.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// Connection refused, reset, or no answer in time.
+    #[error("the Tahoe node at {url} is unreachable: {message}")]
+    NodeUnreachable { url: String, message: String },
+    /// Any other failure the node reported (500: for instance not enough storage servers).
+    #[error("the Tahoe node answered {status}: {message}")]
+    ServerError { status: u16, message: String },
+    /// The node answered 2xx with something that is not what the API promises.
+    #[error("unexpected answer from the Tahoe node: {0}")]
+    Protocol(String),
+    /// A file in the node directory could not be read.
+    #[error("cannot read {path}: {message}")]
+    NodeDir { path: PathBuf, message: String },
+    /// An `alias:` that `private/aliases` does not define.
+    #[error("unknown alias {alias:?}: create it with `tahoe create-alias {alias}` or check {path}")]
+    UnknownAlias { alias: String, path: PathBuf },
+}
+
+impl TahoeError {
+    /// Builds the error for a non-2xx answer from its status and body.
+    pub(crate) fn from_status(status: StatusCode, body: &str) -> TahoeError {
+        let message = node_message(body);
+        match status.as_u16() {
+            404 => TahoeError::NoSuchChild(message),
+            409 => TahoeError::Conflict(message),
+            410 => TahoeError::Unrecoverable(message),
+            400 => TahoeError::BadRequest(message),
+            s => TahoeError::ServerError { status: s, message },
+        }
+    }
+
+    /// Builds the error for a failed request, keeping the URL (which may hold a cap) out.
+    pub(crate) fn from_transport(node_url: &str, err: reqwest::Error) -> TahoeError {
+        let unreachable = err.is_connect() || err.is_timeout() || err.is_request();
+        let message = redact_caps(&error_chain(&err.without_url()));
+        if unreachable {
+            TahoeError::NodeUnreachable {
+                url: node_url.to_string(),
+                message,
+            }
+        } else {
+            TahoeError::ServerError { status: 0, message }
+        }
+    }
+
+    /// True when a later attempt may succeed without any change (the node was down).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, TahoeError::NodeUnreachable { .. })
+    }
+}
+
+impl From<TahoeError> for TaskError {
+    fn from(e: TahoeError) -> TaskError {
+        match e {
+            TahoeError::NodeUnreachable { .. } => TaskError::Unavailable {
+                what: "the Tahoe node".into(),
+                message: e.to_string(),
+            },
+            TahoeError::UnknownAlias { .. } | TahoeError::NodeDir { .. } => {
+                TaskError::Config(e.to_string())
+            }
+            other => TaskError::Failed(other.to_string()),
+        }
+    }
+}
+
+/// The useful line of a node's error body: Tahoe sends a traceback (whose last line is the
+/// exception) or a short HTML page; either may quote capabilities.
+fn node_message(body: &str) -> String {
+    let text = strip_tags(body);
+    let line = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .last()
+        .unwrap_or("(no message)");
+    let mut message = redact_caps(line);
+    if message.len() > 400 {
+        let mut cut = 400;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
+
+fn strip_tags(body: &str) -> String {
+    if !body.trim_start().starts_with('<') {
+        return body.to_string();
+    }
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in body.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                out.push('\n');
+            }
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    // The HTML pages put the explanation in a paragraph before the closing tags.
+    out.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut s = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        s.push_str(": ");
+        s.push_str(&e.to_string());
+        source = e.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_statuses_and_keeps_the_last_traceback_line_without_caps() {
+        let body = "Traceback (most recent call last):\n  File \"x.py\"\nallmydata.uri.BadURIError: b'URI:SSK:abc:def' doesn't look like a cap\n";
+        match TahoeError::from_status(StatusCode::INTERNAL_SERVER_ERROR, body) {
+            TahoeError::ServerError { status, message } => {
+                assert_eq!(status, 500);
+                assert_eq!(
+                    message,
+                    "allmydata.uri.BadURIError: b'URI:SSK:…' doesn't look like a cap"
+                );
+            }
+            e => panic!("{e:?}"),
+        }
+        let html = "<html>\n<head><title>404 - No Such Resource</title></head>\n<body><h1>No Such Resource</h1>\n<p>Sorry. No luck finding that resource.</p></body></html>";
+        assert!(matches!(
+            TahoeError::from_status(StatusCode::NOT_FOUND, html),
+            TahoeError::NoSuchChild(m) if m == "Sorry. No luck finding that resource."
+        ));
+        assert!(matches!(
+            TahoeError::from_status(StatusCode::GONE, "x"),
+            TahoeError::Unrecoverable(_)
+        ));
+        assert!(matches!(
+            TahoeError::from_status(StatusCode::CONFLICT, "x"),
+            TahoeError::Conflict(_)
+        ));
+        assert!(matches!(
+            TahoeError::from_status(StatusCode::BAD_REQUEST, "x"),
+            TahoeError::BadRequest(_)
+        ));
+    }
+
+    #[test]
+    fn unreachable_maps_to_unavailable() {
+        let e = TahoeError::NodeUnreachable {
+            url: "http://127.0.0.1:1/".into(),
+            message: "connection refused".into(),
+        };
+        match TaskError::from(e) {
+            TaskError::Unavailable { what, .. } => assert_eq!(what, "the Tahoe node"),
+            e => panic!("{e:?}"),
+        }
+    }
+}
