@@ -1,12 +1,133 @@
-//! `tahoe-jobs backup SOURCE ALIAS:PATH`: a one-shot backup.
+//! `tahoe-jobs backup SOURCE ALIAS:PATH`: a one-shot backup, a drop-in for `tahoe backup` with
+//! the same result on the grid, the same summary line and the same exit codes (0 ok, 2 when
+//! something was skipped, 1 on error).
+//!
+//! Its backupdb is a sled database in `NODEDIR/private/tahoe-jobs/oneshot`, one tree per target,
+//! so running it again over an unchanged tree uploads nothing.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
 use clap::Args;
+use tahoe_jobs_config::load::DEFAULT_CONCURRENCY;
+use tahoe_jobs_config::{BackupParams, Target};
+use tahoe_jobs_tasks::backup::{
+    backup_once, open_oneshot_store, BackupObserver, BackupOptions, DirAction, FileAction,
+};
 
 use crate::cli::GlobalArgs;
 
 #[derive(Debug, Args)]
-pub struct BackupArgs {}
+pub struct BackupArgs {
+    /// Ignore files and directories whose name matches this glob (may be repeated).
+    #[arg(long = "exclude", value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Ignore the files and directories of version control systems (.git, .svn, CVS, ...).
+    #[arg(long = "exclude-vcs")]
+    pub exclude_vcs: bool,
+    /// Ignore names matching the globs in FILE, one a line.
+    #[arg(
+        long = "exclude-from",
+        visible_alias = "exclude-from-utf-8",
+        value_name = "FILE"
+    )]
+    pub exclude_from: Option<PathBuf>,
+    /// How many files to upload at once.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
+    pub concurrency: usize,
+    /// Print every file and directory as it is handled.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// The local directory to back up.
+    #[arg(value_name = "SOURCE")]
+    pub source: PathBuf,
+    /// Where on the grid: ALIAS:PATH (the backup goes to PATH/Archives/<time> and PATH/Latest).
+    #[arg(value_name = "ALIAS:PATH")]
+    pub target: String,
+}
 
-pub fn run(_global: &GlobalArgs, _args: &BackupArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("the backup task arrives with issue 4")
+pub fn run(global: &GlobalArgs, args: &BackupArgs) -> anyhow::Result<i32> {
+    let node_dir = super::node_dir(global)?;
+    let target = parse_target(&args.target)?;
+    let params = BackupParams {
+        source: args.source.clone(),
+        target: target.clone(),
+        exclude: args.exclude.clone(),
+        exclude_from: args.exclude_from.clone(),
+        exclude_vcs: args.exclude_vcs,
+        concurrency: args.concurrency,
+    };
+    let tree = open_oneshot_store(&node_dir, &target)?;
+    let options = BackupOptions {
+        observer: Arc::new(Printer {
+            verbose: args.verbose,
+        }),
+        ..BackupOptions::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let summary = runtime.block_on(backup_once(&node_dir, &params, tree, &options))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", summary.summary_line())?;
+    if args.verbose {
+        writeln!(out, "{}", summary.checked_line())?;
+    }
+    writeln!(out, "{}", summary.elapsed_line())?;
+    Ok(summary.exit_code())
+}
+
+fn parse_concurrency(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n @ 1..=64) => Ok(n),
+        _ => Err(format!("{s:?} is not a number from 1 to 64")),
+    }
+}
+
+/// `ALIAS:PATH`, a directory capability, or (as `tahoe backup` allows) a bare path below the
+/// default `tahoe:` alias.
+fn parse_target(s: &str) -> anyhow::Result<Target> {
+    if !s.contains(':') {
+        return Ok(Target::Alias {
+            alias: tahoe_jobs_tasks::tahoe::DEFAULT_ALIAS.into(),
+            path: s.trim_matches('/').to_string(),
+        });
+    }
+    tahoe_jobs_config::parse_target(s).map_err(|e| anyhow::anyhow!("bad target: {e}"))
+}
+
+/// Prints warnings as `tahoe backup` does, and with `-v` every file and directory.
+struct Printer {
+    verbose: bool,
+}
+
+impl BackupObserver for Printer {
+    fn warning(&self, message: &str) {
+        eprintln!("WARNING: {message}");
+    }
+
+    fn file(&self, path: &Path, action: FileAction) {
+        if self.verbose {
+            let verb = match action {
+                FileAction::Uploaded => "uploaded",
+                FileAction::Reused => "skipping",
+                FileAction::Changed => "uploaded (changed while read)",
+            };
+            println!("{verb} {}", path.display());
+        }
+    }
+
+    fn directory(&self, path: &Path, action: DirAction) {
+        if self.verbose {
+            let verb = match action {
+                DirAction::Created => "created directory for",
+                DirAction::Reused => "re-using old directory for",
+            };
+            println!(" {verb} {}", path.display());
+        }
+    }
 }

@@ -5,8 +5,8 @@
 //! [`Task`]: tahoe_jobs_engine::Task
 //! [`TaskContext`]: tahoe_jobs_engine::TaskContext
 
-pub mod tahoe;
 pub mod backup;
+pub mod tahoe;
 
 use std::path::Path;
 

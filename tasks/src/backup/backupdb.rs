@@ -80,14 +80,25 @@ pub fn decide_file(
 }
 
 /// The reuse test for a directory whose children hash to a known record.
-pub fn decide_dir(record: Option<&DirRecord>, now: i64, policy: &RecheckPolicy, roll: f64) -> Decision {
+pub fn decide_dir(
+    record: Option<&DirRecord>,
+    now: i64,
+    policy: &RecheckPolicy,
+    roll: f64,
+) -> Decision {
     match record {
         Some(r) => decide_known(Cap::new(r.cap.clone()), r.last_checked, now, policy, roll),
         None => Decision::Create,
     }
 }
 
-fn decide_known(cap: Cap, last_checked: i64, now: i64, policy: &RecheckPolicy, roll: f64) -> Decision {
+fn decide_known(
+    cap: Cap,
+    last_checked: i64,
+    now: i64,
+    policy: &RecheckPolicy,
+    roll: f64,
+) -> Decision {
     if roll < recheck_probability(now - last_checked, policy) {
         Decision::Check(cap)
     } else {
@@ -187,7 +198,13 @@ impl BackupDb {
         self.get(&file_key(path))
     }
 
-    pub fn record_file(&self, path: &Path, stat: &FileStat, cap: &Cap, now: i64) -> Result<(), DbError> {
+    pub fn record_file(
+        &self,
+        path: &Path,
+        stat: &FileStat,
+        cap: &Cap,
+        now: i64,
+    ) -> Result<(), DbError> {
         let record = FileRecord {
             size: stat.size,
             mtime_ns: stat.mtime_ns,
@@ -311,7 +328,11 @@ mod tests {
         assert!((recheck_probability(45 * DAY, &p) - 0.5).abs() < 1e-9);
         assert_eq!(recheck_probability(60 * DAY, &p), 1.0);
         assert_eq!(recheck_probability(600 * DAY, &p), 1.0);
-        assert_eq!(recheck_probability(-DAY, &p), 0.0, "a clock that went back never checks");
+        assert_eq!(
+            recheck_probability(-DAY, &p),
+            0.0,
+            "a clock that went back never checks"
+        );
         let instant = RecheckPolicy {
             no_check_before: Duration::ZERO,
             always_check_after: Duration::ZERO,
@@ -328,26 +349,53 @@ mod tests {
         assert_eq!(decide_file(None, &stat(), now, &p, 0.0), Decision::Create);
         // Unchanged, checked yesterday: reuse whatever the roll.
         let fresh = record(now - DAY);
-        assert_eq!(decide_file(Some(&fresh), &stat(), now, &p, 0.0), Decision::Reuse(cap.clone()));
+        assert_eq!(
+            decide_file(Some(&fresh), &stat(), now, &p, 0.0),
+            Decision::Reuse(cap.clone())
+        );
         // Changed in any compared field: upload.
         for changed in [
             FileStat { size: 6, ..stat() },
-            FileStat { mtime_ns: stat().mtime_ns + 1, ..stat() },
-            FileStat { ctime_ns: stat().ctime_ns + 1, ..stat() },
+            FileStat {
+                mtime_ns: stat().mtime_ns + 1,
+                ..stat()
+            },
+            FileStat {
+                ctime_ns: stat().ctime_ns + 1,
+                ..stat()
+            },
             FileStat { ino: 10, ..stat() },
         ] {
-            assert_eq!(decide_file(Some(&fresh), &changed, now, &p, 0.99), Decision::Create);
+            assert_eq!(
+                decide_file(Some(&fresh), &changed, now, &p, 0.99),
+                Decision::Create
+            );
         }
         // Metadata that is not compared does not matter.
-        let chmod = FileStat { mode: 0o100600, ..stat() };
-        assert_eq!(decide_file(Some(&fresh), &chmod, now, &p, 0.5), Decision::Reuse(cap.clone()));
+        let chmod = FileStat {
+            mode: 0o100600,
+            ..stat()
+        };
+        assert_eq!(
+            decide_file(Some(&fresh), &chmod, now, &p, 0.5),
+            Decision::Reuse(cap.clone())
+        );
         // 45 days: checked when the roll falls under one half.
         let mid = record(now - 45 * DAY);
-        assert_eq!(decide_file(Some(&mid), &stat(), now, &p, 0.49), Decision::Check(cap.clone()));
-        assert_eq!(decide_file(Some(&mid), &stat(), now, &p, 0.51), Decision::Reuse(cap.clone()));
+        assert_eq!(
+            decide_file(Some(&mid), &stat(), now, &p, 0.49),
+            Decision::Check(cap.clone())
+        );
+        assert_eq!(
+            decide_file(Some(&mid), &stat(), now, &p, 0.51),
+            Decision::Reuse(cap.clone())
+        );
         // 61 days: always checked.
         let old = record(now - 61 * DAY);
-        assert_eq!(decide_file(Some(&old), &stat(), now, &p, 0.999), Decision::Check(cap));
+        assert_eq!(
+            decide_file(Some(&old), &stat(), now, &p, 0.999),
+            Decision::Check(cap)
+        );
     }
 
     #[test]
@@ -359,7 +407,10 @@ mod tests {
         assert_ne!(h1, dir_hash([("x", &b), ("y", &a)]));
         assert_ne!(h1, dir_hash([("x", &a), ("z", &b)]));
         assert_ne!(h1, dir_hash([("x", &a)]));
-        assert_ne!(dir_hash([("ab", &a)]), dir_hash([("a", &Cap::new("bURI:CHK:a"))]));
+        assert_ne!(
+            dir_hash([("ab", &a)]),
+            dir_hash([("a", &Cap::new("bURI:CHK:a"))])
+        );
     }
 
     #[test]
@@ -379,10 +430,18 @@ mod tests {
         bdb.dir_checked(&h, 30).unwrap();
         assert_eq!(
             bdb.dir(&h).unwrap(),
-            Some(DirRecord { cap: "URI:DIR2-CHK:x".into(), last_checked: 30 })
+            Some(DirRecord {
+                cap: "URI:DIR2-CHK:x".into(),
+                last_checked: 30
+            })
         );
         assert_eq!(bdb.totals().unwrap(), None);
-        let t = RunTotals { files: 3, dirs: 1, bytes: 9, completed_at: 5 };
+        let t = RunTotals {
+            files: 3,
+            dirs: 1,
+            bytes: 9,
+            completed_at: 5,
+        };
         bdb.set_totals(&t).unwrap();
         assert_eq!(bdb.totals().unwrap(), Some(t));
     }

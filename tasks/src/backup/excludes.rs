@@ -78,9 +78,11 @@ impl Excludes {
             .into_iter()
             .map(|p| p.as_ref().trim().to_string())
             .filter(|p| !p.is_empty())
-            .map(|p| Pattern::new(&p).unwrap_or_else(|_| {
-                Pattern::new(&Pattern::escape(&p)).expect("an escaped pattern is valid")
-            }))
+            .map(|p| {
+                Pattern::new(&p).unwrap_or_else(|_| {
+                    Pattern::new(&Pattern::escape(&p)).expect("an escaped pattern is valid")
+                })
+            })
             .collect();
         Excludes { patterns }
     }
@@ -91,9 +93,7 @@ impl Excludes {
 
     /// True when the entry called `name` is excluded.
     pub fn is_excluded(&self, name: &str) -> bool {
-        self.patterns
-            .iter()
-            .any(|p| p.matches_with(name, FNMATCH))
+        self.patterns.iter().any(|p| p.matches_with(name, FNMATCH))
     }
 }
 
@@ -105,7 +105,10 @@ mod tests {
     fn matches_basenames_like_fnmatch() {
         let ex = Excludes::new(["*.tmp", " .DS_Store ", "", "cache?", "[ab]*.log", "[!x]y"]);
         assert!(ex.is_excluded("a.tmp"));
-        assert!(ex.is_excluded(".tmp"), "a leading dot is not special in fnmatch");
+        assert!(
+            ex.is_excluded(".tmp"),
+            "a leading dot is not special in fnmatch"
+        );
         assert!(!ex.is_excluded("a.tmp.bak"), "the whole name must match");
         assert!(!ex.is_excluded("A.TMP"), "case-sensitive");
         assert!(ex.is_excluded(".DS_Store"));
@@ -131,12 +134,22 @@ mod tests {
         let file = dir.path().join("ex");
         std::fs::write(&file, "*.o\n\n  build  \n").unwrap();
         let ex = Excludes::from_options(&["*.bak".into()], Some(&file), true).unwrap();
-        for name in [".git", "CVS", "{arch}", "_darcs", ".hgignore", "x.o", "build", "y.bak"] {
+        for name in [
+            ".git",
+            "CVS",
+            "{arch}",
+            "_darcs",
+            ".hgignore",
+            "x.o",
+            "build",
+            "y.bak",
+        ] {
             assert!(ex.is_excluded(name), "{name}");
         }
         assert!(!ex.is_excluded("src"));
         assert!(!ex.is_excluded(".github"));
-        let err = Excludes::from_options(&[], Some(&dir.path().join("missing")), false).unwrap_err();
+        let err =
+            Excludes::from_options(&[], Some(&dir.path().join("missing")), false).unwrap_err();
         assert!(err.to_string().contains("missing"), "{err}");
     }
 }

@@ -42,14 +42,21 @@ impl TargetDir {
     pub async fn prepare(&self, client: &TahoeClient) -> Result<(), TahoeError> {
         match client.list(&self.root, &self.archives_path()).await {
             Ok(_) => Ok(()),
-            Err(TahoeError::NoSuchChild(_)) => client.mkdir_p(&self.root, &self.archives_path()).await,
+            Err(TahoeError::NoSuchChild(_)) => {
+                client.mkdir_p(&self.root, &self.archives_path()).await
+            }
             Err(e) => Err(e),
         }
     }
 
     /// Links a finished backup: first `Archives/<name>`, then `Latest` (the order `tahoe backup`
     /// uses, so `Latest` never names a backup missing from `Archives`).
-    pub async fn link(&self, client: &TahoeClient, name: &str, backup: &Cap) -> Result<(), TahoeError> {
+    pub async fn link(
+        &self,
+        client: &TahoeClient,
+        name: &str,
+        backup: &Cap,
+    ) -> Result<(), TahoeError> {
         client
             .link(&self.root, &self.archives_path(), name, backup)
             .await?;
@@ -70,9 +77,15 @@ mod tests {
 
     #[test]
     fn archives_path_is_below_the_target() {
-        let t = TargetDir { root: Cap::new("URI:DIR2:a:b"), path: String::new() };
+        let t = TargetDir {
+            root: Cap::new("URI:DIR2:a:b"),
+            path: String::new(),
+        };
         assert_eq!(t.archives_path(), "Archives");
-        let t = TargetDir { path: "pics/2024".into(), ..t };
+        let t = TargetDir {
+            path: "pics/2024".into(),
+            ..t
+        };
         assert_eq!(t.archives_path(), "pics/2024/Archives");
         assert!(!format!("{t:?}").contains("a:b"));
     }

@@ -92,7 +92,10 @@ mod tests {
         let m = stat().tahoe_metadata();
         assert_eq!(m["mtime"].as_f64(), Some(1_700_000_000.25));
         assert_eq!(m["ctime"].as_f64(), Some(1_700_000_001.0));
-        assert!(m["ctime"].is_f64(), "ctime must be a float like Python's st_ctime");
+        assert!(
+            m["ctime"].is_f64(),
+            "ctime must be a float like Python's st_ctime"
+        );
         assert_eq!(m["st_mode"], 33188);
         assert_eq!(m["st_ino"], 42);
         assert_eq!(m["st_dev"], 7);
@@ -100,16 +103,29 @@ mod tests {
         assert_eq!(m["st_gid"], 100);
         let mut keys: Vec<_> = m.as_object().unwrap().keys().cloned().collect();
         keys.sort();
-        assert_eq!(keys, ["ctime", "mtime", "st_dev", "st_gid", "st_ino", "st_mode", "st_uid"]);
+        assert_eq!(
+            keys,
+            ["ctime", "mtime", "st_dev", "st_gid", "st_ino", "st_mode", "st_uid"]
+        );
     }
 
     #[test]
     fn same_content_compares_size_times_and_inode_only() {
         let a = stat();
-        assert!(a.same_content_as(&FileStat { mode: 0o100600, uid: 0, ..a }));
+        assert!(a.same_content_as(&FileStat {
+            mode: 0o100600,
+            uid: 0,
+            ..a
+        }));
         assert!(!a.same_content_as(&FileStat { size: 11, ..a }));
-        assert!(!a.same_content_as(&FileStat { mtime_ns: a.mtime_ns + 1, ..a }));
-        assert!(!a.same_content_as(&FileStat { ctime_ns: a.ctime_ns + 1, ..a }));
+        assert!(!a.same_content_as(&FileStat {
+            mtime_ns: a.mtime_ns + 1,
+            ..a
+        }));
+        assert!(!a.same_content_as(&FileStat {
+            ctime_ns: a.ctime_ns + 1,
+            ..a
+        }));
         assert!(!a.same_content_as(&FileStat { ino: 43, ..a }));
     }
 

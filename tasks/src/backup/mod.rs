@@ -159,7 +159,11 @@ impl BackupTask {
     /// Builds the task for a `[backup]` job.
     pub fn from_job(node_dir: &Path, job: &JobConfig) -> Result<BackupTask, TaskError> {
         match &job.params {
-            TaskParams::Backup(p) => Ok(BackupTask::new(node_dir, p.clone(), BackupOptions::default())),
+            TaskParams::Backup(p) => Ok(BackupTask::new(
+                node_dir,
+                p.clone(),
+                BackupOptions::default(),
+            )),
             _ => Err(TaskError::Config(format!(
                 "job {} is not a backup job",
                 job.id()
@@ -201,6 +205,81 @@ pub async fn backup_once(
     let ctx = TaskContext::standalone("backup.oneshot", store);
     match run_backup(node_dir, params, options, &ctx).await? {
         RunEnd::Completed(summary) => Ok(summary),
-        RunEnd::Stopped(_) => Err(BackupError::Internal("a one-shot backup was stopped".into())),
+        RunEnd::Stopped(_) => Err(BackupError::Internal(
+            "a one-shot backup was stopped".into(),
+        )),
+    }
+}
+
+/// The sled tree name under which the one-shot command keeps the backupdb for `target`. A
+/// capability target is named by a hash of it, so the secret never becomes a tree name.
+pub fn oneshot_tree_name(target: &tahoe_jobs_config::Target) -> String {
+    use sha2::{Digest, Sha256};
+    match target {
+        tahoe_jobs_config::Target::Alias { alias, path } => format!("backup {alias}:{path}"),
+        tahoe_jobs_config::Target::Cap { cap, path } => {
+            let digest = Sha256::digest(cap.as_bytes());
+            let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+            format!("backup cap-{hex}/{path}")
+        }
+    }
+}
+
+/// Opens the one-shot command's backupdb for `target`: a sled database in
+/// `NODEDIR/private/tahoe-jobs/oneshot`, one tree per target.
+pub fn open_oneshot_store(
+    node_dir: &Path,
+    target: &tahoe_jobs_config::Target,
+) -> Result<sled::Tree, OneshotStoreError> {
+    let dir = node_dir.join("private").join("tahoe-jobs").join("oneshot");
+    std::fs::create_dir_all(&dir).map_err(|e| OneshotStoreError {
+        path: dir.clone(),
+        message: e.to_string(),
+    })?;
+    let db = sled::Config::new()
+        .path(&dir)
+        // Each record is read once per run: a small cache keeps memory flat on big trees.
+        .cache_capacity(16 * 1024 * 1024)
+        .open()
+        .map_err(|e| OneshotStoreError {
+            path: dir.clone(),
+            message: format!("{e} (is another `tahoe-jobs backup` running?)"),
+        })?;
+    db.open_tree(oneshot_tree_name(target))
+        .map_err(|e| OneshotStoreError {
+            path: dir,
+            message: e.to_string(),
+        })
+}
+
+/// The one-shot backupdb could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the backup database {path}: {message}")]
+pub struct OneshotStoreError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tahoe_jobs_config::Target;
+
+    #[test]
+    fn oneshot_tree_names_never_hold_caps() {
+        let alias = Target::Alias {
+            alias: "b".into(),
+            path: "pics".into(),
+        };
+        assert_eq!(oneshot_tree_name(&alias), "backup b:pics");
+        let cap = Target::Cap {
+            cap: "URI:DIR2:secret:x".into(),
+            path: "p".into(),
+        };
+        let name = oneshot_tree_name(&cap);
+        assert!(
+            name.starts_with("backup cap-") && name.ends_with("/p") && !name.contains("secret"),
+            "{name}"
+        );
     }
 }

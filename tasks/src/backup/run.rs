@@ -79,7 +79,10 @@ pub async fn run_backup(
         Ok(cap) => cap,
         Err(Halt::Stopped) => {
             db.flush().await?;
-            tracing::info!(job = ctx.job_id(), "backup stopped; finished files are remembered");
+            tracing::info!(
+                job = ctx.job_id(),
+                "backup stopped; finished files are remembered"
+            );
             return Ok(RunEnd::Stopped(summary(&sh)));
         }
         Err(Halt::Failed) => {
@@ -110,14 +113,19 @@ pub async fn run_backup(
 }
 
 /// Builds the tree and waits for the root directory's capability.
-async fn build(sh: &Arc<Shared>, source: PathBuf, scan: DirScan) -> Result<crate::tahoe::Cap, Halt> {
+async fn build(
+    sh: &Arc<Shared>,
+    source: PathBuf,
+    scan: DirScan,
+) -> Result<crate::tahoe::Cap, Halt> {
     let root = backup_dir(sh.clone(), source, serde_json::Value::Null, scan).await?;
     let root = match root {
         Child::Ready(c) => c,
-        pending => sh
-            .until_halt(pending.resolve(sh))
-            .await??
-            .ok_or_else(|| sh.fail(BackupError::Internal("the source produced no directory".into())))?,
+        pending => sh.until_halt(pending.resolve(sh)).await??.ok_or_else(|| {
+            sh.fail(BackupError::Internal(
+                "the source produced no directory".into(),
+            ))
+        })?,
     };
     Ok(root.cap)
 }

@@ -92,7 +92,12 @@ impl BackupSummary {
     /// `tahoe backup`'s last line: ` backup done, elapsed time: 0:00:06`.
     pub fn elapsed_line(&self) -> String {
         let s = self.elapsed.as_secs();
-        format!(" backup done, elapsed time: {}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+        format!(
+            " backup done, elapsed time: {}:{:02}:{:02}",
+            s / 3600,
+            s / 60 % 60,
+            s % 60
+        )
     }
 
     pub fn any_skips(&self) -> bool {
@@ -132,7 +137,14 @@ mod tests {
         assert_eq!(s.elapsed_line(), " backup done, elapsed time: 1:02:05");
         assert_eq!(s.exit_code(), 2);
         assert_eq!(BackupSummary::default().exit_code(), 0);
-        assert_eq!(BackupSummary { dirs_skipped: 1, ..Default::default() }.exit_code(), 2);
+        assert_eq!(
+            BackupSummary {
+                dirs_skipped: 1,
+                ..Default::default()
+            }
+            .exit_code(),
+            2
+        );
     }
 
     #[test]

@@ -111,7 +111,10 @@ impl Shared {
     }
 
     /// Runs `fut` unless the run halts first.
-    pub async fn until_halt<T>(&self, fut: impl std::future::Future<Output = T>) -> Result<T, Halt> {
+    pub async fn until_halt<T>(
+        &self,
+        fut: impl std::future::Future<Output = T>,
+    ) -> Result<T, Halt> {
         tokio::select! {
             biased;
             _ = self.ctx.stop().stopped() => Err(Halt::Stopped),
@@ -144,7 +147,9 @@ impl Shared {
         let secs = self.started.elapsed().as_secs_f64();
         if secs > 0.0 {
             let bytes = self.ctx.progress().get(counter::BYTES_UPLOADED) as f64;
-            self.ctx.progress().set(counter::UPLOAD_RATE, (bytes / secs) as u64);
+            self.ctx
+                .progress()
+                .set(counter::UPLOAD_RATE, (bytes / secs) as u64);
         }
     }
 }
@@ -197,7 +202,11 @@ pub(crate) fn backup_dir(
         sh.count(counter::DIRS_SEEN, 1);
         for odd in &scan.odd {
             sh.count(
-                if odd.is_dir() { counter::DIRS_SKIPPED } else { counter::FILES_SKIPPED },
+                if odd.is_dir() {
+                    counter::DIRS_SKIPPED
+                } else {
+                    counter::FILES_SKIPPED
+                },
                 1,
             );
             sh.warn(odd.warning());
@@ -233,21 +242,32 @@ async fn backup_subdir(sh: &Arc<Shared>, entry: Entry) -> Result<Option<Child>, 
             Ok(Ok(scan)) => scan,
             Ok(Err(e)) => {
                 sh.count(counter::DIRS_SKIPPED, 1);
-                sh.warn(format!("permission denied on directory {}: {e}", quote(&entry.path)));
+                sh.warn(format!(
+                    "permission denied on directory {}: {e}",
+                    quote(&entry.path)
+                ));
                 return Ok(None);
             }
             Err(e) => return Err(sh.fail(BackupError::Internal(format!("listing failed: {e}")))),
         }
     };
     let metadata = entry.stat.tahoe_metadata();
-    backup_dir(sh.clone(), entry.path, metadata, scan).await.map(Some)
+    backup_dir(sh.clone(), entry.path, metadata, scan)
+        .await
+        .map(Some)
 }
 
 async fn backup_file(sh: &Arc<Shared>, entry: Entry) -> Result<Child, Halt> {
     sh.count(counter::FILES_SEEN, 1);
     sh.count(counter::BYTES_SEEN, entry.stat.size);
     let record = sh.db.file(&entry.path).map_err(|e| sh.fail(e))?;
-    let decision = decide_file(record.as_ref(), &entry.stat, sh.now(), &sh.policy, fastrand::f64());
+    let decision = decide_file(
+        record.as_ref(),
+        &entry.stat,
+        sh.now(),
+        &sh.policy,
+        fastrand::f64(),
+    );
     if let Decision::Reuse(cap) = decision {
         sh.count(counter::FILES_REUSED, 1);
         sh.observer.file(&entry.path, FileAction::Reused);
@@ -257,7 +277,9 @@ async fn backup_file(sh: &Arc<Shared>, entry: Entry) -> Result<Child, Halt> {
     let sh2 = sh.clone();
     Ok(spawn(async move {
         let _permit = permit;
-        let result = sh2.until_halt(upload_or_check(&sh2, &entry, decision)).await;
+        let result = sh2
+            .until_halt(upload_or_check(&sh2, &entry, decision))
+            .await;
         result.and_then(|r| r)
     }))
 }
@@ -276,7 +298,9 @@ async fn upload_or_check(sh: &Shared, entry: &Entry, decision: Decision) -> Chil
         sh.count(counter::FILES_CHECKED, 1);
         match sh.client.check(&cap, "", CheckOptions::default()).await {
             Ok(report) if report.healthy_now() => {
-                sh.db.file_checked(&entry.path, sh.now()).map_err(|e| sh.fail(e))?;
+                sh.db
+                    .file_checked(&entry.path, sh.now())
+                    .map_err(|e| sh.fail(e))?;
                 sh.count(counter::FILES_REUSED, 1);
                 sh.observer.file(&entry.path, FileAction::Reused);
                 return Ok(Some(file_child(cap, entry)));
@@ -286,15 +310,23 @@ async fn upload_or_check(sh: &Shared, entry: &Entry, decision: Decision) -> Chil
             _ => {}
         }
     }
-    sh.ctx.progress().set_current(Some(entry.path.display().to_string()));
-    let outcome = upload_file(&sh.client, sh.ctx.budget(), sh.ctx.progress(), &entry.path, &entry.stat)
-        .await
-        .map_err(|e| {
-            sh.fail(BackupError::Node {
-                during: format!("uploading {}", quote(&entry.path)),
-                source: e,
-            })
-        })?;
+    sh.ctx
+        .progress()
+        .set_current(Some(entry.path.display().to_string()));
+    let outcome = upload_file(
+        &sh.client,
+        sh.ctx.budget(),
+        sh.ctx.progress(),
+        &entry.path,
+        &entry.stat,
+    )
+    .await
+    .map_err(|e| {
+        sh.fail(BackupError::Node {
+            during: format!("uploading {}", quote(&entry.path)),
+            source: e,
+        })
+    })?;
     sh.update_rate();
     match outcome {
         UploadOutcome::Uploaded { cap, changed } => {
@@ -303,7 +335,10 @@ async fn upload_or_check(sh: &Shared, entry: &Entry, decision: Decision) -> Chil
                 // Linked as read, but not remembered: the next run uploads it again.
                 sh.count(counter::FILES_CHANGED, 1);
                 sh.observer.file(&entry.path, FileAction::Changed);
-                sh.warn(format!("file changed while it was uploaded: {}", quote(&entry.path)));
+                sh.warn(format!(
+                    "file changed while it was uploaded: {}",
+                    quote(&entry.path)
+                ));
             } else {
                 sh.db
                     .record_file(&entry.path, &entry.stat, &cap, sh.now())
@@ -314,7 +349,10 @@ async fn upload_or_check(sh: &Shared, entry: &Entry, decision: Decision) -> Chil
         }
         UploadOutcome::Unreadable(e) => {
             sh.count(counter::FILES_SKIPPED, 1);
-            sh.warn(format!("permission denied on file {}: {e}", quote(&entry.path)));
+            sh.warn(format!(
+                "permission denied on file {}: {e}",
+                quote(&entry.path)
+            ));
             Ok(None)
         }
         UploadOutcome::Shrunk => {
@@ -331,7 +369,12 @@ async fn upload_or_check(sh: &Shared, entry: &Entry, decision: Decision) -> Chil
 
 /// The directory's capability once its children are known: reused from the backupdb when it
 /// can be decided at once, else from a task that waits for the children.
-fn finish_dir(sh: Arc<Shared>, path: PathBuf, metadata: Value, kids: Vec<(String, Child)>) -> Child {
+fn finish_dir(
+    sh: Arc<Shared>,
+    path: PathBuf,
+    metadata: Value,
+    kids: Vec<(String, Child)>,
+) -> Child {
     if kids.iter().all(|(_, k)| matches!(k, Child::Ready(_))) {
         let ready: Vec<(String, NewChild)> = kids
             .into_iter()
@@ -355,7 +398,9 @@ fn finish_dir(sh: Arc<Shared>, path: PathBuf, metadata: Value, kids: Vec<(String
             return Child::Ready(dir_child(cap, metadata));
         }
         return spawn(async move {
-            let result = sh.until_halt(create_dir(&sh, &path, ready, hash, decision)).await;
+            let result = sh
+                .until_halt(create_dir(&sh, &path, ready, hash, decision))
+                .await;
             result.and_then(|r| r.map(|cap| Some(dir_child(cap, metadata))))
         });
     }
@@ -374,7 +419,9 @@ fn finish_dir(sh: Arc<Shared>, path: PathBuf, metadata: Value, kids: Vec<(String
             sh.observer.directory(&path, DirAction::Reused);
             return Ok(Some(dir_child(cap, metadata)));
         }
-        let result = sh.until_halt(create_dir(&sh, &path, ready, hash, decision)).await;
+        let result = sh
+            .until_halt(create_dir(&sh, &path, ready, hash, decision))
+            .await;
         result.and_then(|r| r.map(|cap| Some(dir_child(cap, metadata))))
     })
 }
@@ -419,7 +466,9 @@ async fn create_dir(
                 source: e,
             })
         })?;
-    sh.db.record_dir(&hash, &cap, sh.now()).map_err(|e| sh.fail(e))?;
+    sh.db
+        .record_dir(&hash, &cap, sh.now())
+        .map_err(|e| sh.fail(e))?;
     sh.count(counter::DIRS_CREATED, 1);
     sh.observer.directory(path, DirAction::Created);
     Ok(cap)

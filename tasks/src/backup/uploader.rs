@@ -53,8 +53,16 @@ pub async fn upload_file(
         Err(e) => return Ok(UploadOutcome::Unreadable(e)),
     };
     let failure = Arc::new(Mutex::new(LocalFailure::None));
-    let body = body_stream(file, stat.size, budget.clone(), progress.clone(), failure.clone());
-    let result = client.upload(reqwest::Body::wrap_stream(body), stat.size).await;
+    let body = body_stream(
+        file,
+        stat.size,
+        budget.clone(),
+        progress.clone(),
+        failure.clone(),
+    );
+    let result = client
+        .upload(reqwest::Body::wrap_stream(body), stat.size)
+        .await;
     let local = std::mem::take(&mut *failure.lock().expect("upload failure lock"));
     match (result, local) {
         (_, LocalFailure::Read(e)) => Ok(UploadOutcome::Unreadable(e)),

@@ -28,9 +28,13 @@ pub enum OddKind {
     /// A FIFO, socket or device.
     Special,
     /// The grid needs UTF-8 names.
-    NotUtf8 { is_dir: bool },
+    NotUtf8 {
+        is_dir: bool,
+    },
     /// lstat failed (the entry vanished, or permission was denied).
-    Unreadable { message: String },
+    Unreadable {
+        message: String,
+    },
 }
 
 /// An entry that is skipped, with a warning.
@@ -104,7 +108,9 @@ pub fn scan_dir(dir: &Path, excludes: &Excludes) -> io::Result<DirScan> {
         } else if !ft.is_file() && !ft.is_dir() {
             Some(OddKind::Special)
         } else if name.is_none() {
-            Some(OddKind::NotUtf8 { is_dir: ft.is_dir() })
+            Some(OddKind::NotUtf8 {
+                is_dir: ft.is_dir(),
+            })
         } else {
             None
         };
@@ -157,22 +163,40 @@ mod tests {
         let bad = d.join(OsStr::from_bytes(b"bad\xffname"));
         fs::write(&bad, "?").unwrap();
         let fifo = d.join("fifo");
-        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
 
         let scan = scan_dir(d, &Excludes::new(["*.tmp"])).unwrap();
         assert_eq!(scan.raw_count, 7);
-        let names: Vec<_> = scan.entries.iter().map(|e| (e.name.as_str(), e.is_dir)).collect();
+        let names: Vec<_> = scan
+            .entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.is_dir))
+            .collect();
         assert_eq!(names, [("a.txt", false), ("b.txt", false), ("sub", true)]);
         let odd: Vec<_> = scan.odd.iter().map(|o| o.kind.clone()).collect();
         assert_eq!(
             odd,
-            [OddKind::NotUtf8 { is_dir: false }, OddKind::Special, OddKind::Symlink]
+            [
+                OddKind::NotUtf8 { is_dir: false },
+                OddKind::Special,
+                OddKind::Symlink
+            ]
         );
         assert_eq!(
             scan.odd[0].warning(),
-            format!("cannot backup file '{}/bad\\xffname': its name is not valid UTF-8", d.display())
+            format!(
+                "cannot backup file '{}/bad\\xffname': its name is not valid UTF-8",
+                d.display()
+            )
         );
-        assert_eq!(scan.odd[2].warning(), format!("cannot backup symlink '{}/link'", d.display()));
+        assert_eq!(
+            scan.odd[2].warning(),
+            format!("cannot backup symlink '{}/link'", d.display())
+        );
         assert!(scan_dir(&d.join("missing"), &Excludes::default()).is_err());
     }
 }

@@ -112,7 +112,10 @@ mod tests {
     fn redacts_caps_inside_text() {
         let text = format!("b'{CHK}' doesn't look like a cap; also URI:DIR2:abc:def/x");
         let red = redact_caps(&text);
-        assert_eq!(red, "b'URI:CHK:…' doesn't look like a cap; also URI:DIR2:…/x");
+        assert_eq!(
+            red,
+            "b'URI:CHK:…' doesn't look like a cap; also URI:DIR2:…/x"
+        );
         assert_eq!(redact_caps("no caps"), "no caps");
     }
 }

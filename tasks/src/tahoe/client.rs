@@ -50,7 +50,9 @@ pub struct TahoeClient {
 
 impl std::fmt::Debug for TahoeClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TahoeClient").field("base", &self.base).finish()
+        f.debug_struct("TahoeClient")
+            .field("base", &self.base)
+            .finish()
     }
 }
 
@@ -58,7 +60,10 @@ impl TahoeClient {
     /// A client of the node whose web API is at `node_url` (`http://127.0.0.1:3456/`).
     pub fn new(node_url: &str, options: &ClientOptions) -> Result<TahoeClient, TahoeError> {
         let mut headers = header::HeaderMap::new();
-        headers.insert(header::ACCEPT, header::HeaderValue::from_static("text/plain"));
+        headers.insert(
+            header::ACCEPT,
+            header::HeaderValue::from_static("text/plain"),
+        );
         let http = reqwest::Client::builder()
             .default_headers(headers)
             .connect_timeout(CONNECT_TIMEOUT)
@@ -76,7 +81,10 @@ impl TahoeClient {
     }
 
     /// A client of the node in `node_dir`, found through `node.url`.
-    pub fn from_node_dir(node_dir: &Path, options: &ClientOptions) -> Result<TahoeClient, TahoeError> {
+    pub fn from_node_dir(
+        node_dir: &Path,
+        options: &ClientOptions,
+    ) -> Result<TahoeClient, TahoeError> {
         TahoeClient::new(&read_node_url(node_dir)?, options)
     }
 
@@ -131,7 +139,13 @@ impl TahoeClient {
 
     /// `PUT /uri/$DIRCAP/path/NAME?t=uri`: links `child` as `name` in the directory at `path`
     /// below `dir`, replacing an existing child of that name.
-    pub async fn link(&self, dir: &Cap, path: &str, name: &str, child: &Cap) -> Result<(), TahoeError> {
+    pub async fn link(
+        &self,
+        dir: &Cap,
+        path: &str,
+        name: &str,
+        child: &Cap,
+    ) -> Result<(), TahoeError> {
         let full = join_path(path, name);
         let req = self
             .http
@@ -147,7 +161,12 @@ impl TahoeClient {
     }
 
     /// `POST /uri/$CAP/path?t=check&output=JSON` with the given flags.
-    pub async fn check(&self, cap: &Cap, path: &str, options: CheckOptions) -> Result<CheckReport, TahoeError> {
+    pub async fn check(
+        &self,
+        cap: &Cap,
+        path: &str,
+        options: CheckOptions,
+    ) -> Result<CheckReport, TahoeError> {
         let flag = |b: bool| if b { "true" } else { "false" };
         let query = format!(
             "t=check&output=JSON&verify={}&repair={}&add-lease={}",
@@ -155,13 +174,16 @@ impl TahoeClient {
             flag(options.repair),
             flag(options.add_lease)
         );
-        let resp = self.send(self.http.post(self.url(cap, path, &query))).await?;
+        let resp = self
+            .send(self.http.post(self.url(cap, path, &query)))
+            .await?;
         CheckReport::parse(&self.json_of(resp).await?)
     }
 
     /// `GET /statistics?t=json`: the node's counters and stats.
     pub async fn statistics(&self) -> Result<Value, TahoeError> {
-        self.get_json(format!("{}statistics?t=json", self.base)).await
+        self.get_json(format!("{}statistics?t=json", self.base))
+            .await
     }
 
     /// `GET /?t=json`: the node's welcome data (servers and their connection status).
@@ -245,7 +267,10 @@ mod tests {
     fn urls_escape_cap_and_segments() {
         let c = TahoeClient::new("http://127.0.0.1:1", &ClientOptions::default()).unwrap();
         let url = c.url(&Cap::new("URI:DIR2:ab:cd"), "/x y/Archives/", "t=json");
-        assert_eq!(url, "http://127.0.0.1:1/uri/URI%3ADIR2%3Aab%3Acd/x%20y/Archives?t=json");
+        assert_eq!(
+            url,
+            "http://127.0.0.1:1/uri/URI%3ADIR2%3Aab%3Acd/x%20y/Archives?t=json"
+        );
         assert_eq!(join_path("", "Latest"), "Latest");
         assert_eq!(join_path("a/b/", "Latest"), "a/b/Latest");
         assert_eq!(
@@ -258,7 +283,10 @@ mod tests {
     async fn refused_connection_is_unreachable_and_names_no_cap() {
         // Port 1 on loopback: nothing listens there.
         let c = TahoeClient::new("http://127.0.0.1:1/", &ClientOptions::default()).unwrap();
-        let err = c.list(&Cap::new("URI:DIR2:secret:secret"), "p").await.unwrap_err();
+        let err = c
+            .list(&Cap::new("URI:DIR2:secret:secret"), "p")
+            .await
+            .unwrap_err();
         assert!(err.is_unreachable(), "{err:?}");
         assert!(!err.to_string().contains("secret"), "{err}");
         assert!(!format!("{err:?}").contains("secret"), "{err:?}");

@@ -36,7 +36,9 @@ pub enum TahoeError {
     #[error("cannot read {path}: {message}")]
     NodeDir { path: PathBuf, message: String },
     /// An `alias:` that `private/aliases` does not define.
-    #[error("unknown alias {alias:?}: create it with `tahoe create-alias {alias}` or check {path}")]
+    #[error(
+        "unknown alias {alias:?}: create it with `tahoe create-alias {alias}` or check {path}"
+    )]
     UnknownAlias { alias: String, path: PathBuf },
 }
 
@@ -95,8 +97,7 @@ fn node_message(body: &str) -> String {
     let line = text
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .last()
+        .rfind(|l| !l.is_empty())
         .unwrap_or("(no message)");
     let mut message = redact_caps(line);
     if message.len() > 400 {

@@ -46,16 +46,24 @@ pub struct NewChild {
 }
 
 /// The `t=mkdir-immutable` body: `{"name": ["filenode", {"ro_uri": .., "metadata": {..}}], ..}`.
-pub fn mkdir_immutable_body<'a>(children: impl IntoIterator<Item = (&'a str, &'a NewChild)>) -> Value {
+pub fn mkdir_immutable_body<'a>(
+    children: impl IntoIterator<Item = (&'a str, &'a NewChild)>,
+) -> Value {
     let map = children
         .into_iter()
         .map(|(name, child)| {
             let mut props = serde_json::Map::new();
-            props.insert("ro_uri".into(), Value::String(child.cap.expose().to_string()));
+            props.insert(
+                "ro_uri".into(),
+                Value::String(child.cap.expose().to_string()),
+            );
             props.insert("metadata".into(), child.metadata.clone());
             (
                 name.to_string(),
-                Value::Array(vec![Value::String(child.kind.tag().into()), Value::Object(props)]),
+                Value::Array(vec![
+                    Value::String(child.kind.tag().into()),
+                    Value::Object(props),
+                ]),
             )
         })
         .collect::<serde_json::Map<_, _>>();
@@ -108,7 +116,10 @@ impl DirListing {
             }
         }
         Ok(DirListing {
-            mutable: props.get("mutable").and_then(Value::as_bool).unwrap_or(false),
+            mutable: props
+                .get("mutable")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             ro_cap: cap_field(props, "ro_uri"),
             rw_cap: cap_field(props, "rw_uri"),
             children,
@@ -254,13 +265,17 @@ mod tests {
         assert_eq!(l.children["f"].kind, NodeKind::File);
         assert_eq!(l.children["f"].size, Some(3));
         assert_eq!(l.children["d"].kind, NodeKind::Directory);
-        assert_eq!(l.children["d"].ro_cap.as_ref().unwrap().kind(), "URI:DIR2-CHK");
+        assert_eq!(
+            l.children["d"].ro_cap.as_ref().unwrap().kind(),
+            "URI:DIR2-CHK"
+        );
         assert!(DirListing::parse(&json!(["filenode", {}])).is_err());
     }
 
     #[test]
     fn parses_check_and_repair_reports() {
-        let lit = CheckReport::parse(&json!({"storage-index": "", "results": {"healthy": true}})).unwrap();
+        let lit = CheckReport::parse(&json!({"storage-index": "", "results": {"healthy": true}}))
+            .unwrap();
         assert!(lit.healthy_now());
         let check = json!({"storage-index": "abc", "summary": "Not Healthy", "results": {
             "healthy": false, "recoverable": true, "count-shares-good": 2, "count-shares-needed": 1,
