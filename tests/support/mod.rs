@@ -1,0 +1,9 @@
+//! Helpers shared by the tests of the `integration` test binary.
+//!
+//! Everything here is an API for many test modules, and each module uses only part of it, so
+//! dead-code warnings would only reflect which tests happen to exist today.
+#![allow(dead_code)]
+
+pub mod grid;
+
+pub use grid::{http_client, shared_grid, Grid, GridSpec};
