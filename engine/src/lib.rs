@@ -19,6 +19,7 @@ pub mod limits;
 pub mod policy;
 pub mod progress;
 pub mod record;
+pub mod shaping;
 pub mod state;
 pub mod status;
 pub mod stop;
