@@ -1,0 +1,437 @@
+//! Helpers for the engine tests: an actix System on a paused tokio clock, a wall clock that
+//! follows it, test-only task types that report what they do to a [`Probe`], and job builders.
+//!
+//! With the paused clock, `tokio::time::sleep` in a test jumps straight to the next timer when
+//! everything is idle, so a simulated day takes milliseconds and every instant is exact.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+use tahoe_jobs_config::{CpuShare, JobConfig, JobLimits, RateSchedule, Schedule, TaskParams};
+use tahoe_jobs_engine::{
+    Clock, Engine, EngineError, EngineHandle, EngineOptions, JobStatus, Outcome, Registry,
+    StateKind, Task, TaskContext, TaskError, TokioClock,
+};
+use tempfile::TempDir;
+
+pub const DAY: Duration = Duration::from_secs(86_400);
+pub const HOUR: Duration = Duration::from_secs(3600);
+/// How long one unit of the counting task takes.
+pub const UNIT: Duration = Duration::from_secs(1);
+
+/// Runs `f` in a fresh actix System whose tokio clock starts paused.
+pub fn run_paused<F, Fut>(f: F) -> Fut::Output
+where
+    F: FnOnce() -> Fut,
+    Fut: Future,
+{
+    actix_rt::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .expect("a paused runtime")
+    })
+    .block_on(f())
+}
+
+/// Lets simulated time pass (instantly, in a paused runtime).
+pub async fn pass(d: Duration) {
+    tokio::time::sleep(d).await;
+}
+
+pub fn civil(at: &str, zone: &str) -> Timestamp {
+    at.parse::<DateTime>()
+        .expect("a civil time")
+        .to_zoned(TimeZone::get(zone).expect("a zone"))
+        .expect("a zoned time")
+        .timestamp()
+}
+
+pub fn ts(s: &str) -> Timestamp {
+    s.parse().expect("a timestamp")
+}
+
+/// Something a test task did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A run began; `done` units were already done by earlier runs of the same logical run.
+    Started {
+        job: String,
+        at: Timestamp,
+        done: u64,
+    },
+    Unit {
+        job: String,
+        at: Timestamp,
+    },
+    /// The task returned by itself.
+    Returned {
+        job: String,
+        at: Timestamp,
+        outcome: Outcome,
+    },
+    /// The task's future was dropped (after returning, or cancelled).
+    Dropped {
+        job: String,
+        at: Timestamp,
+    },
+}
+
+/// A shared log of events, and the wall clock to stamp drops with.
+#[derive(Clone)]
+pub struct Probe {
+    events: Arc<Mutex<Vec<Event>>>,
+    clock: TokioClock,
+}
+
+impl Probe {
+    fn push(&self, e: Event) {
+        self.events.lock().unwrap().push(e);
+    }
+
+    pub fn events(&self) -> Vec<Event> {
+        self.events.lock().unwrap().clone()
+    }
+
+    pub fn starts(&self, job: &str) -> Vec<(Timestamp, u64)> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Started { job: j, at, done } if j == job => Some((at, done)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn units(&self, job: &str) -> usize {
+        self.events()
+            .iter()
+            .filter(|e| matches!(e, Event::Unit { job: j, .. } if j == job))
+            .count()
+    }
+
+    pub fn returns(&self, job: &str) -> Vec<(Timestamp, Outcome)> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Returned {
+                    job: j,
+                    at,
+                    outcome,
+                } if j == job => Some((at, outcome)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn drops(&self, job: &str) -> Vec<Timestamp> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Dropped { job: j, at } if j == job => Some(at),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Records when the task's future is dropped.
+struct DropStamp {
+    job: String,
+    probe: Probe,
+}
+
+impl Drop for DropStamp {
+    fn drop(&mut self) {
+        self.probe.push(Event::Dropped {
+            job: self.job.clone(),
+            at: self.probe.clock.now(),
+        });
+    }
+}
+
+fn param(job: &JobConfig, key: &str) -> Option<String> {
+    match &job.params {
+        TaskParams::Other(map) => map.get(key).cloned(),
+        _ => None,
+    }
+}
+
+/// Counts `units` units of work, one per [`UNIT`] of tokio time, keeping its place in its sled
+/// tree so a stopped run resumes where it left off.
+struct Counting {
+    units: u64,
+    probe: Probe,
+}
+
+const DONE: &str = "done";
+
+fn read_u64(tree: &sled::Tree, key: &str) -> Result<u64, TaskError> {
+    Ok(tree
+        .get(key)?
+        .map(|v| u64::from_be_bytes(v.as_ref().try_into().expect("8 bytes")))
+        .unwrap_or(0))
+}
+
+#[async_trait]
+impl Task for Counting {
+    async fn run(&mut self, ctx: &TaskContext) -> Result<Outcome, TaskError> {
+        let job = ctx.job_id().to_string();
+        let _stamp = DropStamp {
+            job: job.clone(),
+            probe: self.probe.clone(),
+        };
+        let tree = ctx.store();
+        let mut done = read_u64(tree, DONE)?;
+        self.probe.push(Event::Started {
+            job: job.clone(),
+            at: ctx.now(),
+            done,
+        });
+        ctx.progress().set("units", done);
+        let outcome = loop {
+            if done >= self.units {
+                tree.remove(DONE)?;
+                break Outcome::Completed;
+            }
+            tokio::select! {
+                _ = ctx.stop().stopped() => break Outcome::StoppedEarly,
+                _ = tokio::time::sleep(UNIT) => {}
+            }
+            done += 1;
+            tree.insert(DONE, &done.to_be_bytes())?;
+            ctx.progress().add("units", 1);
+            self.probe.push(Event::Unit {
+                job: job.clone(),
+                at: ctx.now(),
+            });
+        };
+        self.probe.push(Event::Returned {
+            job,
+            at: ctx.now(),
+            outcome,
+        });
+        Ok(outcome)
+    }
+}
+
+/// Ignores its stop signal: works for ten hours whatever happens.
+struct Stubborn {
+    probe: Probe,
+}
+
+#[async_trait]
+impl Task for Stubborn {
+    async fn run(&mut self, ctx: &TaskContext) -> Result<Outcome, TaskError> {
+        let job = ctx.job_id().to_string();
+        let _stamp = DropStamp {
+            job: job.clone(),
+            probe: self.probe.clone(),
+        };
+        self.probe.push(Event::Started {
+            job,
+            at: ctx.now(),
+            done: 0,
+        });
+        tokio::time::sleep(10 * HOUR).await;
+        Ok(Outcome::Completed)
+    }
+}
+
+/// Fails (by panicking, or by returning an error with `mode = err`) while its shared counter of
+/// failures is above zero, then completes at once.
+struct Flaky {
+    failures_left: Arc<AtomicU32>,
+    panic: bool,
+    probe: Probe,
+}
+
+#[async_trait]
+impl Task for Flaky {
+    async fn run(&mut self, ctx: &TaskContext) -> Result<Outcome, TaskError> {
+        self.probe.push(Event::Started {
+            job: ctx.job_id().to_string(),
+            at: ctx.now(),
+            done: 0,
+        });
+        let left = self.failures_left.load(Ordering::SeqCst);
+        if left > 0 {
+            self.failures_left.store(left - 1, Ordering::SeqCst);
+            if self.panic {
+                panic!("flaky task panicked on purpose");
+            }
+            return Err(TaskError::Failed("flaky task failed on purpose".into()));
+        }
+        Ok(Outcome::Completed)
+    }
+}
+
+/// One test's world: a temp state dir, a wall clock following tokio's, and a probe.
+pub struct Harness {
+    pub dir: TempDir,
+    pub clock: TokioClock,
+    pub probe: Probe,
+    pub zone: String,
+    /// Failures left for each flaky job, by job id.
+    pub flaky: Arc<Mutex<BTreeMap<String, Arc<AtomicU32>>>>,
+}
+
+impl Harness {
+    /// Must be called inside [`run_paused`].
+    pub fn new(start: Timestamp, zone: &str) -> Harness {
+        let clock = TokioClock::new(start);
+        Harness {
+            dir: tempfile::tempdir().expect("a temp dir"),
+            probe: Probe {
+                events: Arc::default(),
+                clock: clock.clone(),
+            },
+            clock,
+            zone: zone.to_string(),
+            flaky: Arc::default(),
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Sets how many times flaky job `id` fails before it completes.
+    pub fn set_failures(&self, id: &str, n: u32) {
+        self.flaky
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), Arc::new(AtomicU32::new(n)));
+    }
+
+    pub fn registry(&self) -> Registry {
+        let mut registry = Registry::new();
+        let probe = self.probe.clone();
+        registry.register("count", move |job| {
+            let units = param(job, "units")
+                .ok_or_else(|| TaskError::Config("units is missing".into()))?
+                .parse()
+                .map_err(|_| TaskError::Config("units is not a number".into()))?;
+            Ok(Box::new(Counting {
+                units,
+                probe: probe.clone(),
+            }))
+        });
+        let probe = self.probe.clone();
+        registry.register("stubborn", move |_| {
+            Ok(Box::new(Stubborn {
+                probe: probe.clone(),
+            }))
+        });
+        let probe = self.probe.clone();
+        let flaky = self.flaky.clone();
+        registry.register("flaky", move |job| {
+            let failures_left = flaky.lock().unwrap().entry(job.id()).or_default().clone();
+            Ok(Box::new(Flaky {
+                failures_left,
+                panic: param(job, "mode").as_deref() != Some("err"),
+                probe: probe.clone(),
+            }))
+        });
+        registry
+    }
+
+    pub fn start(&self, jobs: Vec<JobConfig>) -> Result<EngineHandle, EngineError> {
+        Engine::start(EngineOptions {
+            state_dir: self.state_dir(),
+            timezone: TimeZone::get(&self.zone).expect("a zone"),
+            clock: Arc::new(self.clock.clone()),
+            registry: self.registry(),
+            jobs,
+            budget: Default::default(),
+        })
+    }
+}
+
+/// A job of a test task type.
+pub fn job(task_type: &str, name: &str, windows: &str, frequency: Duration) -> JobConfig {
+    JobConfig {
+        task_type: task_type.to_string(),
+        name: name.to_string(),
+        schedule: Schedule {
+            frequency,
+            allowed_times: windows.parse().expect("windows"),
+            enabled: true,
+        },
+        limits: JobLimits {
+            bandwidth: RateSchedule::unlimited(),
+            cpu: CpuShare::UNLIMITED,
+        },
+        params: TaskParams::Other(BTreeMap::new()),
+    }
+}
+
+/// A counting job of `units` units.
+pub fn counting(name: &str, windows: &str, frequency: Duration, units: u64) -> JobConfig {
+    with_param(
+        job("count", name, windows, frequency),
+        "units",
+        &units.to_string(),
+    )
+}
+
+pub fn with_param(mut job: JobConfig, key: &str, value: &str) -> JobConfig {
+    if let TaskParams::Other(map) = &mut job.params {
+        map.insert(key.to_string(), value.to_string());
+    }
+    job
+}
+
+pub async fn job_status(handle: &EngineHandle, id: &str) -> JobStatus {
+    handle
+        .status()
+        .await
+        .expect("status")
+        .job(id)
+        .cloned()
+        .unwrap_or_else(|| panic!("no job {id} in the status"))
+}
+
+pub async fn state_of(handle: &EngineHandle, id: &str) -> StateKind {
+    job_status(handle, id).await.state.kind
+}
+
+/// The seconds from `a` to `b`, as a float.
+pub fn secs(a: Timestamp, b: Timestamp) -> f64 {
+    b.duration_since(a).as_secs_f64()
+}
+
+/// `t` plus `d`.
+pub fn after(t: Timestamp, d: Duration) -> Timestamp {
+    t.checked_add(jiff::SignedDuration::try_from(d).expect("fits"))
+        .expect("in range")
+}
+
+pub fn secs_d(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Lets simulated time pass until the wall clock reads `t`.
+pub async fn pass_until(h: &Harness, t: Timestamp) {
+    let d = t.duration_since(h.now());
+    assert!(!d.is_negative(), "{t} is in the past");
+    pass(Duration::try_from(d).expect("fits")).await;
+}
