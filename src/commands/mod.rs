@@ -4,10 +4,11 @@ pub mod backup;
 pub mod config;
 pub mod run;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use tahoe_jobs_config::{Config, LoadOptions};
+use tahoe_jobs_engine::Registry;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 
@@ -29,17 +30,30 @@ pub fn node_dir(global: &GlobalArgs) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(home).join(".tahoe"))
 }
 
-/// Loads the layered configuration for the given global options.
+/// Every task type this binary knows, bound to the node directory.
+pub fn registry(node_dir: &Path) -> Registry {
+    let mut registry = Registry::new();
+    tahoe_jobs_tasks::register(&mut registry, node_dir);
+    registry
+}
+
+/// Loads the layered configuration for the given global options, accepting a section for every
+/// registered task type.
 pub fn load_config(global: &GlobalArgs) -> Result<Config, tahoe_jobs_config::ConfigError> {
     let node_dir = match node_dir(global) {
         Ok(d) => d,
         Err(_) => PathBuf::from(".tahoe"),
     };
+    let extra_task_types = registry(&node_dir)
+        .task_types()
+        .into_iter()
+        .filter(|t| t != "backup" && t != "check")
+        .collect();
     tahoe_jobs_config::load(&LoadOptions {
         node_dir,
         config_file: global.config_file.clone(),
         overrides: global.set.clone(),
         read_env: true,
-        extra_task_types: Vec::new(),
+        extra_task_types,
     })
 }
