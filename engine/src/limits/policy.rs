@@ -129,6 +129,8 @@ pub fn limits_at(
         download: download_now.bytes_per_second(None),
     };
 
+    // The configuration only allows absolute destination limits; a percentage that slips
+    // through (a live override, say) resolves like a job's rather than failing.
     let mut destinations = BTreeMap::new();
     for (id, limits) in &budget.servers {
         let up = eval(&limits.upload).rate;
@@ -231,7 +233,7 @@ mod tests {
         servers.insert(
             "v0-abc".to_string(),
             ServerLimits {
-                upload: sched("25%"),
+                upload: sched("4KiB/s"),
                 download: sched("1MiB/s"),
             },
         );
@@ -295,7 +297,7 @@ mod tests {
         assert_eq!(l.job("backup.home").upload, None, "50% of off is off");
         assert_eq!(l.job("check.all").upload, Some(4096));
         assert_eq!(l.destination("parents").upload, None);
-        assert_eq!(l.destination("v0-abc").upload, None);
+        assert_eq!(l.destination("v0-abc").upload, Some(4 * 1024), "absolute");
         // Next: the parents' window opens at 07:00, before the total's at 08:00.
         assert_eq!(l.next_change, Some(at("2026-11-27T07:00:00Z")));
     }
