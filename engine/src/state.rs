@@ -90,28 +90,33 @@ impl JobState {
     }
 }
 
+/// An instant to the second, for logs: the status keeps full precision.
+pub(crate) fn short(t: Timestamp) -> Timestamp {
+    t.round(jiff::Unit::Second).unwrap_or(t)
+}
+
 impl fmt::Display for JobState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        match *self {
             JobState::New => f.write_str("new"),
             JobState::Disabled => f.write_str("disabled"),
             JobState::Paused { until: None } => f.write_str("paused"),
-            JobState::Paused { until: Some(t) } => write!(f, "paused until {t}"),
-            JobState::NotDue { until } => write!(f, "not due until {until}"),
+            JobState::Paused { until: Some(t) } => write!(f, "paused until {}", short(t)),
+            JobState::NotDue { until } => write!(f, "not due until {}", short(until)),
             JobState::WaitingForWindow { opens: None } => {
                 f.write_str("waiting for a window that never opens")
             }
             JobState::WaitingForWindow { opens: Some(t) } => {
-                write!(f, "waiting for the window opening at {t}")
+                write!(f, "waiting for the window opening at {}", short(t))
             }
-            JobState::Running { since } => write!(f, "running since {since}"),
+            JobState::Running { since } => write!(f, "running since {}", short(since)),
             JobState::Stopping { reason } => write!(f, "stopping ({reason})"),
             JobState::StoppedEarly { reason: Some(r) } => write!(f, "stopped early ({r})"),
             JobState::StoppedEarly { reason: None } => {
                 f.write_str("stopped early (without being asked)")
             }
             JobState::Completed => f.write_str("completed"),
-            JobState::Failed { retry_at } => write!(f, "failed, retrying at {retry_at}"),
+            JobState::Failed { retry_at } => write!(f, "failed, retrying at {}", short(retry_at)),
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::error::EngineError;
 use crate::policy::{self, Plan, RunCheck, RunNow};
 use crate::progress::ProgressSink;
 use crate::record::{JobRecord, LastError, LastOutcome, PauseState};
-use crate::state::JobState;
+use crate::state::{short, JobState};
 use crate::status::{JobStatus, OutcomeView};
 use crate::stop::{StopReason, StopSignal};
 use crate::store::Store;
@@ -185,8 +185,9 @@ impl JobActor {
         if state == self.state {
             return;
         }
-        match next {
-            Some(next) => info!(job = %self.id, state = %state, %next, "job state"),
+        // The next transition is only worth its own field when the state does not name it.
+        match next.filter(|n| Some(*n) != state.instant()) {
+            Some(next) => info!(job = %self.id, state = %state, next = %short(next), "job state"),
             None => info!(job = %self.id, state = %state, "job state"),
         }
         self.state = state;
