@@ -6,7 +6,8 @@
 //! - [`task`], [`stop`], [`progress`], [`budget`], [`clock`]: what a task sees.
 //! - [`policy`]: the rules (due-ness, backoff, what to do and when to look again) as plain
 //!   functions.
-//! - [`record`], [`store`]: what is remembered per job, and the sled database it lives in.
+//! - [`record`], [`store`]: what is remembered per job, and the sled database it lives in;
+//!   [`overrides`]: values changed live, a layer above the configuration files.
 //! - [`state`]: the job state machine; [`actors`]: supervisor, job and budget actors.
 //! - [`engine`]: [`Engine::start`] and the [`EngineHandle`]; [`status`]: the status snapshot.
 
@@ -16,6 +17,7 @@ pub mod clock;
 pub mod engine;
 pub mod error;
 pub mod limits;
+pub mod overrides;
 pub mod policy;
 pub mod progress;
 pub mod record;
@@ -32,6 +34,7 @@ pub use budget::{BudgetGate, BudgetHandle, ByteRequest, Direction, Unlimited};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, TokioClock};
 pub use engine::{Engine, EngineHandle, EngineOptions};
 pub use error::EngineError;
+pub use overrides::{LiveOverrides, OverrideError, OverrideTarget, OverrideValue};
 pub use progress::{ProgressSink, ProgressSnapshot, Warning};
 pub use record::{JobRecord, RecordError};
 pub use state::JobState;

@@ -7,11 +7,15 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::overrides::LiveOverrides;
 use crate::record::{JobRecord, RecordError};
 
 /// The sled database's directory inside `state_dir`.
 pub const DB_DIR: &str = "sled";
 const JOBS_TREE: &str = "jobs";
+/// The live overrides (one versioned value under [`OVERRIDES_KEY`]).
+const OVERRIDES_TREE: &str = "overrides";
+const OVERRIDES_KEY: &str = "live";
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +34,8 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("the stored record of job {job} cannot be read: {source}")]
     Record { job: String, source: RecordError },
+    #[error("the stored live overrides cannot be read: {0}")]
+    Overrides(RecordError),
 }
 
 impl StoreError {
@@ -95,6 +101,23 @@ impl Store {
     /// The job's own tree, handed to its task through the `TaskContext`.
     pub fn task_tree(&self, job_id: &str) -> Result<sled::Tree, StoreError> {
         Ok(self.db.open_tree(format!("task:{job_id}"))?)
+    }
+
+    /// The live overrides; none when none were ever set.
+    pub fn load_overrides(&self) -> Result<LiveOverrides, StoreError> {
+        match self.db.open_tree(OVERRIDES_TREE)?.get(OVERRIDES_KEY)? {
+            None => Ok(LiveOverrides::default()),
+            Some(bytes) => LiveOverrides::from_bytes(&bytes).map_err(StoreError::Overrides),
+        }
+    }
+
+    /// Writes the live overrides and flushes: a live change must survive a crash right after
+    /// the user saw it accepted.
+    pub fn save_overrides(&self, overrides: &LiveOverrides) -> Result<(), StoreError> {
+        self.db
+            .open_tree(OVERRIDES_TREE)?
+            .insert(OVERRIDES_KEY, overrides.to_bytes())?;
+        self.flush()
     }
 
     /// Makes everything written so far durable.
@@ -187,6 +210,28 @@ mod tests {
         let _store = Store::open(&state).unwrap();
         let mode = std::fs::metadata(&state).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn overrides_survive_reopening() {
+        use crate::overrides::{LiveOverrides, OverrideTarget};
+        let dir = tempfile::tempdir().unwrap();
+        let mut overrides = LiveOverrides::default();
+        overrides
+            .set(
+                &OverrideTarget::Budget,
+                "upload",
+                Some("1MiB/s"),
+                jiff::Timestamp::UNIX_EPOCH,
+            )
+            .unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert_eq!(store.load_overrides().unwrap(), LiveOverrides::default());
+            store.save_overrides(&overrides).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.load_overrides().unwrap(), overrides);
     }
 
     #[test]
