@@ -1,2 +1,3 @@
-mod support;
 mod grid_smoke;
+mod support;
+mod backup;

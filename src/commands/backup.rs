@@ -14,7 +14,8 @@ use clap::Args;
 use tahoe_jobs_config::load::DEFAULT_CONCURRENCY;
 use tahoe_jobs_config::{BackupParams, Target};
 use tahoe_jobs_tasks::backup::{
-    backup_once, open_oneshot_store, BackupObserver, BackupOptions, DirAction, FileAction,
+    backup_once, oneshot_db_dir, open_backupdb, BackupObserver, BackupOptions, DirAction,
+    FileAction,
 };
 
 use crate::cli::GlobalArgs;
@@ -59,7 +60,7 @@ pub fn run(global: &GlobalArgs, args: &BackupArgs) -> anyhow::Result<i32> {
         exclude_vcs: args.exclude_vcs,
         concurrency: args.concurrency,
     };
-    let tree = open_oneshot_store(&node_dir, &target)?;
+    let tree = open_backupdb(&oneshot_db_dir(&node_dir), &target)?;
     let options = BackupOptions {
         observer: Arc::new(Printer {
             verbose: args.verbose,

@@ -8,6 +8,10 @@
 pub mod backup;
 pub mod tahoe;
 
+/// The store type of [`TaskContext`](tahoe_jobs_engine::TaskContext), for callers that open a
+/// backupdb themselves (the one-shot command, tests) without depending on sled.
+pub use sled;
+
 use std::path::Path;
 
 pub use backup::{backup_once, BackupError, BackupOptions, BackupSummary, BackupTask};

@@ -225,31 +225,30 @@ pub fn oneshot_tree_name(target: &tahoe_jobs_config::Target) -> String {
     }
 }
 
-/// Opens the one-shot command's backupdb for `target`: a sled database in
-/// `NODEDIR/private/tahoe-jobs/oneshot`, one tree per target.
-pub fn open_oneshot_store(
-    node_dir: &Path,
+/// Where the one-shot command keeps its backupdb: `NODEDIR/private/tahoe-jobs/oneshot`.
+pub fn oneshot_db_dir(node_dir: &Path) -> PathBuf {
+    node_dir.join("private").join("tahoe-jobs").join("oneshot")
+}
+
+/// Opens the backupdb for `target` in the sled database at `db_dir` (created if needed), one
+/// tree per target, as the one-shot command keeps it.
+pub fn open_backupdb(
+    db_dir: &Path,
     target: &tahoe_jobs_config::Target,
 ) -> Result<sled::Tree, OneshotStoreError> {
-    let dir = node_dir.join("private").join("tahoe-jobs").join("oneshot");
-    std::fs::create_dir_all(&dir).map_err(|e| OneshotStoreError {
-        path: dir.clone(),
-        message: e.to_string(),
-    })?;
+    let fail = |message: String| OneshotStoreError {
+        path: db_dir.to_path_buf(),
+        message,
+    };
+    std::fs::create_dir_all(db_dir).map_err(|e| fail(e.to_string()))?;
     let db = sled::Config::new()
-        .path(&dir)
+        .path(db_dir)
         // Each record is read once per run: a small cache keeps memory flat on big trees.
         .cache_capacity(16 * 1024 * 1024)
         .open()
-        .map_err(|e| OneshotStoreError {
-            path: dir.clone(),
-            message: format!("{e} (is another `tahoe-jobs backup` running?)"),
-        })?;
+        .map_err(|e| fail(format!("{e} (is another `tahoe-jobs backup` running?)")))?;
     db.open_tree(oneshot_tree_name(target))
-        .map_err(|e| OneshotStoreError {
-            path: dir,
-            message: e.to_string(),
-        })
+        .map_err(|e| fail(e.to_string()))
 }
 
 /// The one-shot backupdb could not be opened.

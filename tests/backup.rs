@@ -1,0 +1,725 @@
+//! The backup task and `tahoe-jobs backup` on a real grid: restores with stock `tahoe cp -r`
+//! compared byte for byte, turns with `tahoe backup` on one target, upload counts from the
+//! node's own statistics, stop and resume, excludes, odd files, and an unplugged source.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tahoe_jobs_config::{BackupParams, Target};
+use tahoe_jobs_engine::{
+    BudgetGate, BudgetHandle, ByteRequest, Outcome, ProgressSink, StopReason, StopSignal,
+    SystemClock, Task, TaskContext,
+};
+use tahoe_jobs_tasks::backup::{
+    counter, open_backupdb, run_backup, BackupOptions, BackupTask, RunEnd,
+};
+
+use crate::support::{http_client, shared_grid, Grid, GridSpec};
+
+/// The one-shot command keeps its backupdb in the node directory, and sled allows one process
+/// at a time there: CLI runs against the shared grid take turns.
+fn oneshot_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn tahoe_jobs() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tahoe-jobs"))
+}
+
+/// `tahoe-jobs -d NODEDIR backup ARGS...`, optionally without the capabilities that let root
+/// read any file (so a mode-000 file is unreadable, as for any other user).
+fn cli_backup(grid: &Grid, args: &[&OsStr], as_plain_root: bool) -> Output {
+    let _turn = oneshot_lock();
+    let mut cmd = if as_plain_root {
+        let mut c = Command::new("setpriv");
+        c.args(["--bounding-set", "-dac_override,-dac_read_search"])
+            .arg(env!("CARGO_BIN_EXE_tahoe-jobs"));
+        c
+    } else {
+        tahoe_jobs()
+    };
+    cmd.arg("-d").arg(grid.node_dir()).arg("backup").args(args);
+    cmd.output().expect("cannot run tahoe-jobs")
+}
+
+fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Panics with the command's stderr unless it exited with `code`. Only stderr is shown: our
+/// stdout holds no caps either, but `tahoe` output may.
+fn assert_exit(out: &Output, code: i32, what: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}: exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// Every regular file below `root` by relative path, with its bytes; directories as `None`.
+fn tree_of(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Option<Vec<u8>>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            let rel = path.strip_prefix(root).unwrap().to_path_buf();
+            let ft = entry.file_type().unwrap();
+            if ft.is_dir() {
+                out.insert(rel, None);
+                walk(root, &path, out);
+            } else if ft.is_file() {
+                out.insert(rel, Some(std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// Restores `alias:path/Latest` with stock `tahoe cp -r` into a fresh directory; returns the
+/// restored tree's root.
+fn restore(grid: &Grid, target: &str, into: &Path) -> PathBuf {
+    let out_dir = into.join(format!("restored-{}", fastrand_name()));
+    let latest = if target.ends_with(':') {
+        format!("{target}Latest")
+    } else {
+        format!("{target}/Latest")
+    };
+    let out = grid.tahoe([os("cp"), os("-r"), OsStr::new(&latest), out_dir.as_os_str()]);
+    assert!(
+        out.status.success(),
+        "tahoe cp -r failed: {}",
+        text(&out.stderr)
+    );
+    // `tahoe cp -r DIR OUT` copies DIR into OUT under DIR's own name.
+    out_dir.join("Latest")
+}
+
+fn fastrand_name() -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn assert_same_tree(restored: &Path, expected: &BTreeMap<PathBuf, Option<Vec<u8>>>) {
+    let got = tree_of(restored);
+    let names = |t: &BTreeMap<PathBuf, Option<Vec<u8>>>| t.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(&got), names(expected), "restored paths differ");
+    for (path, content) in expected {
+        assert!(
+            got[path] == *content,
+            "{} differs after restore",
+            path.display()
+        );
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so sizes and contents vary without a crate.
+fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn write(path: &Path, data: &[u8]) {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(path, data).unwrap();
+}
+
+/// The node's count of immutable uploads (files and immutable directories alike).
+fn node_uploads(grid: &Grid) -> u64 {
+    let url = format!("{}/statistics?t=json", grid.web_url());
+    let stats: serde_json::Value = runtime().block_on(async {
+        http_client()
+            .get(url)
+            .send()
+            .await
+            .expect("statistics")
+            .json()
+            .await
+            .expect("statistics JSON")
+    });
+    stats["counters"]["uploader.files_uploaded"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The capability `Latest` links to, or None. A secret: compared, never printed.
+fn latest_cap(grid: &Grid, target: &str) -> Option<String> {
+    let out = grid.tahoe(["ls", "--json", target]);
+    if !out.status.success() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v[1]["children"]["Latest"][1]["ro_uri"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+fn archive_count(grid: &Grid, target: &str) -> usize {
+    let out = grid.tahoe(["ls", &format!("{target}/Archives")]);
+    assert!(
+        out.status.success(),
+        "tahoe ls Archives: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count()
+}
+
+fn params(source: &Path, alias: &str, path: &str, concurrency: usize) -> BackupParams {
+    BackupParams {
+        source: source.to_path_buf(),
+        target: Target::Alias {
+            alias: alias.into(),
+            path: path.into(),
+        },
+        exclude: Vec::new(),
+        exclude_from: None,
+        exclude_vcs: false,
+        concurrency,
+    }
+}
+
+/// A context as the engine would give, with a stop signal, progress sink and budget we hold.
+fn context(
+    store: tahoe_jobs_tasks::sled::Tree,
+    stop: StopSignal,
+    budget: BudgetHandle,
+) -> TaskContext {
+    TaskContext::new(
+        "backup.test",
+        stop,
+        budget,
+        ProgressSink::new(),
+        store,
+        Arc::new(SystemClock),
+    )
+}
+
+/// A budget gate that calls `hook` on every chunk the uploader asks to send.
+struct Hook<F: Fn(&ByteRequest) + Send + Sync + 'static>(F);
+
+type GateFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+
+// Written out as `#[async_trait]` expands it (this crate does not depend on async-trait).
+impl<F: Fn(&ByteRequest) + Send + Sync + 'static> BudgetGate for Hook<F> {
+    fn acquire<'a, 'b, 'c>(&'a self, _job: &'b str, request: ByteRequest) -> GateFuture<'c>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        (self.0)(&request);
+        Box::pin(async {})
+    }
+
+    fn cpu_checkpoint<'a, 'b, 'c>(&'a self, _job: &'b str) -> GateFuture<'c>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        Box::pin(async {})
+    }
+}
+
+/// A tree with nested and empty directories, an empty file, a file of several chunks, and
+/// names with spaces and non-ASCII letters.
+fn sample_tree(root: &Path) {
+    write(&root.join("top.txt"), b"top level\n");
+    write(&root.join("empty-file"), b"");
+    write(&root.join("docs/ünïcode ✓.txt"), &bytes(1, 3000));
+    write(&root.join("docs/a b/c.bin"), &bytes(2, 70_000));
+    write(&root.join("docs/a b/deeper/d.txt"), b"deep\n");
+    write(&root.join("big.bin"), &bytes(3, 1_300_000));
+    std::fs::create_dir_all(root.join("empty-dir")).unwrap();
+}
+
+#[test]
+fn restores_byte_identical_and_alternates_with_tahoe_backup() {
+    let grid = shared_grid();
+    grid.create_alias("bk_restore");
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    sample_tree(&src);
+    let target = "bk_restore:home";
+
+    let out = cli_backup(grid, &[src.as_os_str(), os(target)], false);
+    assert_exit(&out, 0, "first tahoe-jobs backup");
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(
+            " 6 files uploaded (0 reused), 0 files skipped, 5 directories created (0 reused), 0 directories skipped"
+        ),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("URI:") && !text(&out.stderr).contains("URI:"));
+    assert_same_tree(&restore(grid, target, tmp.path()), &tree_of(&src));
+
+    // Stock `tahoe backup` continues on the same target (Archives names are per second).
+    std::thread::sleep(Duration::from_millis(1100));
+    write(&src.join("docs/added by tahoe.txt"), b"new\n");
+    let out = grid.tahoe([os("backup"), src.as_os_str(), os(target)]);
+    assert!(out.status.success(), "tahoe backup: {}", text(&out.stderr));
+    assert_same_tree(&restore(grid, target, tmp.path()), &tree_of(&src));
+    let by_tahoe = grid.tahoe(["ls", "--json", &format!("{target}/Latest/docs")]);
+    let by_tahoe: serde_json::Value = serde_json::from_slice(&by_tahoe.stdout).unwrap();
+
+    // ... and tahoe-jobs after it again.
+    std::thread::sleep(Duration::from_millis(1100));
+    write(&src.join("top.txt"), b"top level, edited\n");
+    let out = cli_backup(grid, &[src.as_os_str(), os(target)], false);
+    assert_exit(&out, 0, "tahoe-jobs after tahoe backup");
+    assert!(
+        text(&out.stdout).contains(" 2 files uploaded (5 reused)"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_same_tree(&restore(grid, target, tmp.path()), &tree_of(&src));
+    assert_eq!(archive_count(grid, target), 3);
+
+    // The same per-child metadata keys and value types as `tahoe backup` writes.
+    let ours = grid.tahoe(["ls", "--json", &format!("{target}/Latest/docs")]);
+    let ours: serde_json::Value = serde_json::from_slice(&ours.stdout).unwrap();
+    let shape = |v: &serde_json::Value| -> Vec<(String, bool)> {
+        let m = v[1]["children"]["ünïcode ✓.txt"][1]["metadata"]
+            .as_object()
+            .expect("metadata")
+            .clone();
+        m.iter()
+            .filter(|(k, _)| k.as_str() != "tahoe")
+            .map(|(k, v)| (k.clone(), v.is_f64()))
+            .collect()
+    };
+    assert_eq!(shape(&ours), shape(&by_tahoe));
+    let ours_m = &ours[1]["children"]["ünïcode ✓.txt"][1]["metadata"];
+    let stat = std::fs::metadata(src.join("docs/ünïcode ✓.txt")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(ours_m["st_ino"], stat.ino());
+    assert_eq!(ours_m["st_mode"], stat.mode());
+    assert!((ours_m["mtime"].as_f64().unwrap() - stat.mtime() as f64).abs() < 1.0);
+}
+
+/// Upload counts come from the node itself (`uploader.files_uploaded`, which counts immutable
+/// files and immutable directories), on a grid of this test's own so no other test's uploads
+/// are counted.
+#[test]
+fn uploads_only_what_changed_and_resumes_after_a_stop() {
+    let grid = Grid::start(GridSpec::ONE_OF_ONE);
+    grid.create_alias("bk");
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    for i in 0..5 {
+        write(
+            &src.join(format!("d1/f{i}")),
+            &bytes(10 + i, 1000 + 300 * i as usize),
+        );
+    }
+    for i in 0..3 {
+        write(&src.join(format!("d2/g{i}")), &bytes(20 + i, 2000));
+    }
+    for i in 0..2 {
+        write(&src.join(format!("d2/sub/h{i}")), &bytes(30 + i, 2500));
+    }
+    write(&src.join("top.txt"), &bytes(40, 900));
+    let db_dir = tmp.path().join("db");
+    let rt = runtime();
+    let opts = BackupOptions::default();
+    let p = params(&src, "bk", "t", 4);
+    let store = open_backupdb(&db_dir, &p.target).unwrap();
+    let once = |label: &str| {
+        let ctx = context(
+            store.clone(),
+            StopSignal::new(),
+            BudgetHandle::unlimited("t"),
+        );
+        let before = node_uploads(&grid);
+        let end = rt
+            .block_on(run_backup(grid.node_dir(), &p, &opts, &ctx))
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        let RunEnd::Completed(summary) = end else {
+            panic!("{label}: stopped")
+        };
+        (summary, node_uploads(&grid) - before)
+    };
+
+    let (first, uploads) = once("first run");
+    assert_eq!((first.files_uploaded, first.dirs_created), (11, 4));
+    assert_eq!(uploads, 15, "11 files and 4 immutable directories");
+
+    let (second, uploads) = once("unchanged re-run");
+    assert_eq!(uploads, 0, "an unchanged tree uploads nothing");
+    assert_eq!((second.files_reused, second.dirs_reused), (11, 4));
+
+    // One modified file and one renamed directory: the file, the renamed directory's files
+    // (the backupdb knows files by path, as tahoe backup's does), and the two directories whose
+    // children changed (d1 and the root); the renamed directory itself is reused by content.
+    write(&src.join("d1/f0"), &bytes(99, 1000));
+    std::fs::rename(src.join("d2"), src.join("d2-renamed")).unwrap();
+    let (third, uploads) = once("after modify and rename");
+    assert_eq!(third.files_uploaded, 6);
+    assert_eq!(third.files_reused, 5);
+    assert_eq!((third.dirs_created, third.dirs_reused), (2, 2));
+    assert_eq!(uploads, 8);
+    assert_same_tree(&restore(&grid, "bk:t", tmp.path()), &tree_of(&src));
+
+    // A fresh tree, stopped halfway by the stop signal, then resumed: each file is uploaded
+    // once in all (plus at most the uploads in flight at the stop), and nothing is linked
+    // until the run that completes.
+    let big = tmp.path().join("big");
+    for i in 0..40 {
+        write(
+            &big.join(format!("dir{}/file{i}", i % 4)),
+            &bytes(100 + i, 20_000),
+        );
+    }
+    let p2 = params(&big, "bk", "resume", 2);
+    let store2 = open_backupdb(&tmp.path().join("db2"), &p2.target).unwrap();
+    let stop = StopSignal::new();
+    let ctx = context(store2.clone(), stop.clone(), BudgetHandle::unlimited("t"));
+    let before = node_uploads(&grid);
+    let progress = ctx.progress().clone();
+    let stopper = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while progress.get(counter::FILES_UPLOADED) < 15 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            stop.stop(StopReason::WindowClosed);
+            Instant::now()
+        }
+    });
+    let mut task = BackupTask::new(grid.node_dir(), p2.clone(), BackupOptions::default());
+    let outcome = rt.block_on(task.run(&ctx)).expect("stopped run");
+    let returned = Instant::now();
+    let stopped_at = stopper.join().unwrap();
+    assert_eq!(outcome, Outcome::StoppedEarly);
+    assert!(
+        returned.duration_since(stopped_at) < Duration::from_secs(1),
+        "the task must return promptly after the stop"
+    );
+    let done_before_stop = ctx.progress().get(counter::FILES_UPLOADED);
+    assert!((15..40).contains(&done_before_stop), "{done_before_stop}");
+    assert_eq!(
+        latest_cap(&grid, "bk:resume"),
+        None,
+        "a stopped run links nothing"
+    );
+
+    let ctx = context(store2, StopSignal::new(), BudgetHandle::unlimited("t"));
+    let outcome = rt.block_on(task.run(&ctx)).expect("resumed run");
+    assert_eq!(outcome, Outcome::Completed);
+    let resumed = ctx.progress().get(counter::FILES_UPLOADED);
+    assert_eq!(ctx.progress().get(counter::FILES_REUSED), done_before_stop);
+    assert_eq!(done_before_stop + resumed, 40, "every file uploaded once");
+    let uploads = node_uploads(&grid) - before;
+    let dirs = 5;
+    assert!(
+        uploads >= 40 + dirs && uploads <= 40 + dirs + 2,
+        "node saw {uploads} uploads for 40 files and {dirs} directories (concurrency 2)"
+    );
+    assert_same_tree(&restore(&grid, "bk:resume", tmp.path()), &tree_of(&big));
+}
+
+#[test]
+fn a_file_changed_during_its_upload_is_not_remembered() {
+    let grid = shared_grid();
+    grid.create_alias("bk_changing");
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write(&src.join("steady.txt"), &bytes(1, 5000));
+    let moving = src.join("moving.bin");
+    write(&moving, &bytes(2, 300_000));
+    let p = params(&src, "bk_changing", "", 1);
+    let store = open_backupdb(&tmp.path().join("db"), &p.target).unwrap();
+    let rt = runtime();
+
+    // The budget is asked before each chunk is sent: rewrite the file's first byte on the
+    // second chunk, so its mtime and ctime change mid-upload.
+    let chunks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hook = {
+        let (chunks, moving) = (chunks.clone(), moving.clone());
+        Hook(move |r: &ByteRequest| {
+            if r.bytes == 64 * 1024 && chunks.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1
+            {
+                std::thread::sleep(Duration::from_millis(20));
+                let mut data = std::fs::read(&moving).unwrap();
+                data[0] ^= 0xff;
+                std::fs::write(&moving, data).unwrap();
+            }
+        })
+    };
+    let ctx = context(
+        store.clone(),
+        StopSignal::new(),
+        BudgetHandle::new("t", Arc::new(hook)),
+    );
+    let end = rt
+        .block_on(run_backup(
+            grid.node_dir(),
+            &p,
+            &BackupOptions::default(),
+            &ctx,
+        ))
+        .unwrap();
+    let RunEnd::Completed(first) = end else {
+        panic!("stopped")
+    };
+    assert_eq!((first.files_uploaded, first.files_changed), (2, 1));
+    assert!(ctx
+        .progress()
+        .snapshot()
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("changed while it was uploaded")
+            && w.message.contains("moving.bin")));
+
+    let ctx = context(store, StopSignal::new(), BudgetHandle::unlimited("t"));
+    let end = rt
+        .block_on(run_backup(
+            grid.node_dir(),
+            &p,
+            &BackupOptions::default(),
+            &ctx,
+        ))
+        .unwrap();
+    let RunEnd::Completed(second) = end else {
+        panic!("stopped")
+    };
+    assert_eq!(
+        (
+            second.files_uploaded,
+            second.files_reused,
+            second.files_changed
+        ),
+        (1, 1, 0),
+        "only the file that changed mid-upload is uploaded again"
+    );
+    assert_same_tree(&restore(grid, "bk_changing:", tmp.path()), &tree_of(&src));
+}
+
+#[test]
+fn excludes_follow_tahoe_backup() {
+    let grid = shared_grid();
+    grid.create_alias("bk_excl");
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write(&src.join("keep.txt"), b"keep");
+    write(&src.join("skip.tmp"), b"tmp");
+    write(&src.join("sub/skip.tmp"), b"tmp, deeper");
+    write(&src.join("sub/keep.TMP"), b"case matters");
+    write(&src.join("cache/inside"), b"in an excluded directory");
+    write(&src.join(".git/config"), b"vcs");
+    write(&src.join(".gitignore"), b"vcs");
+    write(&src.join("sub/.svn/entries"), b"vcs");
+    write(&src.join("sub/.github/ci.yml"), b"not vcs");
+    write(&src.join("listed.o"), b"from the exclude file");
+    let exclude_file = tmp.path().join("excludes");
+    write(&exclude_file, b"*.o\n\n");
+
+    let out = cli_backup(
+        grid,
+        &[
+            os("--exclude"),
+            os("*.tmp"),
+            os("--exclude"),
+            os("cache"),
+            os("--exclude-vcs"),
+            os("--exclude-from"),
+            exclude_file.as_os_str(),
+            src.as_os_str(),
+            os("bk_excl:x"),
+        ],
+        false,
+    );
+    assert_exit(&out, 0, "backup with excludes");
+    let mut expected = tree_of(&src);
+    expected.retain(|p, _| {
+        let s = p.to_string_lossy();
+        !(s.ends_with(".tmp")
+            || s.starts_with("cache")
+            || s.starts_with(".git/")
+            || s == ".git"
+            || s == ".gitignore"
+            || s.starts_with("sub/.svn")
+            || s == "listed.o")
+    });
+    assert!(expected.contains_key(Path::new("sub/keep.TMP")));
+    assert!(expected.contains_key(Path::new("sub/.github/ci.yml")));
+    assert_same_tree(&restore(grid, "bk_excl:x", tmp.path()), &expected);
+}
+
+/// Symlinks, FIFOs, a mode-000 file and directory, and a name that is not UTF-8 are skipped
+/// with a warning naming each, and the run exits 2 like `tahoe backup`. Tests run as root, who
+/// can read mode-000 files, so the command runs without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH
+/// (setpriv), as root without those is refused like any other user.
+#[test]
+fn odd_files_are_skipped_with_warnings() {
+    let grid = shared_grid();
+    grid.create_alias("bk_odd");
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write(&src.join("fine.txt"), b"fine");
+    write(&src.join("dir/also-fine.txt"), b"also fine");
+    std::os::unix::fs::symlink("fine.txt", src.join("link")).unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(src.join("fifo"))
+        .status()
+        .unwrap()
+        .success());
+    let secret = src.join("dir/secret.txt");
+    write(&secret, b"unreadable");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let closed = src.join("closed");
+    write(&closed.join("inside.txt"), b"behind a closed door");
+    std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let bad_name = src.join(OsStr::from_bytes(b"caf\xe9.txt"));
+    write(&bad_name, b"latin-1 name");
+
+    let out = cli_backup(grid, &[src.as_os_str(), os("bk_odd:")], true);
+    std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_exit(&out, 2, "backup with odd files");
+    let stderr = text(&out.stderr);
+    let src_s = src.display();
+    for warning in [
+        format!("WARNING: cannot backup symlink '{src_s}/link'"),
+        format!("WARNING: cannot backup special '{src_s}/fifo'"),
+        format!("WARNING: permission denied on file '{src_s}/dir/secret.txt'"),
+        format!("WARNING: permission denied on directory '{src_s}/closed'"),
+        format!("WARNING: cannot backup file '{src_s}/caf\\xe9.txt': its name is not valid UTF-8"),
+    ] {
+        assert!(
+            stderr.contains(&warning),
+            "missing {warning:?} in:\n{stderr}"
+        );
+    }
+    assert!(
+        text(&out.stdout).contains(
+            " 2 files uploaded (0 reused), 4 files skipped, 2 directories created (0 reused), 1 directories skipped"
+        ),
+        "{}",
+        text(&out.stdout)
+    );
+    let mut expected = BTreeMap::new();
+    expected.insert(PathBuf::from("fine.txt"), Some(b"fine".to_vec()));
+    expected.insert(PathBuf::from("dir"), None);
+    expected.insert(
+        PathBuf::from("dir/also-fine.txt"),
+        Some(b"also fine".to_vec()),
+    );
+    assert_same_tree(&restore(grid, "bk_odd:", tmp.path()), &expected);
+}
+
+/// An external drive that is not plugged in shows as a missing or empty source: the run fails
+/// with a clear error and `Latest` keeps pointing at the last real backup.
+#[test]
+fn unplugged_source_fails_and_keeps_latest() {
+    let grid = shared_grid();
+    grid.create_alias("bk_unplug");
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("drive");
+    sample_tree(&src);
+    let out = cli_backup(grid, &[src.as_os_str(), os("bk_unplug:pics")], false);
+    assert_exit(&out, 0, "backup of the plugged-in drive");
+    let latest = latest_cap(grid, "bk_unplug:pics").expect("Latest after the first backup");
+
+    std::fs::rename(&src, tmp.path().join("elsewhere")).unwrap();
+    let out = cli_backup(grid, &[src.as_os_str(), os("bk_unplug:pics")], false);
+    assert_exit(&out, 1, "backup of a missing source");
+    assert!(
+        text(&out.stderr).contains("does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    std::fs::create_dir(&src).unwrap();
+    let out = cli_backup(grid, &[src.as_os_str(), os("bk_unplug:pics")], false);
+    assert_exit(&out, 1, "backup of an empty mount point");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("is empty") && stderr.contains("Latest is unchanged"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("URI:"), "{stderr}");
+
+    assert!(
+        latest_cap(grid, "bk_unplug:pics") == Some(latest),
+        "Latest must not change"
+    );
+    assert_eq!(archive_count(grid, "bk_unplug:pics"), 1);
+}
+
+#[test]
+fn unknown_alias_and_stopped_node_are_clear_errors() {
+    let grid = shared_grid();
+    let tmp = tempfile::tempdir().unwrap();
+    write(&tmp.path().join("src/f"), b"x");
+    let out = cli_backup(
+        grid,
+        &[tmp.path().join("src").as_os_str(), os("no_such_alias:x")],
+        false,
+    );
+    assert_exit(&out, 1, "unknown alias");
+    assert!(
+        text(&out.stderr).contains("tahoe create-alias no_such_alias"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A node directory whose node.url points at a port nothing listens on.
+    let fake = tmp.path().join("node");
+    std::fs::create_dir_all(fake.join("private")).unwrap();
+    std::fs::write(fake.join("node.url"), "http://127.0.0.1:1/\n").unwrap();
+    std::fs::write(fake.join("private/aliases"), "a: URI:DIR2:aaaa:bbbb\n").unwrap();
+    let out = tahoe_jobs()
+        .arg("-d")
+        .arg(&fake)
+        .args([os("backup"), tmp.path().join("src").as_os_str(), os("a:x")])
+        .output()
+        .unwrap();
+    assert_exit(&out, 1, "node down");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("unreachable") && !stderr.contains("aaaa"),
+        "{stderr}"
+    );
+}
