@@ -9,13 +9,18 @@ use actix::prelude::*;
 use jiff::tz::TimeZone;
 use tahoe_jobs_config::{BudgetSettings, JobConfig};
 
-use crate::actors::budget::{ActorBudgetGate, BudgetActor, UpdateBudget};
+use crate::actors::budget::{
+    BudgetActor, BudgetReport, GetBudgetReport, SetBudgetOverrides, SetJobLimits, UpdateBudget,
+};
 use crate::actors::job::JobCommand;
 use crate::actors::supervisor::{
-    load_records, validate_jobs, ForJob, Reload, ReloadSummary, Shutdown, Status, Supervisor,
+    effective_job_limits, load_records, validate_jobs, EffectiveJobLimits, ForJob, GetOverrides,
+    Reload, ReloadSummary, SetOverride, Shutdown, Status, Supervisor,
 };
+use crate::budget::BudgetGate;
 use crate::clock::{SharedClock, SystemClock};
 use crate::error::EngineError;
+use crate::overrides::{LiveOverrides, OverrideTarget};
 use crate::status::EngineStatus;
 use crate::store::Store;
 use crate::task::Registry;
@@ -77,18 +82,22 @@ impl Engine {
         validate_jobs(&options.jobs, &options.registry)?;
         let store = Store::open(&options.state_dir)?;
         let records = load_records(&store, &options.jobs)?;
+        let overrides = store.load_overrides()?;
         let budget = BudgetActor::new(
             options.budget,
             options.clock.clone(),
             options.timezone.clone(),
         )
-        .start();
+        .with_job_limits(effective_job_limits(&options.jobs, &overrides))
+        .with_overrides(overrides);
+        let gate: Arc<dyn BudgetGate> = budget.gate();
+        let budget = budget.start();
         let supervisor = Supervisor::new(
             store,
             options.registry,
             options.clock,
             options.timezone,
-            ActorBudgetGate::shared(budget.clone()),
+            gate,
             options.jobs,
             records,
         )
@@ -132,7 +141,54 @@ impl EngineHandle {
     /// start again with the new configuration, the others run on undisturbed. Nothing changes
     /// when the new list is invalid.
     pub async fn reload(&self, jobs: Vec<JobConfig>) -> Result<ReloadSummary, EngineError> {
-        self.supervisor.send(Reload(jobs)).await?
+        let summary = self.supervisor.send(Reload(jobs)).await??;
+        self.sync_job_limits().await?;
+        Ok(summary)
+    }
+
+    /// The values changed live, which apply above the configuration files.
+    pub async fn overrides(&self) -> Result<LiveOverrides, EngineError> {
+        Ok(self.supervisor.send(GetOverrides).await?)
+    }
+
+    /// Changes one value live (`Some`), or goes back to the configured one (`None`): a job's
+    /// `allowed_times`, `bandwidth` or `cpu`, or a `[budget]` key (`upload`, `download`, `cpu`,
+    /// `server.NAME.upload|download`). Takes effect at once, is kept in the state store, and
+    /// applies again after a restart or reload. Answers every override now in force.
+    pub async fn set_override(
+        &self,
+        target: OverrideTarget,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<LiveOverrides, EngineError> {
+        let budget = target == OverrideTarget::Budget;
+        let overrides = self
+            .supervisor
+            .send(SetOverride {
+                target,
+                key: key.to_string(),
+                value: value.map(str::to_string),
+            })
+            .await??;
+        if budget {
+            self.budget
+                .send(SetBudgetOverrides(overrides.clone()))
+                .await?;
+        } else {
+            self.sync_job_limits().await?;
+        }
+        Ok(overrides)
+    }
+
+    /// The limits in force now and what the limiters did: rates, bytes, time throttled.
+    pub async fn budget(&self) -> Result<BudgetReport, EngineError> {
+        Ok(self.budget.send(GetBudgetReport).await?)
+    }
+
+    /// Hands every job's limits (live overrides applied) to the budget.
+    async fn sync_job_limits(&self) -> Result<(), EngineError> {
+        let limits = self.supervisor.send(EffectiveJobLimits).await?;
+        Ok(self.budget.send(SetJobLimits(limits)).await?)
     }
 
     /// Replaces the budget limits, live.

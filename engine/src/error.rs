@@ -1,5 +1,6 @@
 //! The errors the engine's public API returns.
 
+use crate::overrides::OverrideError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,8 @@ pub enum EngineError {
     NoSystem,
     #[error("the engine has shut down")]
     Stopped,
+    #[error(transparent)]
+    Override(#[from] OverrideError),
 }
 
 impl From<actix::MailboxError> for EngineError {

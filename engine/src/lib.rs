@@ -28,6 +28,7 @@ pub mod stop;
 pub mod store;
 pub mod task;
 
+pub use actors::budget::BudgetReport;
 pub use actors::job::JobCommand;
 pub use actors::supervisor::ReloadSummary;
 pub use budget::{BudgetGate, BudgetHandle, ByteRequest, Direction, Unlimited};

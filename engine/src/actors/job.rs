@@ -557,3 +557,25 @@ impl Handler<Retire> for JobActor {
         })
     }
 }
+
+/// Replaces the job's configuration in place (a live override of its `allowed_times` or
+/// limits): a run in progress goes on, and the job re-plans at once, so a window that closed
+/// stops it and one that opened starts it. The task keeps the configuration it was built with,
+/// which is fine for the fields a live change may touch: windows are the actor's business and
+/// limits the budget's.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct UpdateConfig(pub JobConfig);
+
+impl Handler<UpdateConfig> for JobActor {
+    type Result = ();
+
+    fn handle(&mut self, UpdateConfig(config): UpdateConfig, ctx: &mut Context<Self>) {
+        if config == self.config {
+            return;
+        }
+        info!(job = %self.id, "configuration changed live");
+        self.config = config;
+        self.evaluate(ctx);
+    }
+}

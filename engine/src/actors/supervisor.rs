@@ -14,13 +14,16 @@ use actix::prelude::*;
 use futures::channel::oneshot;
 use futures::future::join_all;
 use jiff::tz::TimeZone;
-use tahoe_jobs_config::JobConfig;
+use tahoe_jobs_config::{JobConfig, JobLimits};
 use tracing::{error, info, warn};
 
-use crate::actors::job::{Command, GetStatus, JobActor, JobCommand, JobSetup, Retire};
+use crate::actors::job::{
+    Command, GetStatus, JobActor, JobCommand, JobSetup, Retire, UpdateConfig,
+};
 use crate::budget::BudgetGate;
 use crate::clock::SharedClock;
 use crate::error::EngineError;
+use crate::overrides::{LiveOverrides, OverrideTarget};
 use crate::record::JobRecord;
 use crate::status::EngineStatus;
 use crate::stop::StopReason;
@@ -32,6 +35,7 @@ use crate::task::Registry;
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(8);
 
 struct JobEntry {
+    /// As configured in the files, before live overrides: what a reload compares.
     config: JobConfig,
     addr: Addr<JobActor>,
     gone: oneshot::Receiver<()>,
@@ -45,6 +49,8 @@ pub struct Supervisor {
     timezone: TimeZone,
     budget: Arc<dyn BudgetGate>,
     jobs: BTreeMap<String, JobEntry>,
+    /// Values changed live, applied above every job's configuration.
+    overrides: LiveOverrides,
 }
 
 /// What a reload changed.
@@ -100,7 +106,13 @@ impl Supervisor {
         jobs: Vec<JobConfig>,
         mut records: BTreeMap<String, JobRecord>,
     ) -> Self {
+        // Engine::start has read them already, so an unreadable value failed the start there.
+        let overrides = store.load_overrides().unwrap_or_else(|e| {
+            error!(error = %e, "ignoring the live overrides");
+            LiveOverrides::default()
+        });
         let mut supervisor = Supervisor {
+            overrides,
             store: Some(store),
             registry,
             clock,
@@ -122,7 +134,7 @@ impl Supervisor {
         let (gone_tx, gone) = oneshot::channel();
         let id = config.id();
         let addr = JobActor::new(JobSetup {
-            config: config.clone(),
+            config: self.overrides.apply_job(&config),
             record,
             store,
             registry: self.registry.clone(),
@@ -137,8 +149,14 @@ impl Supervisor {
 
     /// Finds a job by id, or by name when only one job has it.
     fn resolve(&self, job: &str) -> Result<Addr<JobActor>, EngineError> {
-        if let Some(entry) = self.jobs.get(job) {
-            return Ok(entry.addr.clone());
+        let id = self.resolve_id(job)?;
+        Ok(self.jobs[&id].addr.clone())
+    }
+
+    /// A job's id, from its id or from its name when only one job has it.
+    fn resolve_id(&self, job: &str) -> Result<String, EngineError> {
+        if self.jobs.contains_key(job) {
+            return Ok(job.to_string());
         }
         let by_name: Vec<&JobEntry> = self
             .jobs
@@ -146,7 +164,7 @@ impl Supervisor {
             .filter(|e| e.config.name == job)
             .collect();
         match by_name.as_slice() {
-            [one] => Ok(one.addr.clone()),
+            [one] => Ok(one.config.id()),
             [] => Err(EngineError::UnknownJob {
                 job: job.to_string(),
                 known: self.jobs.keys().cloned().collect::<Vec<_>>().join(", "),
@@ -325,4 +343,83 @@ impl Handler<Shutdown> for Supervisor {
             ),
         ))
     }
+}
+
+/// The live overrides.
+#[derive(Debug, Message)]
+#[rtype(result = "LiveOverrides")]
+pub struct GetOverrides;
+
+impl Handler<GetOverrides> for Supervisor {
+    type Result = MessageResult<GetOverrides>;
+
+    fn handle(&mut self, _: GetOverrides, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.overrides.clone())
+    }
+}
+
+/// Sets (`Some`) or removes (`None`) one live override, persists it, and applies a job's at
+/// once. Answers every override now in force. Budget overrides are only recorded here: the
+/// engine handle passes them on to the budget actor.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<LiveOverrides, EngineError>")]
+pub struct SetOverride {
+    pub target: OverrideTarget,
+    pub key: String,
+    pub value: Option<String>,
+}
+
+impl Handler<SetOverride> for Supervisor {
+    type Result = Result<LiveOverrides, EngineError>;
+
+    fn handle(&mut self, msg: SetOverride, _: &mut Context<Self>) -> Self::Result {
+        let store = self.store.as_ref().ok_or(EngineError::Stopped)?;
+        let target = match &msg.target {
+            OverrideTarget::Job(job) => OverrideTarget::Job(self.resolve_id(job)?),
+            OverrideTarget::Budget => OverrideTarget::Budget,
+        };
+        let mut overrides = self.overrides.clone();
+        overrides.set(&target, &msg.key, msg.value.as_deref(), self.clock.now())?;
+        store.save_overrides(&overrides)?;
+        self.overrides = overrides;
+        match (&target, &msg.value) {
+            (_, Some(value)) => {
+                info!(target = ?target, key = %msg.key, %value, "live override set")
+            }
+            (_, None) => info!(target = ?target, key = %msg.key, "live override removed"),
+        }
+        if let OverrideTarget::Job(id) = &target {
+            let entry = &self.jobs[id];
+            entry
+                .addr
+                .do_send(UpdateConfig(self.overrides.apply_job(&entry.config)));
+        }
+        Ok(self.overrides.clone())
+    }
+}
+
+/// Every job's limits in force, live overrides applied, by job id: for the budget.
+#[derive(Debug, Message)]
+#[rtype(result = "BTreeMap<String, JobLimits>")]
+pub struct EffectiveJobLimits;
+
+impl Handler<EffectiveJobLimits> for Supervisor {
+    type Result = MessageResult<EffectiveJobLimits>;
+
+    fn handle(&mut self, _: EffectiveJobLimits, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(effective_job_limits(
+            self.jobs.values().map(|e| &e.config),
+            &self.overrides,
+        ))
+    }
+}
+
+/// Each job's limits with the live overrides applied, by job id.
+pub fn effective_job_limits<'a>(
+    jobs: impl IntoIterator<Item = &'a JobConfig>,
+    overrides: &LiveOverrides,
+) -> BTreeMap<String, JobLimits> {
+    jobs.into_iter()
+        .map(|job| (job.id(), overrides.apply_job(job).limits))
+        .collect()
 }
