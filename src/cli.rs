@@ -42,6 +42,8 @@ pub enum Command {
     Run(RunArgs),
     /// Back up SOURCE to ALIAS:PATH once, like `tahoe backup` but concurrent and resumable.
     Backup(crate::commands::backup::BackupArgs),
+    /// Check (and with --repair, repair) every object below ALIAS:PATH, like `tahoe deep-check`.
+    Check(crate::commands::check::CheckArgs),
 }
 
 #[derive(Debug, Args)]

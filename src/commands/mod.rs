@@ -1,6 +1,7 @@
 //! One module per subcommand; each returns the process exit code.
 
 pub mod backup;
+pub mod check;
 pub mod config;
 pub mod run;
 
@@ -18,6 +19,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Config => config::run(&cli.global),
         Command::Run(args) => run::run(&cli.global, &args),
         Command::Backup(args) => backup::run(&cli.global, &args),
+        Command::Check(args) => check::run(&cli.global, &args),
     }
 }
 

@@ -6,6 +6,7 @@
 //! [`TaskContext`]: tahoe_jobs_engine::TaskContext
 
 pub mod backup;
+pub mod check;
 pub mod tahoe;
 
 /// The store type of [`TaskContext`](tahoe_jobs_engine::TaskContext), for callers that open a
@@ -19,4 +20,5 @@ pub use backup::{backup_once, BackupError, BackupOptions, BackupSummary, BackupT
 /// Registers the task types this crate provides (`backup`) with the engine.
 pub fn register(registry: &mut tahoe_jobs_engine::Registry, node_dir: &Path) {
     backup::register(registry, node_dir);
+    check::register(registry, node_dir);
 }

@@ -259,6 +259,20 @@ fn join_path(path: &str, name: &str) -> String {
     }
 }
 
+/// Calls the check task needs beyond the ones above.
+impl TahoeClient {
+    /// `GET /uri/$CAP/path?t=json` as the node sent it, for fields [`DirListing`] does not keep
+    /// (`verify_uri`).
+    pub async fn list_raw(&self, cap: &Cap, path: &str) -> Result<Value, TahoeError> {
+        self.get_json(self.url(cap, path, "t=json")).await
+    }
+
+    /// `GET /uri/$CAP`: a file's bytes; read the body from the response as it arrives.
+    pub async fn download(&self, cap: &Cap) -> Result<Response, TahoeError> {
+        self.send(self.http.get(self.url(cap, "", ""))).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,150 @@
+//! `tahoe-jobs check [--verify] [--repair] [--add-lease] [ALIAS:PATH]`: one pass of the check
+//! task over a tree, printed like `tahoe deep-check` (progress every 100 objects, the objects
+//! that are not healthy, the same `done:` summary), with the exit code 0 when every object is
+//! healthy (after repair, with `--repair`) and 1 otherwise.
+//!
+//! Its traversal (frontier, visited directories, records) lives in a sled database in
+//! `NODEDIR/private/tahoe-jobs/oneshot-check`, emptied at the start and the end of each run:
+//! memory stays flat on any tree, and nothing is kept between runs, so every run checks every
+//! object. (A scheduled `[check]` job keeps its records and resumes; this command does not.)
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use tahoe_jobs_config::{CheckParams, NodeFacts, Target};
+use tahoe_jobs_tasks::check::summary::describe;
+use tahoe_jobs_tasks::check::{
+    check_once, oneshot_db_dir, CheckObserver, CheckOptions, ObjectRecord,
+};
+use tahoe_jobs_tasks::sled;
+
+use crate::cli::GlobalArgs;
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Download and verify every share, not just ask the servers whether they hold them.
+    #[arg(long)]
+    pub verify: bool,
+    /// Repair unhealthy objects, and re-place the shares of healthy ones that sit on fewer than
+    /// shares.happy servers.
+    #[arg(long)]
+    pub repair: bool,
+    /// Renew this node's leases on every share found.
+    #[arg(long = "add-lease")]
+    pub add_lease: bool,
+    /// Print every object, not only the ones that are not healthy.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// What to check: ALIAS:PATH, a directory capability, or a path below the `tahoe:` alias.
+    #[arg(value_name = "ALIAS:PATH", default_value = "tahoe:")]
+    pub target: String,
+}
+
+pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<i32> {
+    let node_dir = super::node_dir(global)?;
+    let params = CheckParams {
+        target: parse_target(&args.target)?,
+        verify: args.verify,
+        repair: args.repair,
+        add_lease: args.add_lease,
+        recheck_after: std::time::Duration::ZERO,
+    };
+    let happy = NodeFacts::read(&node_dir)
+        .with_context(|| format!("cannot read the node's settings in {}", node_dir.display()))?
+        .encoding
+        .happy;
+    let (db, tree) = open_fresh(&node_dir)?;
+    let options = CheckOptions {
+        observer: Arc::new(Printer {
+            verbose: args.verbose,
+            seen: AtomicU64::new(0),
+        }),
+        ..CheckOptions::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(check_once(&node_dir, &params, tree.clone(), &options));
+    // The traversal is of no use once the run is over, whether it finished or not.
+    let _ = db.drop_tree(tree.name());
+    let summary = result?;
+    let mut out = std::io::stdout().lock();
+    for line in summary.lines(args.repair, happy) {
+        writeln!(out, "{line}")?;
+    }
+    Ok(summary.exit_code())
+}
+
+/// Opens the one-shot database with an empty tree.
+fn open_fresh(node_dir: &Path) -> anyhow::Result<(sled::Db, sled::Tree)> {
+    let dir = oneshot_db_dir(node_dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let db = sled::Config::new()
+        .path(&dir)
+        // Each frontier entry is read about once: a small cache keeps memory flat.
+        .cache_capacity(8 * 1024 * 1024)
+        .open()
+        .with_context(|| {
+            format!(
+                "cannot open {} (is another `tahoe-jobs check` running?)",
+                dir.display()
+            )
+        })?;
+    db.drop_tree("oneshot")?;
+    let tree = db.open_tree("oneshot")?;
+    Ok((db, tree))
+}
+
+/// `ALIAS:PATH`, a directory capability, or (as `tahoe deep-check` allows) a bare path below the
+/// default `tahoe:` alias.
+fn parse_target(s: &str) -> anyhow::Result<Target> {
+    if !s.contains(':') {
+        return Ok(Target::Alias {
+            alias: tahoe_jobs_tasks::tahoe::DEFAULT_ALIAS.into(),
+            path: s.trim_matches('/').to_string(),
+        });
+    }
+    tahoe_jobs_config::parse_target(s).map_err(|e| anyhow::anyhow!("bad target: {e}"))
+}
+
+/// Prints as `tahoe deep-check` does: a progress line every 100 objects, every object with
+/// `-v`, and always the ones that are not healthy (deep-check always prints corrupt shares).
+struct Printer {
+    verbose: bool,
+    seen: AtomicU64,
+}
+
+impl Printer {
+    fn count(&self) {
+        let n = self.seen.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_multiple_of(100) {
+            println!("{n} objects checked..");
+        }
+    }
+}
+
+impl CheckObserver for Printer {
+    fn checked(&self, path: &str, record: &ObjectRecord) {
+        self.count();
+        if self.verbose || !record.fine() {
+            println!("{path}: {}", describe(record));
+        }
+    }
+
+    fn literal(&self, path: &str) {
+        self.count();
+        if self.verbose {
+            println!("{path}: healthy (LIT)");
+        }
+    }
+
+    fn warning(&self, message: &str) {
+        eprintln!("WARNING: {message}");
+    }
+}

@@ -1,0 +1,271 @@
+//! The check task: keeps a grid's files healthy by walking a tree itself, one `t=check` per
+//! object (verifying, repairing and renewing leases as the job says), so that it can stop when
+//! its window closes and resume where it stopped, within the job's budgets.
+//!
+//! - [`db`]: the traversal and the per-object records in the job's sled tree;
+//! - [`run`]: one run of a pass; [`inspect`]: one object's check, repair and rebalance;
+//! - [`policy`]: the decisions (recheck, repair, rebalance, budget requests) as plain functions;
+//! - [`summary`]: the counts, and `tahoe deep-check`'s summary lines;
+//! - [`caps`], [`listing`], [`record`], [`rebalance`]: the pieces those build on.
+
+pub mod caps;
+pub mod db;
+pub mod inspect;
+pub mod listing;
+pub mod policy;
+pub mod rebalance;
+pub mod record;
+pub mod run;
+pub mod summary;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tahoe_jobs_config::{CheckParams, JobConfig, NodeFacts, TaskParams};
+use tahoe_jobs_engine::limits::expansion::Coding;
+use tahoe_jobs_engine::{Outcome, Task, TaskContext, TaskError};
+
+pub use db::{CheckDb, DbError};
+pub use record::{ObjectRecord, Rebalance};
+pub use run::PassEnd;
+pub use summary::{counter, CheckSummary};
+
+use crate::tahoe::{Aliases, ClientOptions, TahoeClient, TahoeError};
+use inspect::Inspector;
+use run::Pass;
+
+/// Hears about a run as it happens: display paths (never capabilities) and records.
+pub trait CheckObserver: Send + Sync {
+    /// An object was checked; `record` says what was found and done.
+    fn checked(&self, _path: &str, _record: &ObjectRecord) {}
+    /// A literal object (its data is in its cap) was counted as healthy without a request.
+    fn literal(&self, _path: &str) {}
+    /// Something went wrong with one object, or it is not healthy.
+    fn warning(&self, _message: &str) {}
+}
+
+/// The observer that hears nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Silent;
+
+impl CheckObserver for Silent {}
+
+/// How a check runs, beyond its job parameters.
+#[derive(Clone)]
+pub struct CheckOptions {
+    pub client: ClientOptions,
+    pub observer: Arc<dyn CheckObserver>,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            client: ClientOptions::default(),
+            observer: Arc::new(Silent),
+        }
+    }
+}
+
+impl std::fmt::Debug for CheckOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckOptions")
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a check run failed. The records of what was done stay; the next run resumes.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error(
+        "the check target {target} does not exist on the grid: fix the job's target or create it"
+    )]
+    TargetMissing { target: String },
+    #[error("{during}: {source}")]
+    Node { during: String, source: TahoeError },
+    #[error(transparent)]
+    Tahoe(#[from] TahoeError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("cannot read the node's settings: {0}")]
+    NodeFacts(String),
+}
+
+impl CheckError {
+    fn tahoe(&self) -> Option<&TahoeError> {
+        match self {
+            CheckError::Node { source, .. } => Some(source),
+            CheckError::Tahoe(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<CheckError> for TaskError {
+    fn from(e: CheckError) -> TaskError {
+        if e.tahoe().is_some_and(TahoeError::is_unreachable) {
+            return TaskError::Unavailable {
+                what: "the Tahoe node".into(),
+                message: e.to_string(),
+            };
+        }
+        match e {
+            CheckError::Tahoe(t) => t.into(),
+            CheckError::Db(DbError::Sled(s)) => TaskError::Store(s),
+            CheckError::NodeFacts(_) => TaskError::Config(e.to_string()),
+            other => TaskError::Failed(other.to_string()),
+        }
+    }
+}
+
+/// A `[check]` job, as the engine runs it.
+#[derive(Debug)]
+pub struct CheckTask {
+    node_dir: PathBuf,
+    params: CheckParams,
+    options: CheckOptions,
+}
+
+impl CheckTask {
+    pub fn new(node_dir: &Path, params: CheckParams, options: CheckOptions) -> CheckTask {
+        CheckTask {
+            node_dir: node_dir.to_path_buf(),
+            params,
+            options,
+        }
+    }
+
+    /// Builds the task for a `[check]` job.
+    pub fn from_job(node_dir: &Path, job: &JobConfig) -> Result<CheckTask, TaskError> {
+        match &job.params {
+            TaskParams::Check(p) => {
+                Ok(CheckTask::new(node_dir, p.clone(), CheckOptions::default()))
+            }
+            _ => Err(TaskError::Config(format!(
+                "job {} is not a check job",
+                job.id()
+            ))),
+        }
+    }
+}
+
+#[async_trait]
+impl Task for CheckTask {
+    async fn run(&mut self, ctx: &TaskContext) -> Result<Outcome, TaskError> {
+        match run_check(&self.node_dir, &self.params, &self.options, ctx).await? {
+            PassEnd::Completed(summary) => {
+                tracing::info!(
+                    job = ctx.job_id(),
+                    "check pass done: {}",
+                    summary
+                        .lines(self.params.repair, happy_of(&self.node_dir))
+                        .join(";")
+                );
+                Ok(Outcome::Completed)
+            }
+            PassEnd::Stopped(_) => Ok(Outcome::StoppedEarly),
+        }
+    }
+}
+
+fn happy_of(node_dir: &Path) -> u32 {
+    NodeFacts::read(node_dir).map_or(0, |f| f.encoding.happy)
+}
+
+/// Registers the `check` task type.
+pub fn register(registry: &mut tahoe_jobs_engine::Registry, node_dir: &Path) {
+    let node_dir = node_dir.to_path_buf();
+    registry.register("check", move |job| {
+        Ok(Box::new(CheckTask::from_job(&node_dir, job)?) as Box<dyn Task>)
+    });
+}
+
+/// Runs (or resumes) a pass of `params` with the engine's context.
+pub async fn run_check(
+    node_dir: &Path,
+    params: &CheckParams,
+    options: &CheckOptions,
+    ctx: &TaskContext,
+) -> Result<PassEnd, CheckError> {
+    let facts = NodeFacts::read(node_dir).map_err(|e| CheckError::NodeFacts(e.to_string()))?;
+    let enc = facts.encoding;
+    let node_coding = Coding::new(enc.needed, enc.total).ok_or_else(|| {
+        CheckError::NodeFacts(format!(
+            "shares.needed = {} and shares.total = {} in tahoe.cfg are not a usable encoding",
+            enc.needed, enc.total
+        ))
+    })?;
+    let client = TahoeClient::from_node_dir(node_dir, &options.client)?;
+    let root = Aliases::read(node_dir)?.resolve(&params.target)?;
+    let pass = Pass {
+        inspector: Inspector {
+            client,
+            verify: params.verify,
+            repair: params.repair,
+            add_lease: params.add_lease,
+            happy: enc.happy,
+            node_coding,
+        },
+        target: params.target.clone(),
+        root,
+        recheck_after: params.recheck_after,
+        observer: options.observer.clone(),
+    };
+    pass.run(ctx).await
+}
+
+/// Runs one whole pass outside the engine (the `tahoe-jobs check` command): no limits, nothing
+/// stops it, every object is checked (`recheck_after` is ignored). `store` should be a fresh
+/// tree: it holds the traversal.
+pub async fn check_once(
+    node_dir: &Path,
+    params: &CheckParams,
+    store: sled::Tree,
+    options: &CheckOptions,
+) -> Result<CheckSummary, CheckError> {
+    let params = CheckParams {
+        recheck_after: std::time::Duration::ZERO,
+        ..params.clone()
+    };
+    let ctx = TaskContext::standalone("check.oneshot", store);
+    match run_check(node_dir, &params, options, &ctx).await? {
+        PassEnd::Completed(summary) | PassEnd::Stopped(summary) => Ok(summary),
+    }
+}
+
+/// Where the one-shot command keeps its traversal: `NODEDIR/private/tahoe-jobs/oneshot-check`.
+pub fn oneshot_db_dir(node_dir: &Path) -> PathBuf {
+    node_dir
+        .join("private")
+        .join("tahoe-jobs")
+        .join("oneshot-check")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_task_errors_without_caps() {
+        let unreachable = CheckError::Node {
+            during: "looking up b:x".into(),
+            source: TahoeError::NodeUnreachable {
+                url: "http://127.0.0.1:1/".into(),
+                message: "refused".into(),
+            },
+        };
+        assert!(matches!(
+            TaskError::from(unreachable),
+            TaskError::Unavailable { .. }
+        ));
+        let missing = CheckError::TargetMissing {
+            target: "<capability>/x".into(),
+        };
+        assert!(matches!(TaskError::from(missing), TaskError::Failed(m) if !m.contains("URI:")));
+        assert!(matches!(
+            TaskError::from(CheckError::NodeFacts("x".into())),
+            TaskError::Config(_)
+        ));
+    }
+}
