@@ -1,11 +1,18 @@
 //! The budget interface a task sees: ask before moving bytes, and give the CPU governor a chance
-//! to hold the task back. The policy behind it lives in the budget actor; a task only holds a
-//! [`BudgetHandle`], so it never sees actix.
+//! to hold the task back. Under the engine the gate behind it is a
+//! [`LimitedBudget`](crate::limits::LimitedBudget), whose limits the budget actor keeps up to
+//! date; a task only holds a [`BudgetHandle`], so it never sees actix.
+//!
+//! A wait for the budget can be long (a low limit at night), so the waits that also watch a
+//! [`StopSignal`] ([`BudgetHandle::acquire_or_stop`], and `TaskContext::acquire`) return as soon
+//! as the task is asked to stop, saying so, instead of letting the stop wait on the budget.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+
+use crate::stop::{StopReason, StopSignal};
 
 /// Which way bytes move, seen from this machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -44,7 +51,16 @@ impl ByteRequest {
     }
 }
 
-/// The policy side: implemented by the budget actor's client, and by [`Unlimited`].
+/// A wait for the budget cut short because the task was asked to stop: nothing was granted,
+/// and the task should wind up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("stopped while waiting for the budget")]
+pub struct Stopped {
+    pub reason: Option<StopReason>,
+}
+
+/// The policy side: implemented by [`LimitedBudget`](crate::limits::LimitedBudget), and by
+/// [`Unlimited`].
 #[async_trait]
 pub trait BudgetGate: Send + Sync + 'static {
     /// Resolves when `job` may move the requested bytes.
@@ -91,11 +107,45 @@ impl BudgetHandle {
         Self::new(job, Arc::new(Unlimited))
     }
 
+    /// Waits until the bytes may move, however long that takes; prefer
+    /// [`Self::acquire_or_stop`] (or `TaskContext::acquire`) in a task.
     pub async fn acquire(&self, request: ByteRequest) {
         self.gate.acquire(&self.job, request).await
     }
 
     pub async fn cpu_checkpoint(&self) {
         self.gate.cpu_checkpoint(&self.job).await
+    }
+
+    /// Waits until the bytes may move, or until `stop` fires, whichever comes first; an already
+    /// stopped task gets [`Stopped`] at once, without queueing for the budget.
+    pub async fn acquire_or_stop(
+        &self,
+        request: ByteRequest,
+        stop: &StopSignal,
+    ) -> Result<(), Stopped> {
+        until_stopped(stop, self.acquire(request)).await
+    }
+
+    /// [`Self::cpu_checkpoint`], cut short when `stop` fires.
+    pub async fn cpu_checkpoint_or_stop(&self, stop: &StopSignal) -> Result<(), Stopped> {
+        until_stopped(stop, self.cpu_checkpoint()).await
+    }
+}
+
+async fn until_stopped(
+    stop: &StopSignal,
+    wait: impl std::future::Future<Output = ()>,
+) -> Result<(), Stopped> {
+    let stopped = || Stopped {
+        reason: stop.reason(),
+    };
+    if stop.is_stopped() {
+        return Err(stopped());
+    }
+    tokio::select! {
+        biased;
+        _ = stop.stopped() => Err(stopped()),
+        _ = wait => Ok(()),
     }
 }

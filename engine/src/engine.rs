@@ -1,6 +1,7 @@
 //! The engine's front door: [`Engine::start`] builds the actors from an [`EngineOptions`], and
 //! the cloneable [`EngineHandle`] is what the binary and the web layer talk to.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,8 @@ use jiff::tz::TimeZone;
 use tahoe_jobs_config::{BudgetSettings, JobConfig};
 
 use crate::actors::budget::{
-    BudgetActor, BudgetReport, GetBudgetReport, SetBudgetOverrides, SetJobLimits, UpdateBudget,
+    cpu_watch, BudgetActor, BudgetReport, BudgetSetup, GetBudgetReport, SetBudgetOverrides,
+    SetCpuPids, SetDestinationAliases, SetExactShaping, SetJobLimits, UpdateBudget,
 };
 use crate::actors::job::JobCommand;
 use crate::actors::supervisor::{
@@ -20,7 +22,9 @@ use crate::actors::supervisor::{
 use crate::budget::BudgetGate;
 use crate::clock::{SharedClock, SystemClock};
 use crate::error::EngineError;
+use crate::limits::{CpuSource, LimitedBudget};
 use crate::overrides::{LiveOverrides, OverrideTarget};
+use crate::shaping::ShapingControl;
 use crate::status::EngineStatus;
 use crate::store::Store;
 use crate::task::Registry;
@@ -35,6 +39,39 @@ pub struct EngineOptions {
     pub registry: Registry,
     pub jobs: Vec<JobConfig>,
     pub budget: BudgetSettings,
+    /// How the budget is enforced beyond the limits themselves; the default suits a process
+    /// that runs alone, without the shaping proxy.
+    pub enforcement: Enforcement,
+}
+
+/// How the budget is enforced: which processes the CPU share covers, and whether a shaping proxy
+/// carries the store's traffic.
+#[derive(Default)]
+pub struct Enforcement {
+    /// Other processes whose CPU time counts toward `[budget] cpu` together with this one's
+    /// (the store's node, which does most of the work a task asks for).
+    pub cpu_pids: Vec<u32>,
+    /// Where CPU time is read from instead of `/proc` for this process and `cpu_pids` (tests,
+    /// platforms without `/proc`).
+    pub cpu_source: Option<Box<dyn CpuSource>>,
+    /// The running shaping proxy, if any: it gets the same limits as the feed pacing, at the
+    /// same instants.
+    pub shaping: Option<ShapingControl>,
+    /// Whether the store's traffic is known to flow through that proxy. Feed pacing then keeps
+    /// only the job limits and leaves per-destination and total limits to the proxy. Leave it
+    /// off until that is checked, or the traffic would not be held to them at all.
+    pub exact_shaping: bool,
+}
+
+impl std::fmt::Debug for Enforcement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enforcement")
+            .field("cpu_pids", &self.cpu_pids)
+            .field("cpu_source", &self.cpu_source.as_ref().map(|_| "custom"))
+            .field("shaping", &self.shaping.is_some())
+            .field("exact_shaping", &self.exact_shaping)
+            .finish()
+    }
 }
 
 impl EngineOptions {
@@ -47,7 +84,21 @@ impl EngineOptions {
             registry,
             jobs,
             budget: BudgetSettings::default(),
+            enforcement: Enforcement::default(),
         }
+    }
+
+    /// Counts these processes' CPU time toward `[budget] cpu` too.
+    pub fn with_cpu_pids(mut self, pids: Vec<u32>) -> Self {
+        self.enforcement.cpu_pids = pids;
+        self
+    }
+
+    /// Hands the shaping proxy its limits; `exact` once its route is known to be in use.
+    pub fn with_shaping(mut self, control: ShapingControl, exact: bool) -> Self {
+        self.enforcement.shaping = Some(control);
+        self.enforcement.exact_shaping = exact;
+        self
     }
 }
 
@@ -56,6 +107,7 @@ impl std::fmt::Debug for EngineOptions {
         f.debug_struct("EngineOptions")
             .field("state_dir", &self.state_dir)
             .field("registry", &self.registry)
+            .field("enforcement", &self.enforcement)
             .field(
                 "jobs",
                 &self.jobs.iter().map(JobConfig::id).collect::<Vec<_>>(),
@@ -83,21 +135,29 @@ impl Engine {
         let store = Store::open(&options.state_dir)?;
         let records = load_records(&store, &options.jobs)?;
         let overrides = store.load_overrides()?;
-        let budget = BudgetActor::new(
-            options.budget,
-            options.clock.clone(),
-            options.timezone.clone(),
-        )
-        .with_job_limits(effective_job_limits(&options.jobs, &overrides))
-        .with_overrides(overrides);
-        let gate: Arc<dyn BudgetGate> = budget.gate();
-        let budget = budget.start();
+        let enforcement = options.enforcement;
+        let cpu = enforcement
+            .cpu_source
+            .unwrap_or_else(|| Box::new(cpu_watch(&enforcement.cpu_pids)));
+        let gate = Arc::new(LimitedBudget::new(cpu));
+        gate.set_exact_shaping(enforcement.exact_shaping);
+        // Built before the supervisor, so the limits are in force before any job can start.
+        let budget = BudgetActor::new(BudgetSetup {
+            gate: gate.clone(),
+            shaping: enforcement.shaping,
+            clock: options.clock.clone(),
+            timezone: options.timezone.clone(),
+            budget: options.budget,
+            jobs: effective_job_limits(&options.jobs, &overrides),
+            overrides,
+        })
+        .start();
         let supervisor = Supervisor::new(
             store,
             options.registry,
             options.clock,
             options.timezone,
-            gate,
+            gate as Arc<dyn BudgetGate>,
             options.jobs,
             records,
         )
@@ -180,9 +240,31 @@ impl EngineHandle {
         Ok(overrides)
     }
 
-    /// The limits in force now and what the limiters did: rates, bytes, time throttled.
+    /// The limits in force now and what the limiters did: rates, bytes, time throttled, the CPU
+    /// share, and whether exact shaping is on.
     pub async fn budget(&self) -> Result<BudgetReport, EngineError> {
         Ok(self.budget.send(GetBudgetReport).await?)
+    }
+
+    /// Counts these processes' CPU time toward `[budget] cpu` (with this one's) from now on: the
+    /// node restarted with a new pid, say.
+    pub async fn set_cpu_pids(&self, pids: Vec<u32>) -> Result<(), EngineError> {
+        Ok(self.budget.send(SetCpuPids(pids)).await?)
+    }
+
+    /// Says whether the store's traffic is known to flow through the shaping proxy (see
+    /// [`Enforcement::exact_shaping`]).
+    pub async fn set_exact_shaping(&self, on: bool) -> Result<(), EngineError> {
+        Ok(self.budget.send(SetExactShaping(on)).await?)
+    }
+
+    /// Names per-destination limits may be written with (a nickname) -> the destination id the
+    /// limiters count under; replaces the previous ones and takes effect at once.
+    pub async fn set_destination_aliases(
+        &self,
+        aliases: BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
+        Ok(self.budget.send(SetDestinationAliases(aliases)).await?)
     }
 
     /// Hands every job's limits (live overrides applied) to the budget.
@@ -191,7 +273,8 @@ impl EngineHandle {
         Ok(self.budget.send(SetJobLimits(limits)).await?)
     }
 
-    /// Replaces the budget limits, live.
+    /// Replaces `[budget]` as configured (a reload), live: in force within the second; live
+    /// overrides stay above it.
     pub async fn update_budget(&self, settings: BudgetSettings) -> Result<(), EngineError> {
         Ok(self.budget.send(UpdateBudget(settings)).await?)
     }

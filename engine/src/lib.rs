@@ -8,7 +8,9 @@
 //!   functions.
 //! - [`record`], [`store`]: what is remembered per job, and the sled database it lives in;
 //!   [`overrides`]: values changed live, a layer above the configuration files.
-//! - [`state`]: the job state machine; [`actors`]: supervisor, job and budget actors.
+//! - [`limits`]: the limiters and which limits are in force when; [`shaping`]: the SOCKS5
+//!   proxy that paces the store's own traffic.
+//! - [`state`]: the job state machine; [`actors`]: supervisor, job, window and budget actors.
 //! - [`engine`]: [`Engine::start`] and the [`EngineHandle`]; [`status`]: the status snapshot.
 
 pub mod actors;
@@ -31,9 +33,9 @@ pub mod task;
 pub use actors::budget::BudgetReport;
 pub use actors::job::JobCommand;
 pub use actors::supervisor::ReloadSummary;
-pub use budget::{BudgetGate, BudgetHandle, ByteRequest, Direction, Unlimited};
+pub use budget::{BudgetGate, BudgetHandle, ByteRequest, Direction, Stopped, Unlimited};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, TokioClock};
-pub use engine::{Engine, EngineHandle, EngineOptions};
+pub use engine::{Enforcement, Engine, EngineHandle, EngineOptions};
 pub use error::EngineError;
 pub use overrides::{LiveOverrides, OverrideError, OverrideTarget, OverrideValue};
 pub use progress::{ProgressSink, ProgressSnapshot, Warning};

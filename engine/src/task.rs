@@ -11,7 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tahoe_jobs_config::JobConfig;
 
-use crate::budget::BudgetHandle;
+use crate::budget::{BudgetHandle, ByteRequest, Stopped};
 use crate::clock::{SharedClock, SystemClock};
 use crate::progress::ProgressSink;
 use crate::stop::StopSignal;
@@ -123,6 +123,18 @@ impl TaskContext {
 
     pub fn clock(&self) -> &SharedClock {
         &self.clock
+    }
+
+    /// Waits until the job may move these bytes, or returns [`Stopped`] as soon as the stop
+    /// signal fires (at once if it already has): a stop never waits on the budget.
+    pub async fn acquire(&self, request: ByteRequest) -> Result<(), Stopped> {
+        self.budget.acquire_or_stop(request, &self.stop).await
+    }
+
+    /// A point where the CPU governor may hold the task back (between files, between chunks of
+    /// a large one); cut short by the stop signal like [`Self::acquire`].
+    pub async fn cpu_checkpoint(&self) -> Result<(), Stopped> {
+        self.budget.cpu_checkpoint_or_stop(&self.stop).await
     }
 
     /// Makes everything the task wrote so far durable. Call it at natural checkpoints (after a

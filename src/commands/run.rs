@@ -37,6 +37,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
             registry: super::registry(&node_dir),
             jobs: config.jobs.clone(),
             budget: config.budget.clone(),
+            enforcement: Default::default(),
         })
         .context("cannot start the engine")?;
         info!(

@@ -1,96 +1,131 @@
-//! The budget actor: owns the limits and answers "may this job move these bytes / use the CPU
-//! now?" by asking [`crate::policy::budget`]. Tasks reach it through [`ActorBudgetGate`], a
-//! [`BudgetGate`] that hides the actix types.
+//! The budget actor: owns the limit schedule. It works out the limits in force
+//! ([`crate::policy::budget`]) from the configured `[budget]`, every job's own limits and the live
+//! overrides, and puts them in force in the feed-pacing gate ([`LimitedBudget`]) and, when the
+//! embedder runs one, in the shaping proxy ([`ShapingControl`]). It does so again exactly at the
+//! next boundary of any schedule (and at least once a minute, for wall-clock jumps), and at once
+//! when one of its inputs changes.
 //!
-//! It also keeps the engine's [`LimitedBudget`] (the gate the engine hands to tasks) in step with
-//! the limits in force: the configured `[budget]` with its live overrides and every job's own
-//! limits, evaluated again at each schedule boundary (see [`crate::limits::policy`]) and at once
-//! when any of them changes.
+//! Tasks never send it messages: they hold the gate itself (as an `Arc<dyn BudgetGate>`), whose
+//! waits are smooth reserve-then-wait on shared buckets. New limits change the buckets' rates in
+//! place, so they reach transfers that are already waiting.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::prelude::*;
-use async_trait::async_trait;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 use tahoe_jobs_config::{BudgetSettings, JobLimits};
+use tracing::info;
 
-use crate::budget::{BudgetGate, ByteRequest};
 use crate::clock::SharedClock;
-use crate::limits::{limits_at, BudgetStats, LimitedBudget, LimitsNow, Overrides};
+use crate::limits::{BudgetStats, LimitedBudget, LimitsNow, ProcStat};
 use crate::overrides::LiveOverrides;
-use crate::policy::budget::{admit_bytes, admit_cpu};
-use crate::policy::Admission;
+use crate::policy::budget::{evaluation_delay, limits_in_force, same_limits};
+use crate::shaping::ShapingControl;
 
-/// The shortest wait between two evaluations of the limits, so a boundary that evaluates to
-/// "now" cannot spin.
-const MIN_REFRESH: Duration = Duration::from_millis(50);
+/// Everything the budget actor starts with.
+pub struct BudgetSetup {
+    pub gate: Arc<LimitedBudget>,
+    pub shaping: Option<ShapingControl>,
+    pub clock: SharedClock,
+    pub timezone: TimeZone,
+    /// `[budget]` as configured in the files.
+    pub budget: BudgetSettings,
+    pub overrides: LiveOverrides,
+    /// Each job's own limits by job id, its live overrides applied.
+    pub jobs: BTreeMap<String, JobLimits>,
+}
 
-/// Owns the budget settings; one per engine.
+/// One per engine.
 pub struct BudgetActor {
-    /// As configured in the files.
-    settings: BudgetSettings,
-    clock: SharedClock,
-    tz: TimeZone,
-    /// Only the `[budget]` part is used here.
-    overrides: LiveOverrides,
-    /// Each job's limits, live overrides applied, by job id.
-    job_limits: BTreeMap<String, JobLimits>,
     gate: Arc<LimitedBudget>,
+    shaping: Option<ShapingControl>,
+    clock: SharedClock,
+    timezone: TimeZone,
+    configured: BudgetSettings,
+    overrides: LiveOverrides,
+    jobs: BTreeMap<String, JobLimits>,
+    aliases: BTreeMap<String, String>,
+    /// The limits last put in force.
+    in_force: Option<LimitsNow>,
     timer: Option<SpawnHandle>,
 }
 
-impl BudgetActor {
-    pub fn new(settings: BudgetSettings, clock: SharedClock, tz: TimeZone) -> Self {
-        BudgetActor {
-            settings,
-            clock,
-            tz,
-            overrides: LiveOverrides::default(),
-            job_limits: BTreeMap::new(),
-            gate: Arc::new(LimitedBudget::for_this_process()),
-            timer: None,
+/// What the CPU governor watches: this process and `others` (the store's node, say), because
+/// the CPU share covers them together.
+pub fn cpu_watch(others: &[u32]) -> ProcStat {
+    let mut pids = vec![std::process::id()];
+    for pid in others {
+        if !pids.contains(pid) {
+            pids.push(*pid);
         }
     }
+    ProcStat::new(pids)
+}
 
-    /// Starts with these live overrides of `[budget]`.
-    pub fn with_overrides(mut self, overrides: LiveOverrides) -> Self {
-        self.overrides = overrides;
-        self
+impl BudgetActor {
+    /// Builds the actor and puts the limits in force at once, so that a task started before the
+    /// actor first runs is already held to them.
+    pub fn new(setup: BudgetSetup) -> Self {
+        let mut actor = BudgetActor {
+            gate: setup.gate,
+            shaping: setup.shaping,
+            clock: setup.clock,
+            timezone: setup.timezone,
+            configured: setup.budget,
+            overrides: setup.overrides,
+            jobs: setup.jobs,
+            aliases: BTreeMap::new(),
+            in_force: None,
+            timer: None,
+        };
+        actor.put_in_force();
+        actor
     }
 
-    /// Starts with these job limits (by job id).
-    pub fn with_job_limits(mut self, job_limits: BTreeMap<String, JobLimits>) -> Self {
-        self.job_limits = job_limits;
-        self
-    }
-
-    /// The gate whose limits this actor keeps current: the one to hand to tasks.
-    pub fn gate(&self) -> Arc<LimitedBudget> {
-        self.gate.clone()
-    }
-
-    /// Puts the limits in force now into the gate, and comes back at the next boundary.
-    fn refresh(&mut self, ctx: &mut Context<Self>) {
+    fn put_in_force(&mut self) -> &LimitsNow {
         let now = self.clock.now();
-        let budget = self.overrides.apply_budget(&self.settings);
-        let limits = limits_at(
+        let limits = limits_in_force(
             now,
-            &self.tz,
-            &budget,
-            &self.job_limits,
-            &Overrides::default(),
+            &self.timezone,
+            &self.configured,
+            &self.overrides,
+            &self.jobs,
+            &self.aliases,
         );
         self.gate.apply(&limits);
+        if let Some(shaping) = &self.shaping {
+            shaping.apply(&limits);
+        }
+        if !self
+            .in_force
+            .as_ref()
+            .is_some_and(|old| same_limits(old, &limits))
+        {
+            info!(
+                upload = ?limits.total.upload,
+                download = ?limits.total.download,
+                cpu = ?limits.cpu,
+                limited_jobs = limits.jobs.values().filter(|j| **j != Default::default()).count(),
+                limited_servers = limits.destinations.len(),
+                next_change = ?limits.next_change,
+                "budget limits in force"
+            );
+        }
+        self.in_force.insert(limits)
+    }
+
+    /// Puts the limits in force and sets the timer for the next evaluation.
+    fn evaluate(&mut self, ctx: &mut Context<Self>) {
+        let now = self.clock.now();
+        let delay = evaluation_delay(self.put_in_force(), now);
         if let Some(timer) = self.timer.take() {
             ctx.cancel_future(timer);
         }
-        let wait = limits.sleep_from(now).max(MIN_REFRESH);
-        self.timer = Some(ctx.run_later(wait, |act, ctx| {
+        self.timer = Some(ctx.run_later(delay, |act, ctx| {
             act.timer = None;
-            act.refresh(ctx);
+            act.evaluate(ctx);
         }));
     }
 }
@@ -99,78 +134,27 @@ impl Actor for BudgetActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.refresh(ctx);
+        self.evaluate(ctx);
     }
 }
 
-/// May `job` move these bytes now?
-#[derive(Debug, Message)]
-#[rtype(result = "Admission")]
-pub struct AcquireBytes {
-    pub job: String,
-    pub request: ByteRequest,
-}
-
-/// May `job` go on using the CPU now?
-#[derive(Debug, Message)]
-#[rtype(result = "Admission")]
-pub struct CpuCheckpoint {
-    pub job: String,
-}
-
-/// Replaces the limits, live.
+/// Replaces `[budget]` as configured in the files (a reload); live overrides stay above it.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct UpdateBudget(pub BudgetSettings);
 
-impl Handler<AcquireBytes> for BudgetActor {
-    type Result = MessageResult<AcquireBytes>;
-
-    fn handle(&mut self, msg: AcquireBytes, _: &mut Context<Self>) -> Self::Result {
-        let now = self.clock.now();
-        MessageResult(admit_bytes(
-            &self.settings,
-            &msg.job,
-            &msg.request,
-            now,
-            &self.tz,
-        ))
-    }
-}
-
-impl Handler<CpuCheckpoint> for BudgetActor {
-    type Result = MessageResult<CpuCheckpoint>;
-
-    fn handle(&mut self, msg: CpuCheckpoint, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(admit_cpu(&self.settings, &msg.job, self.clock.now()))
-    }
-}
-
 impl Handler<UpdateBudget> for BudgetActor {
     type Result = ();
 
-    fn handle(&mut self, msg: UpdateBudget, ctx: &mut Context<Self>) {
-        tracing::info!("budget settings updated");
-        self.settings = msg.0;
-        self.refresh(ctx);
+    fn handle(&mut self, UpdateBudget(settings): UpdateBudget, ctx: &mut Context<Self>) {
+        info!("budget settings updated");
+        self.configured = settings;
+        self.evaluate(ctx);
     }
 }
 
-/// Replaces the live overrides (only their `[budget]` part matters here).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct SetBudgetOverrides(pub LiveOverrides);
-
-impl Handler<SetBudgetOverrides> for BudgetActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: SetBudgetOverrides, ctx: &mut Context<Self>) {
-        self.overrides = msg.0;
-        self.refresh(ctx);
-    }
-}
-
-/// Replaces every job's limits (by job id); a job no longer listed is forgotten.
+/// Replaces every job's own limits (by job id, live overrides applied): after a reload or a live
+/// change of a job's `bandwidth` or `cpu`. A job no longer listed is forgotten, figures and all.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct SetJobLimits(pub BTreeMap<String, JobLimits>);
@@ -178,12 +162,73 @@ pub struct SetJobLimits(pub BTreeMap<String, JobLimits>);
 impl Handler<SetJobLimits> for BudgetActor {
     type Result = ();
 
-    fn handle(&mut self, msg: SetJobLimits, ctx: &mut Context<Self>) {
-        for gone in self.job_limits.keys().filter(|id| !msg.0.contains_key(*id)) {
+    fn handle(&mut self, SetJobLimits(jobs): SetJobLimits, ctx: &mut Context<Self>) {
+        for gone in self.jobs.keys().filter(|id| !jobs.contains_key(*id)) {
             self.gate.remove_job(gone);
         }
-        self.job_limits = msg.0;
-        self.refresh(ctx);
+        self.jobs = jobs;
+        self.evaluate(ctx);
+    }
+}
+
+/// The live overrides now in force; only their `[budget]` part is read here (job overrides
+/// arrive applied, in [`SetJobLimits`]).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SetBudgetOverrides(pub LiveOverrides);
+
+impl Handler<SetBudgetOverrides> for BudgetActor {
+    type Result = ();
+
+    fn handle(&mut self, SetBudgetOverrides(o): SetBudgetOverrides, ctx: &mut Context<Self>) {
+        self.overrides = o;
+        self.evaluate(ctx);
+    }
+}
+
+/// Names a destination limit may be written with (a nickname) -> the destination id the
+/// limiters count under. Replaces the previous aliases.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SetDestinationAliases(pub BTreeMap<String, String>);
+
+impl Handler<SetDestinationAliases> for BudgetActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetDestinationAliases, ctx: &mut Context<Self>) {
+        self.aliases = msg.0;
+        self.evaluate(ctx);
+    }
+}
+
+/// The other processes whose CPU time counts toward the CPU share (the node restarted with a
+/// new pid, say); this process always counts.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SetCpuPids(pub Vec<u32>);
+
+impl Handler<SetCpuPids> for BudgetActor {
+    type Result = ();
+
+    fn handle(&mut self, SetCpuPids(pids): SetCpuPids, _: &mut Context<Self>) {
+        let watch = cpu_watch(&pids);
+        info!(pids = ?watch.pids(), "CPU share watches new processes");
+        self.gate.set_cpu_source(Box::new(watch));
+    }
+}
+
+/// Whether the store's traffic is known to flow through the shaping proxy: per-destination and
+/// total limits are then the proxy's business, and feed pacing keeps only the job limits.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SetExactShaping(pub bool);
+
+impl Handler<SetExactShaping> for BudgetActor {
+    type Result = ();
+
+    fn handle(&mut self, SetExactShaping(on): SetExactShaping, _: &mut Context<Self>) {
+        info!(exact_shaping = on, "shaping mode");
+        self.gate.set_exact_shaping(on);
     }
 }
 
@@ -207,51 +252,5 @@ impl Handler<GetBudgetReport> for BudgetActor {
             limits: self.gate.limits(),
             stats: self.gate.stats(),
         })
-    }
-}
-
-/// The [`BudgetGate`] tasks get: asks the budget actor, and waits as long as it says.
-#[derive(Clone)]
-pub struct ActorBudgetGate {
-    addr: Addr<BudgetActor>,
-}
-
-impl ActorBudgetGate {
-    pub fn new(addr: Addr<BudgetActor>) -> Self {
-        ActorBudgetGate { addr }
-    }
-
-    pub fn shared(addr: Addr<BudgetActor>) -> Arc<dyn BudgetGate> {
-        Arc::new(Self::new(addr))
-    }
-}
-
-#[async_trait]
-impl BudgetGate for ActorBudgetGate {
-    async fn acquire(&self, job: &str, request: ByteRequest) {
-        loop {
-            let msg = AcquireBytes {
-                job: job.to_string(),
-                request: request.clone(),
-            };
-            match self.addr.send(msg).await {
-                Ok(Admission::After(delay)) => tokio::time::sleep(delay).await,
-                // The actor is gone only while the engine shuts down; the task is being
-                // stopped then, so letting it through is harmless and never hangs it.
-                Ok(Admission::Now) | Err(_) => return,
-            }
-        }
-    }
-
-    async fn cpu_checkpoint(&self, job: &str) {
-        loop {
-            let msg = CpuCheckpoint {
-                job: job.to_string(),
-            };
-            match self.addr.send(msg).await {
-                Ok(Admission::After(delay)) => tokio::time::sleep(delay).await,
-                Ok(Admission::Now) | Err(_) => return,
-            }
-        }
     }
 }

@@ -2,6 +2,10 @@
 //! from the registry for each run, stops it when its window closes, it is paused, or it is
 //! retired, and keeps the job's [`JobRecord`] in the store.
 //!
+//! It does not evaluate its windows: it starts a [`WindowActor`] and acts on what that says
+//! ([`WindowChanged`]). A window state it heard holds until its announced change; should the job
+//! look past that instant before the news arrives, it asks ([`CurrentWindow`]) rather than guess.
+//!
 //! The task's `run` future is spawned as its own tokio task, so a panic is caught as a
 //! `JoinError` and only this job backs off; a task that ignores its stop signal is aborted after
 //! [`STOP_GRACE`].
@@ -17,6 +21,7 @@ use tahoe_jobs_config::{JobConfig, WindowState};
 use tokio::task::{AbortHandle, JoinError};
 use tracing::{error, info, warn};
 
+use crate::actors::window::{CurrentWindow, SetWindows, StopWindow, WindowActor, WindowChanged};
 use crate::budget::{BudgetGate, BudgetHandle};
 use crate::clock::SharedClock;
 use crate::error::EngineError;
@@ -65,7 +70,14 @@ pub struct JobActor {
     timezone: TimeZone,
     budget: Arc<dyn BudgetGate>,
     state: JobState,
-    /// When the current state may change by itself.
+    /// Tells this job when its window opens and closes; started with the actor.
+    windows: Option<Addr<WindowActor>>,
+    /// What the window actor last said; `None` until it first has.
+    window: Option<WindowState>,
+    /// A [`CurrentWindow`] question is on its way; the answer re-plans.
+    asking_window: bool,
+    /// When the current state may change by itself (for the status and logs; the timer leaves
+    /// window instants to the window actor).
     wake: Option<Timestamp>,
     timer: Option<SpawnHandle>,
     run_now: Option<RunNow>,
@@ -92,6 +104,9 @@ impl JobActor {
             timezone: setup.timezone,
             budget: setup.budget,
             state: JobState::New,
+            windows: None,
+            window: None,
+            asking_window: false,
             wake: None,
             timer: None,
             run_now: None,
@@ -104,11 +119,33 @@ impl JobActor {
         }
     }
 
-    fn window_at(&self, now: Timestamp) -> WindowState {
-        self.config
-            .schedule
-            .allowed_times
-            .state_at(now, &self.timezone)
+    /// Asks the window actor for the window now, and re-plans with the answer. While the
+    /// question is out, nothing else is handled, so no decision is taken on an old window.
+    fn ask_window(&mut self, ctx: &mut Context<Self>) {
+        let Some(windows) = self.windows.clone() else {
+            return;
+        };
+        if self.asking_window {
+            return;
+        }
+        self.asking_window = true;
+        ctx.wait(
+            fut::wrap_future::<_, Self>(windows.send(CurrentWindow)).map(|answer, act, ctx| {
+                act.asking_window = false;
+                match answer {
+                    Ok(window) => {
+                        act.window = Some(window.state());
+                        act.evaluate(ctx);
+                    }
+                    Err(e) => {
+                        // Only while the job is going away; look again later rather than spin.
+                        warn!(job = %act.id, error = %e, "the window actor did not answer");
+                        let now = act.clock.now();
+                        act.schedule(now, None, ctx);
+                    }
+                }
+            }),
+        );
     }
 
     /// Looks at the situation and acts: the one place where the plan is applied.
@@ -117,8 +154,11 @@ impl JobActor {
             return;
         }
         let now = self.clock.now();
+        let Some(window) = self.window.filter(|w| policy::window_still_holds(*w, now)) else {
+            self.ask_window(ctx);
+            return;
+        };
         self.expire_pause(now);
-        let window = self.window_at(now);
         if self.run.is_none() {
             let plan = policy::plan(
                 &self.record,
@@ -129,7 +169,7 @@ impl JobActor {
             );
             match plan {
                 Plan::Start { ignore_window } => {
-                    if !self.start_run(ignore_window, now, ctx) {
+                    if !self.start_run(ignore_window, window, now, ctx) {
                         // The task could not even be built: that is a failure with backoff,
                         // so planning again cannot start it at once.
                         let plan =
@@ -157,16 +197,16 @@ impl JobActor {
             _ => None,
         };
         self.wake = wake;
-        self.schedule(now, wake, ctx);
+        // A running job changes by itself only when its window closes: the window actor's news.
+        self.schedule(now, None, ctx);
     }
 
     /// Enters the waiting state of an idle plan and sets the timer for its end.
     fn rest(&mut self, plan: Plan, now: Timestamp, ctx: &mut Context<Self>) {
-        let wake = plan.wake_at();
         if let Some(state) = JobState::from_plan(plan) {
-            self.set_state(state, wake);
+            self.set_state(state, plan.wake_at());
         }
-        self.schedule(now, wake, ctx);
+        self.schedule(now, plan.timer_at(), ctx);
     }
 
     fn schedule(&mut self, now: Timestamp, wake: Option<Timestamp>, ctx: &mut Context<Self>) {
@@ -204,7 +244,13 @@ impl JobActor {
     }
 
     /// Starts a run; `false` when the task could not be set up (recorded as a failure).
-    fn start_run(&mut self, ignore_window: bool, now: Timestamp, ctx: &mut Context<Self>) -> bool {
+    fn start_run(
+        &mut self,
+        ignore_window: bool,
+        window: WindowState,
+        now: Timestamp,
+        ctx: &mut Context<Self>,
+    ) -> bool {
         self.run_now = None;
         let setup = self
             .registry
@@ -256,7 +302,7 @@ impl JobActor {
         let closes = if ignore_window {
             None
         } else {
-            self.window_at(now).next_change
+            window.next_change
         };
         self.set_state(JobState::Running { since: now }, closes);
         true
@@ -401,7 +447,14 @@ impl JobActor {
             frequency_secs: self.config.schedule.frequency.as_secs(),
             state: self.state.into(),
             next_transition: self.wake,
-            window: self.window_at(now).into(),
+            // Until the window actor first answers (a moment after the start), shown as shut.
+            window: self
+                .window
+                .unwrap_or(WindowState {
+                    open: false,
+                    next_change: None,
+                })
+                .into(),
             last_started: self.record.last_started,
             last_completed: self.record.last_completed,
             last_outcome: self.record.last_outcome.as_ref().map(OutcomeView::from),
@@ -448,10 +501,23 @@ impl Actor for JobActor {
         if self.record.unfinished_run.is_some() {
             info!(job = %self.id, "an unfinished run will be resumed");
         }
-        self.evaluate(ctx);
+        let windows = WindowActor::new(
+            self.id.clone(),
+            self.config.schedule.allowed_times.clone(),
+            self.timezone.clone(),
+            self.clock.clone(),
+            ctx.address().recipient(),
+        )
+        .start();
+        self.windows = Some(windows);
+        // The first plan waits for the window actor's answer.
+        self.ask_window(ctx);
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(windows) = self.windows.take() {
+            windows.do_send(StopWindow);
+        }
         self.persist(true);
         info!(job = %self.id, "job stopped");
     }
@@ -575,7 +641,24 @@ impl Handler<UpdateConfig> for JobActor {
             return;
         }
         info!(job = %self.id, "configuration changed live");
+        let new_windows = config.schedule.allowed_times != self.config.schedule.allowed_times;
         self.config = config;
+        match self.windows.clone().filter(|_| new_windows) {
+            Some(windows) => {
+                windows.do_send(SetWindows(self.config.schedule.allowed_times.clone()));
+                // Asked after the new windows, so the answer is already about them.
+                self.ask_window(ctx);
+            }
+            None => self.evaluate(ctx),
+        }
+    }
+}
+
+impl Handler<WindowChanged> for JobActor {
+    type Result = ();
+
+    fn handle(&mut self, window: WindowChanged, ctx: &mut Context<Self>) {
+        self.window = Some(window.state());
         self.evaluate(ctx);
     }
 }

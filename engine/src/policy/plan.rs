@@ -59,6 +59,16 @@ impl Plan {
             Plan::WaitingForWindow { opens } => opens,
         }
     }
+
+    /// When the job's own timer should fire: [`Plan::wake_at`], except for the opening of a
+    /// window, which the window actor announces. A job timer set to that instant too could fire
+    /// before the news arrives and find the window still shut.
+    pub fn timer_at(&self) -> Option<Timestamp> {
+        match self {
+            Plan::WaitingForWindow { .. } => None,
+            other => other.wake_at(),
+        }
+    }
 }
 
 /// Decides for a job that is not running. A pause beats everything; a run-now request beats
@@ -134,6 +144,16 @@ pub fn while_running(
     }
     RunCheck::Continue {
         until: window.next_change,
+    }
+}
+
+/// Whether a window state heard earlier still holds at `now`: until its `next_change`. Past
+/// that instant the window actor's news is on its way, or the wall clock jumped; either way the
+/// job asks the window actor rather than guess.
+pub fn window_still_holds(window: WindowState, now: Timestamp) -> bool {
+    match window.next_change {
+        Some(change) => now < change,
+        None => true,
     }
 }
 
@@ -423,6 +443,33 @@ mod tests {
             while_running(&paused, window(&s, inside), inside, true),
             RunCheck::Stop(StopReason::Paused)
         );
+    }
+
+    #[test]
+    fn the_job_timer_leaves_window_openings_to_the_window_actor() {
+        let opens = Some(ts("2026-01-01T22:00:00Z"));
+        let waiting = Plan::WaitingForWindow { opens };
+        assert_eq!(waiting.wake_at(), opens);
+        assert_eq!(waiting.timer_at(), None);
+        let not_due = Plan::NotDue {
+            until: ts("2026-01-02T10:00:00Z"),
+        };
+        assert_eq!(not_due.timer_at(), not_due.wake_at());
+    }
+
+    #[test]
+    fn a_window_state_holds_until_its_next_change() {
+        let closes = WindowState {
+            open: true,
+            next_change: Some(ts("2026-01-01T23:00:00Z")),
+        };
+        assert!(window_still_holds(closes, ts("2026-01-01T22:59:59Z")));
+        assert!(!window_still_holds(closes, ts("2026-01-01T23:00:00Z")));
+        let always = WindowState {
+            open: true,
+            next_change: None,
+        };
+        assert!(window_still_holds(always, ts("2099-01-01T00:00:00Z")));
     }
 
     #[test]

@@ -358,6 +358,7 @@ impl Harness {
             registry: self.registry(),
             jobs,
             budget: Default::default(),
+            enforcement: Default::default(),
         })
     }
 }
