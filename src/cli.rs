@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "tahoe-jobs", version, about = "Scheduled, resumable, budgeted background jobs for a Tahoe-LAFS node")]
+#[command(
+    name = "tahoe-jobs",
+    version,
+    about = "Scheduled, resumable, budgeted background jobs for a Tahoe-LAFS node"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -17,7 +21,12 @@ pub struct Cli {
 #[derive(Debug, Args, Clone)]
 pub struct GlobalArgs {
     /// The Tahoe-LAFS node directory (like `tahoe -d`); jobs are read from NODEDIR/tahoe-jobs.cfg.
-    #[arg(short = 'd', long = "node-directory", global = true, value_name = "NODEDIR")]
+    #[arg(
+        short = 'd',
+        long = "node-directory",
+        global = true,
+        value_name = "NODEDIR"
+    )]
     pub node_dir: Option<PathBuf>,
     /// An optional TOML file layered above NODEDIR/tahoe-jobs.cfg.
     #[arg(long = "config", global = true, value_name = "FILE")]
@@ -44,6 +53,16 @@ pub enum Command {
     Backup(crate::commands::backup::BackupArgs),
     /// Check (and with --repair, repair) every object below ALIAS:PATH, like `tahoe deep-check`.
     Check(crate::commands::check::CheckArgs),
+    /// Show the running daemon's jobs: state, window, progress, estimates, errors.
+    Status(crate::commands::status::StatusArgs),
+    /// Pause a job in the running daemon (its task stops; `--for 2h` resumes by itself).
+    Pause(crate::commands::pause::PauseArgs),
+    /// Lift a job's pause in the running daemon.
+    Resume(crate::commands::resume::ResumeArgs),
+    /// Run a job now in the running daemon (at once with --ignore-window).
+    Start(crate::commands::start::StartArgs),
+    /// Print the address of the daemon's private control page (a secret: keep it to yourself).
+    ControlUrl,
 }
 
 #[derive(Debug, Args)]

@@ -2,8 +2,14 @@
 
 pub mod backup;
 pub mod check;
+pub mod client;
 pub mod config;
+pub mod control_url;
+pub mod pause;
+pub mod resume;
 pub mod run;
+pub mod start;
+pub mod status;
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +26,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => run::run(&cli.global, &args),
         Command::Backup(args) => backup::run(&cli.global, &args),
         Command::Check(args) => check::run(&cli.global, &args),
+        Command::Status(args) => status::run(&cli.global, &args),
+        Command::Pause(args) => pause::run(&cli.global, &args),
+        Command::Resume(args) => resume::run(&cli.global, &args),
+        Command::Start(args) => start::run(&cli.global, &args),
+        Command::ControlUrl => control_url::run(&cli.global),
     }
 }
 

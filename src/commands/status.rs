@@ -1,0 +1,142 @@
+//! `tahoe-jobs status [--json] [JOB]`: the running daemon's jobs, from its private API.
+
+use anyhow::bail;
+use clap::Args;
+use tahoe_jobs_config::jiff::tz::TimeZone;
+
+use super::client::Client;
+use crate::cli::GlobalArgs;
+use crate::web::eta::short_time;
+use crate::web::html::{bytes, rate};
+use crate::web::view::{JobView, StatusView};
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the JSON the control page's `?t=json` gives (of one job with JOB).
+    #[arg(long)]
+    pub json: bool,
+    /// One job, by id (`backup.b1`) or by name (`b1`).
+    pub job: Option<String>,
+}
+
+pub fn run(global: &GlobalArgs, args: &StatusArgs) -> anyhow::Result<i32> {
+    let client = Client::new(global)?;
+    let view = client.status()?;
+    let jobs: Vec<&JobView> = match &args.job {
+        None => view.jobs.iter().collect(),
+        Some(name) => {
+            let found = find(&view, name);
+            if found.is_empty() {
+                let known: Vec<&str> = view.jobs.iter().map(|j| j.id.as_str()).collect();
+                bail!("there is no job {name} (jobs: {})", known.join(", "));
+            }
+            found
+        }
+    };
+    if args.json {
+        let text = match (&args.job, jobs.as_slice()) {
+            (Some(_), [one]) => serde_json::to_string_pretty(one)?,
+            (Some(_), many) => serde_json::to_string_pretty(many)?,
+            (None, _) => serde_json::to_string_pretty(&view)?,
+        };
+        println!("{text}");
+        return Ok(0);
+    }
+    let tz = client.config.daemon.timezone.clone();
+    for job in jobs {
+        print!("{}", render_job(job, &view, &tz));
+    }
+    if args.job.is_none() && view.jobs.is_empty() {
+        println!("no jobs are configured");
+    }
+    Ok(0)
+}
+
+/// Jobs matching `name`: the job with that id, else the jobs with that name.
+fn find<'a>(view: &'a StatusView, name: &str) -> Vec<&'a JobView> {
+    if let Some(job) = view.job(name) {
+        return vec![job];
+    }
+    view.jobs
+        .iter()
+        .filter(|j| j.id.split_once('.').is_some_and(|(_, n)| n == name))
+        .collect()
+}
+
+/// One job as a few lines of text.
+pub fn render_job(job: &JobView, view: &StatusView, tz: &TimeZone) -> String {
+    let when = |t: Option<tahoe_jobs_config::jiff::Timestamp>, none: &str| {
+        t.map_or(none.to_string(), |t| short_time(t, view.now, tz))
+    };
+    let mut out = format!("{} ({}): {}\n", job.id, job.task_type, job.state_text);
+    out.push_str(&format!(
+        "  window {}; last completed {}; next due {}\n",
+        job.window.text,
+        when(job.last_completed, "never"),
+        when(job.next_due, "now")
+    ));
+    let counters: Vec<String> = job
+        .counters
+        .iter()
+        .filter(|(k, _)| !k.ends_with("_per_second"))
+        .map(|(k, v)| {
+            let shown = if k.starts_with("bytes_") {
+                bytes(*v)
+            } else {
+                v.to_string()
+            };
+            format!("{} {shown}", k.replace('_', " "))
+        })
+        .collect();
+    if !counters.is_empty() {
+        let which = if job.progress.is_some() {
+            "this run"
+        } else {
+            "last run"
+        };
+        out.push_str(&format!("  {which}: {}\n", counters.join(", ")));
+    }
+    if let Some(p) = &job.progress {
+        let mut parts = Vec::new();
+        if let Some(r) = p.upload_bytes_per_second {
+            parts.push(format!("uploading {}", rate(r)));
+        }
+        match (p.files_left, p.bytes_left) {
+            (Some(f), Some(b)) => parts.push(format!("about {f} files, {} left", bytes(b))),
+            (Some(f), None) => parts.push(format!("about {f} files left")),
+            (None, Some(b)) => parts.push(format!("about {} left", bytes(b))),
+            (None, None) => {}
+        }
+        match (&p.eta, &p.eta_missing) {
+            (Some(eta), _) => parts.push(eta.text.clone()),
+            (None, Some(why)) => parts.push(format!("no estimate yet: {why}")),
+            (None, None) => {}
+        }
+        if !parts.is_empty() {
+            out.push_str(&format!("  {}\n", parts.join("; ")));
+        }
+    }
+    if let Some(e) = &job.last_error {
+        out.push_str(&format!(
+            "  last error ({}): {}\n",
+            short_time(e.at, view.now, tz),
+            e.message
+        ));
+    }
+    let live: Vec<String> = job
+        .settings
+        .iter()
+        .filter(|s| s.live_since.is_some())
+        .map(|s| format!("{} = {} (file: {})", s.key, s.value, s.file_value))
+        .collect();
+    if !live.is_empty() {
+        out.push_str(&format!("  changed live: {}\n", live.join(", ")));
+    }
+    if job.warnings_total > 0 {
+        out.push_str(&format!(
+            "  {} warnings in this run (see the control page)\n",
+            job.warnings_total
+        ));
+    }
+    out
+}

@@ -1,0 +1,568 @@
+//! The two HTML pages, rendered from a [`StatusView`]: the public status page and the private
+//! control page (the same sections plus the controls, warnings and configuration). Pure
+//! functions: the handlers only fetch the view and send what these return.
+
+use std::fmt::Write;
+
+use tahoe_jobs_config::jiff::tz::TimeZone;
+use tahoe_jobs_config::jiff::Timestamp;
+
+use super::eta::short_time;
+use super::html::{bytes, esc, limit, page, rate, row, seconds, share, Refresh};
+use super::view::{BudgetView, FlowView, JobView, LiveSetting, StatusView};
+
+/// Seconds between refreshes of the public page.
+pub const PUBLIC_REFRESH_SECS: u32 = 5;
+
+/// Reloads the control page every 5 s unless the user is typing into one of its fields.
+pub const CONTROL_REFRESH_SCRIPT: &str = "function r(){for(const i of document.querySelectorAll(\
+'input[type=text]'))if(i===document.activeElement||i.value!==i.defaultValue)return setTimeout(r,5000);\
+location.replace(location.pathname)}setTimeout(r,5000);";
+
+/// The public status page.
+pub fn public_page(view: &StatusView, tz: &TimeZone) -> String {
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<h1>tahoe-jobs status</h1><p class=\"muted\">{} ({}). Refreshes every {PUBLIC_REFRESH_SECS} s. \
+         Also as <a href=\"?t=json\">JSON</a> and <a href=\"/metrics\">Prometheus metrics</a>.</p>",
+        esc(&view.now.to_zoned(tz.clone()).strftime("%a %Y-%m-%d %H:%M:%S").to_string()),
+        esc(&view.timezone),
+    );
+    jobs_html(&mut body, view, tz, None);
+    if let Some(budget) = &view.budget {
+        budget_html(&mut body, budget, None);
+    }
+    page(
+        "tahoe-jobs status",
+        Refresh::Meta(PUBLIC_REFRESH_SECS),
+        &body,
+    )
+}
+
+/// The control page; `csrf` goes into every form.
+pub fn control_page(view: &StatusView, tz: &TimeZone, csrf: &str) -> String {
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<h1>tahoe-jobs control</h1><p><strong>This page's address is a secret:</strong> anyone who \
+         has it can pause, start and reconfigure your jobs. The <a href=\"/\">public status page</a> \
+         shows the same without file names or controls.</p><p class=\"muted\">{} ({}). Refreshes \
+         every 5 s while you are not typing. Also as <a href=\"?t=json\">JSON</a>.</p>",
+        esc(&view.now.to_zoned(tz.clone()).strftime("%a %Y-%m-%d %H:%M:%S").to_string()),
+        esc(&view.timezone),
+    );
+    jobs_html(&mut body, view, tz, Some(csrf));
+    if let Some(budget) = &view.budget {
+        budget_html(&mut body, budget, Some(csrf));
+    }
+    if let Some(private) = &view.private {
+        let _ = write!(
+            body,
+            "<h2>Configuration</h2><p class=\"muted\">Node directory {}, state directory {}. \
+             Values changed live are marked; they apply above the files until reset.</p>\
+             <table><tr><th>Key</th><th>Value</th><th>Source</th></tr>",
+            esc(&private.node_dir),
+            esc(&private.state_dir)
+        );
+        for s in &private.settings {
+            let value = match &s.live {
+                Some(live) => format!(
+                    "<span class=\"live\">{}</span> <span class=\"muted\">(changed live; file: {})</span>",
+                    esc(live),
+                    esc(&s.value)
+                ),
+                None => esc(&s.value),
+            };
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{value}</td><td class=\"muted\">{}</td></tr>",
+                esc(&s.key),
+                esc(&s.origin)
+            );
+        }
+        body.push_str("</table>");
+    }
+    page(
+        "tahoe-jobs control",
+        Refresh::Script(CONTROL_REFRESH_SCRIPT),
+        &body,
+    )
+}
+
+fn jobs_html(out: &mut String, view: &StatusView, tz: &TimeZone, csrf: Option<&str>) {
+    if view.jobs.is_empty() {
+        out.push_str(
+            "<p>No jobs are configured. Add some to NODEDIR/tahoe-jobs.cfg and send the daemon \
+             SIGHUP.</p>",
+        );
+    }
+    for job in &view.jobs {
+        job_html(out, job, view.now, tz, csrf);
+    }
+}
+
+fn when(at: Option<Timestamp>, now: Timestamp, tz: &TimeZone, none: &str) -> String {
+    at.map_or_else(|| none.to_string(), |t| short_time(t, now, tz))
+}
+
+fn state_class(state: &str) -> &'static str {
+    match state {
+        "running" | "stopping" => "running",
+        "failed" => "failed",
+        "paused" => "paused",
+        _ => "",
+    }
+}
+
+fn job_html(out: &mut String, job: &JobView, now: Timestamp, tz: &TimeZone, csrf: Option<&str>) {
+    let _ = write!(
+        out,
+        "<h2 id=\"job-{}\">{} <span class=\"muted\">{}</span></h2><table>",
+        esc(&job.id),
+        esc(&job.id),
+        esc(&job.task_type)
+    );
+    out.push_str(&row(
+        "State",
+        &format!(
+            "<span class=\"state {}\" data-state=\"{}\">{}</span>",
+            state_class(&job.state),
+            esc(&job.state),
+            esc(&job.state_text)
+        ),
+    ));
+    out.push_str(&row("Window", &esc(&job.window.text)));
+    out.push_str(&row(
+        "Frequency",
+        &esc(&super::eta::short_duration(std::time::Duration::from_secs(
+            job.frequency_secs,
+        ))),
+    ));
+    out.push_str(&row(
+        "Last completed",
+        &esc(&when(job.last_completed, now, tz, "never")),
+    ));
+    out.push_str(&row("Next due", &esc(&when(job.next_due, now, tz, "now"))));
+    if let Some(since) = job.unfinished_since {
+        out.push_str(&row(
+            "Unfinished run",
+            &esc(&format!(
+                "started {}, resumes at the next opportunity",
+                short_time(since, now, tz)
+            )),
+        ));
+    }
+    let error = match &job.last_error {
+        Some(e) => format!(
+            "<span class=\"failed\">{}</span> <span class=\"muted\">({}{})</span>",
+            esc(&e.message),
+            esc(&short_time(e.at, now, tz)),
+            if job.consecutive_failures > 1 {
+                format!(", {} failures in a row", job.consecutive_failures)
+            } else {
+                String::new()
+            }
+        ),
+        None => "none".into(),
+    };
+    out.push_str(&row("Last error", &error));
+    let changed: Vec<String> = job
+        .settings
+        .iter()
+        .filter(|s| s.live_since.is_some())
+        .map(|s| format!("{} = {}", s.key, s.value))
+        .collect();
+    if !changed.is_empty() {
+        out.push_str(&row(
+            "Changed live",
+            &format!("<span class=\"live\">{}</span>", esc(&changed.join(", "))),
+        ));
+    }
+    out.push_str("</table>");
+    progress_html(out, job);
+    if let Some(csrf) = csrf {
+        controls_html(out, job, csrf);
+        settings_html(out, &format!("jobs/{}", job.id), &job.settings, csrf, false);
+        if let Some(private) = &job.private {
+            if let Some(current) = &private.current {
+                let _ = write!(
+                    out,
+                    "<p>Working on <span class=\"warn\">{}</span></p>",
+                    esc(current)
+                );
+            }
+            if !private.warnings.is_empty() {
+                let _ = write!(
+                    out,
+                    "<details><summary>{} recent warnings ({} in this run)</summary><ul>",
+                    private.warnings.len(),
+                    job.warnings_total
+                );
+                for w in &private.warnings {
+                    let _ = write!(
+                        out,
+                        "<li class=\"warn\">{} <span class=\"muted\">{}</span></li>",
+                        esc(&w.message),
+                        esc(&short_time(w.at, now, tz))
+                    );
+                }
+                out.push_str("</ul></details>");
+            }
+        }
+    } else if job.warnings_total > 0 {
+        let _ = write!(
+            out,
+            "<p class=\"muted\">{} warnings in this run (listed on the control page).</p>",
+            job.warnings_total
+        );
+    }
+}
+
+/// A counter's label, and whether it counts bytes.
+fn counter_label(name: &str) -> (String, bool) {
+    let known = match name {
+        "files_seen" => "Files seen",
+        "files_uploaded" => "Files uploaded",
+        "files_reused" => "Files reused (unchanged)",
+        "files_skipped" => "Files skipped",
+        "files_changed" => "Files changed while read",
+        "files_checked" => "Files re-checked",
+        "dirs_seen" => "Directories seen",
+        "dirs_created" => "Directories created",
+        "dirs_reused" => "Directories reused",
+        "dirs_skipped" => "Directories skipped",
+        "dirs_checked" => "Directories re-checked",
+        "bytes_seen" => "Bytes seen",
+        "bytes_uploaded" => "Bytes uploaded",
+        "objects_checked" => "Objects checked",
+        "objects_healthy" | "healthy" => "Healthy",
+        "objects_unhealthy" | "unhealthy" => "Unhealthy",
+        "objects_repaired" | "repaired" => "Repaired",
+        _ => "",
+    };
+    let is_bytes = name.starts_with("bytes_") || name.ends_with("_bytes");
+    if !known.is_empty() {
+        return (known.to_string(), is_bytes);
+    }
+    let mut label = name.replace('_', " ");
+    if let Some(first) = label.get(..1) {
+        label = format!("{}{}", first.to_uppercase(), &label[1..]);
+    }
+    (label, is_bytes)
+}
+
+fn progress_html(out: &mut String, job: &JobView) {
+    let counters: Vec<_> = job
+        .counters
+        .iter()
+        // Averages since the start are replaced by the recent rate below.
+        .filter(|(name, _)| !name.ends_with("_per_second"))
+        .collect();
+    if counters.is_empty() && job.progress.is_none() {
+        return;
+    }
+    let title = if job.progress.is_some() {
+        "This run"
+    } else {
+        "Last run"
+    };
+    let _ = write!(out, "<table><tr><th colspan=\"2\">{title}</th></tr>");
+    for (name, value) in counters {
+        let (label, is_bytes) = counter_label(name);
+        let show = |v: u64| if is_bytes { bytes(v) } else { v.to_string() };
+        let mut text = show(*value);
+        if job.progress.is_some() {
+            if let Some(est) = job.estimates.get(name).filter(|e| **e > 0) {
+                text = format!("{text} of about {}", show(*est));
+            }
+        }
+        out.push_str(&row(&label, &esc(&text)));
+    }
+    if let Some(p) = &job.progress {
+        if let Some(r) = p.upload_bytes_per_second {
+            out.push_str(&row("Upload rate (last minute)", &esc(&rate(r))));
+        }
+        let left = match (p.files_left, p.bytes_left) {
+            (Some(f), Some(b)) => Some(format!("about {f} files, {}", bytes(b))),
+            (Some(f), None) => Some(format!("about {f} files")),
+            (None, Some(b)) => Some(format!("about {}", bytes(b))),
+            (None, None) => None,
+        };
+        if let Some(left) = left {
+            out.push_str(&row("Left", &esc(&left)));
+        }
+        let eta = match (&p.eta, &p.eta_missing) {
+            (Some(eta), _) => eta.text.clone(),
+            (None, Some(why)) => format!("unknown: {why}"),
+            (None, None) => "unknown".into(),
+        };
+        out.push_str(&row("Finish", &esc(&eta)));
+    }
+    out.push_str("</table>");
+}
+
+fn hidden(csrf: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        esc(csrf)
+    )
+}
+
+fn controls_html(out: &mut String, job: &JobView, csrf: &str) {
+    let id = esc(&job.id);
+    let h = hidden(csrf);
+    out.push_str("<div>");
+    if job.paused {
+        let _ = write!(
+            out,
+            "<form method=\"post\" action=\"jobs/{id}/resume\">{h}\
+             <button type=\"submit\">Resume</button></form>"
+        );
+    } else {
+        let _ = write!(
+            out,
+            "<form method=\"post\" action=\"jobs/{id}/pause\">{h}\
+             <input type=\"text\" name=\"for\" placeholder=\"for (e.g. 2h); empty: until resumed\" \
+             aria-label=\"pause for\"> <button type=\"submit\">Pause</button></form>"
+        );
+    }
+    let _ = write!(
+        out,
+        "<form method=\"post\" action=\"jobs/{id}/run\">{h}<label><input type=\"checkbox\" \
+         name=\"ignore_window\" value=\"1\"> ignore the window</label> \
+         <button type=\"submit\">Run now</button></form></div>"
+    );
+}
+
+/// The table of live settings with a form per key; `extra` adds a row to set a new key.
+fn settings_html(out: &mut String, base: &str, settings: &[LiveSetting], csrf: &str, extra: bool) {
+    let base = esc(base);
+    let h = hidden(csrf);
+    out.push_str(
+        "<table><tr><th>Setting</th><th>In force</th><th>File</th><th>Change live</th></tr>",
+    );
+    for s in settings {
+        let key = esc(&s.key);
+        let value = if s.live_since.is_some() {
+            format!("<span class=\"live\">{} (live)</span>", esc(&s.value))
+        } else {
+            esc(&s.value)
+        };
+        let reset = if s.live_since.is_some() {
+            format!(
+                "<form method=\"post\" action=\"{base}/reset\">{h}\
+                 <input type=\"hidden\" name=\"key\" value=\"{key}\">\
+                 <button type=\"submit\">Reset to file</button></form>"
+            )
+        } else {
+            String::new()
+        };
+        let _ = write!(
+            out,
+            "<tr><td>{key}</td><td>{value}</td><td class=\"muted\">{}</td><td>\
+             <form method=\"post\" action=\"{base}/set\">{h}\
+             <input type=\"hidden\" name=\"key\" value=\"{key}\">\
+             <input type=\"text\" name=\"value\" value=\"{}\" aria-label=\"{key}\"> \
+             <button type=\"submit\">Set</button></form>{reset}</td></tr>",
+            esc(&s.file_value),
+            esc(&s.value),
+        );
+    }
+    if extra {
+        let _ = write!(
+            out,
+            "<tr><td colspan=\"4\"><form method=\"post\" action=\"{base}/set\">{h}\
+             <input type=\"text\" name=\"key\" placeholder=\"server.NAME.upload\" aria-label=\"key\"> \
+             <input type=\"text\" name=\"value\" placeholder=\"64KiB/s\" aria-label=\"value\"> \
+             <button type=\"submit\">Set</button></form></td></tr>"
+        );
+    }
+    out.push_str("</table>");
+}
+
+fn flow_cells(f: &FlowView) -> String {
+    format!(
+        "<td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+        esc(&rate(f.rate_bytes_per_second)),
+        esc(&bytes(f.bytes)),
+        esc(&limit(f.limit_bytes_per_second)),
+        esc(&seconds(f.throttled_seconds)),
+    )
+}
+
+const FLOW_HEADER: &str =
+    "<th>Direction</th><th>Rate</th><th>Bytes</th><th>Limit now</th><th>Throttled</th>";
+
+fn budget_html(out: &mut String, b: &BudgetView, csrf: Option<&str>) {
+    let _ = write!(
+        out,
+        "<h2 id=\"budget\">Budget</h2><p class=\"muted\">Server figures are {}{}. CPU: limit {}, \
+         recent use {}{}.</p>",
+        esc(&b.accounting),
+        if b.accounting == "exact" {
+            " (metered by the shaping proxy)"
+        } else {
+            " (from what jobs fed to the node)"
+        },
+        esc(&share(b.cpu_limit)),
+        esc(&share(b.cpu_recent_share)),
+        b.cpu_error
+            .as_ref()
+            .map(|e| format!(" (not measured: {})", esc(e)))
+            .unwrap_or_default(),
+    );
+    let _ = write!(out, "<table><tr><th>Total</th>{FLOW_HEADER}</tr>");
+    for (dir, f) in [("upload", &b.total.upload), ("download", &b.total.download)] {
+        let _ = write!(out, "<tr><td></td><td>{dir}</td>{}</tr>", flow_cells(f));
+    }
+    let _ = write!(out, "<tr><th>Job</th>{FLOW_HEADER}</tr>");
+    for (id, j) in &b.jobs {
+        for (dir, f) in [("upload", &j.upload), ("download", &j.download)] {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{dir}</td>{}</tr>",
+                esc(id),
+                flow_cells(f)
+            );
+        }
+        if j.cpu_limit.is_some() || j.cpu_paused_seconds > 0.0 {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>cpu</td><td colspan=\"2\"></td><td>{}</td><td>{}</td></tr>",
+                esc(id),
+                esc(&share(j.cpu_limit)),
+                esc(&seconds(j.cpu_paused_seconds))
+            );
+        }
+    }
+    if !b.servers.is_empty() {
+        let _ = write!(out, "<tr><th>Server</th>{FLOW_HEADER}</tr>");
+        for (id, s) in &b.servers {
+            for (dir, f) in [("upload", &s.upload), ("download", &s.download)] {
+                let _ = write!(
+                    out,
+                    "<tr><td>{} <span class=\"muted\">{}</span></td><td>{dir}</td>{}</tr>",
+                    esc(id),
+                    esc(&s.accounting),
+                    flow_cells(f)
+                );
+            }
+        }
+    }
+    out.push_str("</table>");
+    match csrf {
+        Some(csrf) => settings_html(out, "budget", &b.settings, csrf, true),
+        None => {
+            let changed: Vec<String> = b
+                .settings
+                .iter()
+                .filter(|s| s.live_since.is_some())
+                .map(|s| format!("{} = {}", s.key, s.value))
+                .collect();
+            if !changed.is_empty() {
+                let _ = write!(
+                    out,
+                    "<p>Changed live: <span class=\"live\">{}</span></p>",
+                    esc(&changed.join(", "))
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture;
+    use super::super::view::{build, Audience, Inputs};
+    use super::*;
+
+    fn view(audience: Audience) -> StatusView {
+        let (status, config) = (fixture::status(), fixture::config());
+        let (overrides, rates, budget) =
+            (fixture::overrides(), fixture::rates(), fixture::budget());
+        build(
+            &Inputs {
+                status: &status,
+                budget: Some(&budget),
+                overrides: &overrides,
+                config: &config,
+                rates: &rates,
+            },
+            audience,
+        )
+    }
+
+    #[test]
+    fn the_public_page_shows_progress_eta_and_budget_without_controls() {
+        let tz = fixture::config().daemon.timezone;
+        let page = public_page(&view(Audience::Public), &tz);
+        for text in [
+            "backup.b1",
+            "running since 22:00",
+            "open until Fri 04:00",
+            "Files uploaded",
+            "about 500 files, 4.7 GiB",
+            "about 2 more windows, done around Sun 00:53",
+            "48.8 KiB/s",
+            "v0-parents",
+            "64.0 KiB/s",
+            "bandwidth = 256KiB/s",
+            "http-equiv=\"refresh\"",
+        ] {
+            assert!(page.contains(text), "missing {text:?}");
+        }
+        assert!(!page.contains("<form"));
+        assert!(!page.contains("csrf"));
+    }
+
+    #[test]
+    fn the_control_page_has_a_form_for_every_control() {
+        let tz = fixture::config().daemon.timezone;
+        let page = control_page(&view(Audience::Private), &tz, "c5rf");
+        for action in [
+            "jobs/backup.b1/pause",
+            "jobs/backup.b1/run",
+            "jobs/backup.b1/set",
+            "jobs/backup.b1/reset",
+            "budget/set",
+        ] {
+            assert!(
+                page.contains(&format!("method=\"post\" action=\"{action}\"")),
+                "{action}"
+            );
+        }
+        assert_eq!(
+            page.matches("name=\"csrf\" value=\"c5rf\"").count(),
+            page.matches("<form").count(),
+            "every form carries the CSRF token"
+        );
+        assert!(page.contains("name=\"ignore_window\""));
+        assert!(page.contains("256KiB/s (live)"));
+        assert!(page.contains("(changed live; file: 1MiB/s)"));
+        assert!(page.contains(CONTROL_REFRESH_SCRIPT));
+    }
+
+    #[test]
+    fn everything_from_the_outside_is_escaped() {
+        let mut status = fixture::status();
+        status.jobs[0].progress.warnings[0].message = "<script>alert(1)</script>".into();
+        status.jobs[0].last_error.as_mut().unwrap().message = "\"><img src=x>".into();
+        let (config, overrides, rates) =
+            (fixture::config(), fixture::overrides(), fixture::rates());
+        let v = build(
+            &Inputs {
+                status: &status,
+                budget: None,
+                overrides: &overrides,
+                config: &config,
+                rates: &rates,
+            },
+            Audience::Private,
+        );
+        let page = control_page(&v, &config.daemon.timezone, "x");
+        assert!(!page.contains("<script>alert"));
+        assert!(!page.contains("<img"));
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    }
+}
