@@ -124,7 +124,7 @@ pub fn dir_hash<'a>(children: impl IntoIterator<Item = (&'a str, &'a Cap)>) -> [
 }
 
 /// A file as it was when uploaded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileRecord {
     pub size: u64,
     pub mtime_ns: i128,
@@ -152,10 +152,34 @@ impl FileRecord {
 }
 
 /// An immutable directory created for some set of children.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirRecord {
     pub cap: String,
     pub last_checked: i64,
+}
+
+// Records hold capabilities as plain strings (that is how they are stored): their Debug shows
+// only the kind, like `Cap`'s.
+impl std::fmt::Debug for FileRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileRecord")
+            .field("size", &self.size)
+            .field("mtime_ns", &self.mtime_ns)
+            .field("ctime_ns", &self.ctime_ns)
+            .field("ino", &self.ino)
+            .field("cap", &Cap::new(self.cap.clone()))
+            .field("last_checked", &self.last_checked)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for DirRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirRecord")
+            .field("cap", &Cap::new(self.cap.clone()))
+            .field("last_checked", &self.last_checked)
+            .finish()
+    }
 }
 
 /// Totals of the last completed run, for estimates and the unplugged-source test.
@@ -435,6 +459,7 @@ mod tests {
                 last_checked: 30
             })
         );
+        assert!(!format!("{:?}", bdb.file(p).unwrap()).contains("URI:CHK:a"));
         assert_eq!(bdb.totals().unwrap(), None);
         let t = RunTotals {
             files: 3,

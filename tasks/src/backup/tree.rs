@@ -53,7 +53,12 @@ pub(crate) struct Shared {
     /// Cancelled on the first failure, so the walk and the other uploads stop.
     abort: CancellationToken,
     first_error: Mutex<Option<BackupError>>,
+    last_checkpoint: Mutex<Instant>,
 }
+
+/// How often finished uploads are made durable: a `kill -9` loses at most this much work
+/// besides the uploads in flight.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Shared {
     #[allow(clippy::too_many_arguments)]
@@ -79,6 +84,7 @@ impl Shared {
             mkdirs: Arc::new(Semaphore::new(concurrency)),
             abort: CancellationToken::new(),
             first_error: Mutex::new(None),
+            last_checkpoint: Mutex::new(Instant::now()),
         }
     }
 
@@ -141,6 +147,21 @@ impl Shared {
         tracing::warn!(job = self.ctx.job_id(), "{message}");
         self.observer.warning(&message);
         self.ctx.progress().warn(self.ctx.now(), message);
+    }
+
+    /// Flushes the backupdb when the last flush is older than [`CHECKPOINT_EVERY`].
+    async fn maybe_checkpoint(&self) -> Result<(), Halt> {
+        {
+            let mut last = self.last_checkpoint.lock().expect("checkpoint lock");
+            if last.elapsed() < CHECKPOINT_EVERY {
+                return Ok(());
+            }
+            *last = Instant::now();
+        }
+        self.ctx
+            .checkpoint()
+            .await
+            .map_err(|e| self.fail(BackupError::Internal(format!("saving progress: {e}"))))
     }
 
     fn update_rate(&self) {
@@ -343,6 +364,7 @@ async fn upload_or_check(sh: &Shared, entry: &Entry, decision: Decision) -> Chil
                 sh.db
                     .record_file(&entry.path, &entry.stat, &cap, sh.now())
                     .map_err(|e| sh.fail(e))?;
+                sh.maybe_checkpoint().await?;
                 sh.observer.file(&entry.path, FileAction::Uploaded);
             }
             Ok(Some(file_child(cap, entry)))
