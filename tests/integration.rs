@@ -1,3 +1,5 @@
 mod grid_smoke;
 mod support;
 mod backup;
+mod web;
+mod browser;

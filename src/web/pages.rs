@@ -406,7 +406,9 @@ fn budget_html(out: &mut String, b: &BudgetView, csrf: Option<&str>) {
             " (from what jobs fed to the node)"
         },
         esc(&share(b.cpu_limit)),
-        esc(&share(b.cpu_recent_share)),
+        esc(&b
+            .cpu_recent_share
+            .map_or("not measured".to_string(), |s| share(Some(s)))),
         b.cpu_error
             .as_ref()
             .map(|e| format!(" (not measured: {})", esc(e)))

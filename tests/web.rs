@@ -1,0 +1,851 @@
+//! The status and control pages against a real daemon process (`tahoe-jobs run`): every page and
+//! JSON form, the 404 a wrong token gets, CSRF and Origin refusals, the CLI clients, live limits
+//! across a restart, and a real backup on the grid whose public outputs and logs never show the
+//! token, a capability or a file name.
+//!
+//! [`Daemon`] is also used by the browser test.
+
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderMap;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+use crate::support::shared_grid;
+
+/// How long the daemon may take to answer after it starts (CI runs many builds on two cores).
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A free loopback port (the small race with other processes is acceptable in tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A job file with one backup job that never starts by itself (its window never opens), so the
+/// tests drive it by hand and it never needs a node.
+pub fn idle_job_file(source: &Path) -> String {
+    format!(
+        "[backup]\nb1.source = {}\nb1.target = web-tests:b1\nb1.frequency = 1week\n\
+         b1.allowed_times = none\nb1.bandwidth = 1MiB/s\n\n[budget]\nupload = 2MiB/s\n",
+        source.display()
+    )
+}
+
+/// A `tahoe-jobs run` process with its own node directory (or a given one), state directory,
+/// port and log file; stopped on drop.
+pub struct Daemon {
+    child: Option<Child>,
+    pub dir: TempDir,
+    pub node_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub addr: SocketAddr,
+    config_file: Option<PathBuf>,
+    log: PathBuf,
+    /// Directories the daemon's jobs use, kept as long as it runs.
+    pub keep: Vec<TempDir>,
+}
+
+impl Daemon {
+    /// A daemon on a fresh node directory holding `job_file` as its `tahoe-jobs.cfg`.
+    pub fn with_job_file(job_file: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let node_dir = dir.path().join("node");
+        std::fs::create_dir_all(&node_dir).unwrap();
+        std::fs::write(node_dir.join("tahoe-jobs.cfg"), job_file).unwrap();
+        Self::start_in(dir, node_dir, None)
+    }
+
+    /// A daemon on an existing node directory (the grid's client), with jobs from a TOML file.
+    pub fn on_node(node_dir: &Path, config_toml: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let config = dir.path().join("jobs.toml");
+        std::fs::write(&config, config_toml).unwrap();
+        Self::start_in(dir, node_dir.to_path_buf(), Some(config))
+    }
+
+    fn start_in(dir: TempDir, node_dir: PathBuf, config_file: Option<PathBuf>) -> Daemon {
+        let state_dir = dir.path().join("state");
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let log = dir.path().join("daemon.log");
+        let mut d = Daemon {
+            child: None,
+            dir,
+            node_dir,
+            state_dir,
+            addr,
+            config_file,
+            log,
+            keep: Vec::new(),
+        };
+        d.start();
+        d
+    }
+
+    /// The global options every command of this daemon gets.
+    pub fn global_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "-d".to_string(),
+            self.node_dir.display().to_string(),
+            "--set".into(),
+            format!("jobs.web.port={}", self.addr),
+            "--set".into(),
+            format!("jobs.state_dir={}", self.state_dir.display()),
+        ];
+        if let Some(c) = &self.config_file {
+            args.push("--config".into());
+            args.push(c.display().to_string());
+        }
+        args
+    }
+
+    /// Starts (again) and waits until the status page answers.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_tahoe-jobs"))
+            .args(self.global_args())
+            .arg("run")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start tahoe-jobs run");
+        self.child = Some(child);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("the daemon exited ({status}):\n{}", self.log_text());
+            }
+            if http().get(&self.url("/")).0 == StatusCode::OK {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not answer within {READY_TIMEOUT:?}:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM, and waits for a clean exit.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the daemon did not stop within 20 s:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let status = child.wait().unwrap();
+        assert!(status.success(), "the daemon exited with {status}");
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.start();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.state_dir.join("control.token"))
+            .expect("the daemon writes control.token")
+            .trim()
+            .to_string()
+    }
+
+    /// `/control/<token>/` + `rest`.
+    pub fn control(&self, rest: &str) -> String {
+        self.url(&format!("/control/{}/{rest}", self.token()))
+    }
+
+    /// The CSRF token, as the control page's forms carry it.
+    pub fn csrf(&self) -> String {
+        let page = http().get(&self.control("")).2;
+        let at = page
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with the CSRF token");
+        page[at + 19..].split('"').next().unwrap().to_string()
+    }
+
+    /// `tahoe-jobs <global args> ARGS...`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_tahoe-jobs"))
+            .args(self.global_args())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("cannot run tahoe-jobs")
+    }
+
+    /// The private JSON of one job.
+    pub fn job_json(&self, id: &str) -> Value {
+        let (status, _, body) = http().get(&self.control("api/status"));
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let view: Value = serde_json::from_str(&body).unwrap();
+        view["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["id"] == id)
+            .unwrap_or_else(|| panic!("no job {id} in {view}"))
+            .clone()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A blocking HTTP client that does not follow redirects (the tests look at them).
+pub struct Http {
+    rt: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+pub fn http() -> Http {
+    Http {
+        rt: tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+        client: reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            // Each request on a new connection: the tests restart daemons on the same port.
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+    }
+}
+
+impl Http {
+    fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, HeaderMap, String) {
+        self.rt.block_on(async {
+            match req.send().await {
+                Ok(r) => {
+                    let status = r.status();
+                    let headers = r.headers().clone();
+                    (status, headers, r.text().await.unwrap_or_default())
+                }
+                // Not up yet, for the start-up poll.
+                Err(_) => (
+                    StatusCode::from_u16(599).unwrap(),
+                    HeaderMap::new(),
+                    String::new(),
+                ),
+            }
+        })
+    }
+
+    pub fn get(&self, url: &str) -> (StatusCode, HeaderMap, String) {
+        self.send(self.client.get(url))
+    }
+
+    /// A form post with the given headers.
+    pub fn post_form(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        form: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, String) {
+        let mut req = self.client.post(url).form(form);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.send(req)
+    }
+
+    pub fn post_json(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> (StatusCode, HeaderMap, String) {
+        let mut req = self.client.post(url).json(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.send(req)
+    }
+}
+
+/// Everything about a response that a client could compare: status, body and headers (the date
+/// aside, which differs from one second to the next).
+fn fingerprint(r: &(StatusCode, HeaderMap, String)) -> (StatusCode, String, BTreeSet<String>) {
+    let headers =
+        r.1.iter()
+            .filter(|(k, _)| *k != "date")
+            .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("?")))
+            .collect();
+    (r.0, r.2.clone(), headers)
+}
+
+fn idle_daemon() -> Daemon {
+    let src = tempfile::tempdir().unwrap();
+    let mut d = Daemon::with_job_file(&idle_job_file(src.path()));
+    d.keep.push(src);
+    d
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn every_page_and_its_json_form_answers() {
+    let d = idle_daemon();
+    let h = http();
+    let token = d.token();
+    assert_eq!(token.len(), 64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.state_dir.join("control.token"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let (status, headers, page) = h.get(&d.url("/"));
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(page.contains("backup.b1") && page.contains("waiting for a window that never opens"));
+    assert!(page.contains("http-equiv=\"refresh\""));
+    assert!(!page.contains(&token) && !page.contains("<form"));
+
+    let (status, _, body) = h.get(&d.url("/?t=json"));
+    assert_eq!(status, StatusCode::OK);
+    let public: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(public["jobs"][0]["id"], "backup.b1");
+    assert_eq!(public["jobs"][0]["state"], "waiting_for_window");
+    assert_eq!(public["jobs"][0]["window"]["open"], false);
+    assert!(public.get("private").is_none());
+    assert!(public["jobs"][0].get("private").is_none());
+    assert_eq!(
+        public["budget"]["jobs"]["backup.b1"]["upload"]["limit_bytes_per_second"],
+        1024 * 1024
+    );
+    assert!(!body.contains(&token));
+
+    let (status, headers, metrics) = h.get(&d.url("/metrics"));
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    for line in [
+        "tahoe_jobs_job_info{job=\"backup.b1\",type=\"backup\"} 1",
+        "tahoe_jobs_job_state{job=\"backup.b1\",state=\"waiting_for_window\"} 1",
+        "tahoe_jobs_budget_total_limit_bytes_per_second{direction=\"upload\"} 2097152",
+    ] {
+        assert!(metrics.contains(line), "missing {line}:\n{metrics}");
+    }
+    assert!(!metrics.contains(&token));
+
+    let (status, _, control) = h.get(&d.control(""));
+    assert_eq!(status, StatusCode::OK);
+    assert!(control.contains("action=\"jobs/backup.b1/pause\""));
+    assert!(control.contains("Configuration") && control.contains("backup.b1.source"));
+
+    let (status, _, body) = h.get(&d.control("?t=json"));
+    assert_eq!(status, StatusCode::OK);
+    let private: Value = serde_json::from_str(&body).unwrap();
+    assert!(private["private"]["settings"].as_array().unwrap().len() > 5);
+    assert!(private["jobs"][0]["private"].is_object());
+    let (status, _, api) = h.get(&d.control("api/status"));
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        serde_json::from_str::<Value>(&api).unwrap()["jobs"][0]["id"],
+        "backup.b1"
+    );
+
+    // Without the slash, the control address redirects to the page.
+    let (status, headers, _) = h.get(&d.url(&format!("/control/{token}")));
+    assert_eq!(status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(headers["location"], format!("/control/{token}/").as_str());
+}
+
+#[test]
+fn a_wrong_or_missing_token_answers_exactly_like_an_unknown_path() {
+    let d = idle_daemon();
+    let h = http();
+    let token = d.token();
+    let unknown = fingerprint(&h.get(&d.url("/no/such/page")));
+    assert_eq!(unknown.0, StatusCode::NOT_FOUND);
+    let mut near = token.clone().into_bytes();
+    near[63] = if near[63] == b'0' { b'1' } else { b'0' };
+    let near = String::from_utf8(near).unwrap();
+    let csrf = d.csrf();
+    let origin = d.origin();
+    for (what, response) in [
+        ("/control/", h.get(&d.url("/control/"))),
+        ("/control", h.get(&d.url("/control"))),
+        (
+            "a wrong token",
+            h.get(&d.url(&format!("/control/{}/", "ab".repeat(32)))),
+        ),
+        (
+            "the token but one digit",
+            h.get(&d.url(&format!("/control/{near}/"))),
+        ),
+        (
+            "a prefix of the token",
+            h.get(&d.url(&format!("/control/{}/", &token[..32]))),
+        ),
+        (
+            "the CSRF token",
+            h.get(&d.url(&format!("/control/{csrf}/"))),
+        ),
+        ("no slash", h.get(&d.url(&format!("/control/{near}")))),
+        (
+            "the API",
+            h.get(&d.url(&format!("/control/{near}/api/status"))),
+        ),
+        (
+            "a GET of an action",
+            h.get(&d.url(&format!("/control/{near}/jobs/backup.b1/pause"))),
+        ),
+        (
+            "a complete form post",
+            h.post_form(
+                &d.url(&format!("/control/{near}/jobs/backup.b1/pause")),
+                &[("Origin", &origin)],
+                &[("csrf", &csrf)],
+            ),
+        ),
+        (
+            "a complete API post",
+            h.post_json(
+                &d.url(&format!("/control/{near}/api/jobs/backup.b1/pause")),
+                &[("Origin", &origin), ("X-CSRF-Token", &csrf)],
+                &json!({}),
+            ),
+        ),
+        (
+            "a malformed post",
+            h.post_form(
+                &d.url(&format!("/control/{near}/jobs/backup.b1/pause")),
+                &[],
+                &[("%zz", "\u{0}")],
+            ),
+        ),
+    ] {
+        assert_eq!(fingerprint(&response), unknown, "{what}");
+    }
+    assert_eq!(
+        d.job_json("backup.b1")["paused"],
+        false,
+        "nothing was paused"
+    );
+}
+
+#[test]
+fn posts_without_the_csrf_token_or_from_another_origin_change_nothing() {
+    let d = idle_daemon();
+    let h = http();
+    let csrf = d.csrf();
+    let origin = d.origin();
+    let pause = d.control("jobs/backup.b1/pause");
+    let api_pause = d.control("api/jobs/backup.b1/pause");
+    let refused = [
+        (
+            "no CSRF token",
+            h.post_form(&pause, &[("Origin", &origin)], &[("for", "1h")]),
+        ),
+        (
+            "a wrong CSRF token",
+            h.post_form(&pause, &[("Origin", &origin)], &[("csrf", &"0".repeat(32))]),
+        ),
+        (
+            "a foreign Origin",
+            h.post_form(
+                &pause,
+                &[("Origin", "http://evil.example")],
+                &[("csrf", &csrf)],
+            ),
+        ),
+        (
+            "another port on loopback",
+            h.post_form(
+                &pause,
+                &[("Origin", "http://127.0.0.1:1")],
+                &[("csrf", &csrf)],
+            ),
+        ),
+        (
+            "a foreign Referer",
+            h.post_form(
+                &pause,
+                &[("Referer", "http://evil.example/x")],
+                &[("csrf", &csrf)],
+            ),
+        ),
+        (
+            "neither Origin nor Referer",
+            h.post_form(&pause, &[], &[("csrf", &csrf)]),
+        ),
+        (
+            "Origin null",
+            h.post_form(&pause, &[("Origin", "null")], &[("csrf", &csrf)]),
+        ),
+        (
+            "an API call without the header",
+            h.post_json(&api_pause, &[("Origin", &origin)], &json!({})),
+        ),
+        (
+            "an API call from another origin",
+            h.post_json(
+                &api_pause,
+                &[("Origin", "http://evil.example"), ("X-CSRF-Token", &csrf)],
+                &json!({}),
+            ),
+        ),
+    ];
+    for (what, (status, _, body)) in refused {
+        assert_eq!(status, StatusCode::FORBIDDEN, "{what}: {body}");
+        assert_eq!(
+            d.job_json("backup.b1")["paused"],
+            false,
+            "{what} paused the job"
+        );
+    }
+    // GET never changes anything.
+    let (status, _, _) = h.get(&pause);
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(d.job_json("backup.b1")["paused"], false);
+
+    // The same post from the page itself works, and comes back to the page.
+    let (status, headers, _) = h.post_form(&pause, &[("Origin", &origin)], &[("csrf", &csrf)]);
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        headers["location"],
+        format!("/control/{}/", d.token()).as_str()
+    );
+    assert_eq!(d.job_json("backup.b1")["state"], "paused");
+
+    // A bad value is explained, not applied.
+    let (status, _, body) = h.post_form(
+        &d.control("jobs/backup.b1/set"),
+        &[("Origin", &origin)],
+        &[
+            ("csrf", &csrf),
+            ("key", "bandwidth"),
+            ("value", "very fast"),
+        ],
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("bandwidth"), "{body}");
+}
+
+#[test]
+fn the_cli_pauses_resumes_and_starts_jobs_in_the_running_daemon() {
+    let d = idle_daemon();
+    let out = d.cli(&["pause", "b1", "--for", "2h"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("paused b1 for 2h"));
+    let job = d.job_json("backup.b1");
+    assert_eq!(job["state"], "paused");
+    let until: tahoe_jobs_config::jiff::Timestamp =
+        job["paused_until"].as_str().unwrap().parse().unwrap();
+    let secs = until.as_second() - tahoe_jobs_config::jiff::Timestamp::now().as_second();
+    assert!((7100..=7200).contains(&secs), "{secs}");
+
+    let out = d.cli(&["status"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("backup.b1 (backup): paused until"),
+        "{stdout}"
+    );
+
+    let out = d.cli(&["status", "--json", "backup.b1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let job: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(job["paused"], true);
+
+    // A paused job cannot be started.
+    let out = d.cli(&["start", "backup.b1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("resume it first"));
+
+    let out = d.cli(&["resume", "backup.b1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(d.job_json("backup.b1")["paused"], false);
+
+    // Started outside its window, it runs (and fails at once: there is no node here).
+    let out = d.cli(&["start", "b1", "--ignore-window"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let job = d.job_json("backup.b1");
+        if let Some(message) = job["last_error"]["message"].as_str() {
+            assert!(message.contains("node.url"), "{message}");
+            assert!(!job["last_started"].is_null());
+            // The public page shows the error without the path in it.
+            let public = http().get(&d.url("/?t=json")).2;
+            let public: Value = serde_json::from_str(&public).unwrap();
+            let shown = public["jobs"][0]["last_error"]["message"].as_str().unwrap();
+            assert!(shown.contains("<path>") && !shown.contains(&d.node_dir.display().to_string()));
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job never started: {job}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let out = d.cli(&["start", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no job nope"),
+        "{}",
+        text(&out)
+    );
+
+    let out = d.cli(&["control-url"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(url, d.control(""));
+    assert_eq!(http().get(&url).0, StatusCode::OK);
+}
+
+#[test]
+fn the_cli_says_what_to_do_when_the_daemon_is_not_running() {
+    let mut d = idle_daemon();
+    d.stop();
+    let out = d.cli(&["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is `tahoe-jobs run` running"), "{stderr}");
+
+    std::fs::remove_file(d.state_dir.join("control.token")).unwrap();
+    let out = d.cli(&["pause", "b1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("control.token") && stderr.contains("tahoe-jobs run"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn live_limits_are_persisted_across_a_restart_and_reset_to_the_file() {
+    let mut d = idle_daemon();
+    let h = http();
+    let origin = d.origin();
+    let csrf = d.csrf();
+    let set = |path: &str, key: &str, value: Value| {
+        let (status, _, body) = h.post_json(
+            &d.control(path),
+            &[("Origin", &origin), ("X-CSRF-Token", &csrf)],
+            &json!({ "key": key, "value": value }),
+        );
+        assert_eq!(status, StatusCode::OK, "{body}");
+    };
+    set("api/jobs/b1/override", "bandwidth", json!("64KiB/s"));
+    set(
+        "api/jobs/backup.b1/override",
+        "allowed_times",
+        json!("2200-0600"),
+    );
+    set("api/budget/override", "upload", json!("512KiB/s"));
+
+    let check_live = |d: &Daemon| {
+        let (_, _, body) = http().get(&d.url("/?t=json"));
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let job = &v["jobs"][0];
+        let bw = job["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["key"] == "bandwidth")
+            .unwrap();
+        assert_eq!(bw["value"], "64KiB/s");
+        assert_eq!(bw["file_value"], "1MiB/s");
+        assert!(!bw["live_since"].is_null());
+        assert_eq!(
+            v["budget"]["jobs"]["backup.b1"]["upload"]["limit_bytes_per_second"],
+            64 * 1024
+        );
+        assert_eq!(
+            v["budget"]["total"]["upload"]["limit_bytes_per_second"],
+            512 * 1024
+        );
+        assert_ne!(
+            job["window"]["text"], "never opens",
+            "the live window is in force"
+        );
+        let page = http().get(&d.control("")).2;
+        assert!(page.contains("64KiB/s (live)"));
+    };
+    check_live(&d);
+    d.restart();
+    check_live(&d);
+
+    // Back to the file, through the page's forms this time.
+    let csrf = d.csrf();
+    for (path, key) in [
+        ("jobs/backup.b1/reset", "bandwidth"),
+        ("jobs/backup.b1/reset", "allowed_times"),
+        ("budget/reset", "upload"),
+    ] {
+        let (status, _, body) = h.post_form(
+            &d.control(path),
+            &[("Origin", &origin)],
+            &[("csrf", &csrf), ("key", key)],
+        );
+        assert_eq!(status, StatusCode::SEE_OTHER, "{path} {key}: {body}");
+    }
+    d.restart();
+    let (_, _, body) = http().get(&d.url("/?t=json"));
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(v["jobs"][0]["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["live_since"].is_null() && s["value"] == s["file_value"]));
+    assert_eq!(
+        v["budget"]["jobs"]["backup.b1"]["upload"]["limit_bytes_per_second"],
+        1024 * 1024
+    );
+    assert_eq!(v["jobs"][0]["window"]["text"], "never opens");
+}
+
+/// A unique-enough name for the shared grid's aliases.
+fn alias_name() -> String {
+    format!("web{}", std::process::id())
+}
+
+#[test]
+fn a_real_backup_shows_its_progress_and_never_leaks_the_token_or_a_capability() {
+    let grid = shared_grid();
+    let alias = alias_name();
+    grid.create_alias(&alias);
+    let src = tempfile::tempdir().unwrap();
+    let secret_name = "confidential-name-7Q2";
+    for d in 0..4 {
+        let dir = src.path().join(format!("{secret_name}-dir{d}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..25 {
+            let body = vec![b'a' + (f % 26) as u8; 200 + 97 * f as usize + d * 13];
+            std::fs::write(dir.join(format!("{secret_name}-{f}.txt")), body).unwrap();
+        }
+    }
+    // An unreadable file gives a warning naming its path (root reads anything: use a FIFO,
+    // which the backup skips with a warning).
+    let fifo = src.path().join(format!("{secret_name}.fifo"));
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+
+    let toml = format!(
+        "[backup.w]\nsource = \"{}\"\ntarget = \"{alias}:web\"\nfrequency = \"1week\"\n",
+        src.path().display()
+    );
+    let d = Daemon::on_node(grid.node_dir(), &toml);
+    let token = d.token();
+    let h = http();
+
+    // Watch the public outputs for the whole run.
+    let mut public = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let job = loop {
+        public.push(h.get(&d.url("/")).2);
+        public.push(h.get(&d.url("/?t=json")).2);
+        public.push(h.get(&d.url("/metrics")).2);
+        let job = d.job_json("backup.w");
+        if !job["last_completed"].is_null() {
+            break job;
+        }
+        assert!(
+            job["consecutive_failures"] == 0,
+            "the backup failed: {job}\n{}",
+            d.log_text()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the backup did not finish: {job}"
+        );
+        std::thread::sleep(Duration::from_millis(150));
+    };
+    public.push(h.get(&d.url("/")).2);
+    public.push(h.get(&d.url("/metrics")).2);
+    assert!(
+        public.iter().any(|b| b.contains("\"state\": \"running\"")),
+        "the pages were never seen while the backup ran"
+    );
+    assert_eq!(job["counters"]["files_uploaded"], 100, "{job}");
+    assert_eq!(job["counters"]["files_skipped"], 1, "{job}");
+    let warnings = job["private"]["warnings"].to_string();
+    assert!(
+        warnings.contains(secret_name),
+        "the control page names the file: {warnings}"
+    );
+    let metrics = public.last().unwrap();
+    assert!(
+        metrics.contains("tahoe_jobs_run_files_uploaded_total{job=\"backup.w\"} 100"),
+        "{metrics}"
+    );
+
+    let cap = grid.alias_cap(&alias).unwrap();
+    let src_path = src.path().display().to_string();
+    for body in &public {
+        for secret in [
+            token.as_str(),
+            "URI:",
+            cap.as_str(),
+            secret_name,
+            src_path.as_str(),
+        ] {
+            assert!(!body.contains(secret), "a public output shows {secret:?}");
+        }
+    }
+    let log = d.log_text();
+    for secret in [token.as_str(), "URI:", cap.as_str()] {
+        assert!(!log.contains(secret), "the daemon's log shows {secret:?}");
+    }
+}
