@@ -209,6 +209,7 @@ mod tests {
             pass,
             checked_at: 1,
             kind: ObjectKind::File,
+            storage_index: String::new(),
             path: "x".into(),
             verified: false,
             lease_added: false,

@@ -122,6 +122,7 @@ impl Inspector {
             pass,
             checked_at: ctx.now().as_second(),
             kind: entry.kind,
+            storage_index: first.storage_index.clone(),
             path: entry.path.clone(),
             verified: self.verify,
             lease_added: self.add_lease,

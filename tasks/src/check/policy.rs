@@ -204,6 +204,7 @@ mod tests {
             pass,
             checked_at,
             kind: ObjectKind::File,
+            storage_index: String::new(),
             path: String::new(),
             verified: false,
             lease_added: true,

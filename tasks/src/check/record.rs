@@ -110,6 +110,8 @@ pub struct ObjectRecord {
     /// Unix seconds.
     pub checked_at: i64,
     pub kind: ObjectKind,
+    /// Names the shares on the servers (`storage/shares/<first 2>/<index>/`); grants nothing.
+    pub storage_index: String,
     /// Where it was last seen, below the job's target (private: for the control page).
     pub path: String,
     pub verified: bool,
@@ -225,6 +227,7 @@ mod tests {
             pass: 1,
             checked_at: 0,
             kind: ObjectKind::File,
+            storage_index: String::new(),
             path: "a".into(),
             verified: false,
             lease_added: true,

@@ -67,11 +67,7 @@ impl Pass {
         pass.counts.to_progress(ctx.progress());
         let mut last_checkpoint = Instant::now();
         loop {
-            tokio::select! {
-                _ = ctx.stop().stopped() => {}
-                _ = ctx.budget().cpu_checkpoint() => {}
-            }
-            if ctx.stop().is_stopped() {
+            if ctx.cpu_checkpoint().await.is_err() || ctx.stop().is_stopped() {
                 db.flush().await?;
                 return Ok(PassEnd::Stopped(pass.counts));
             }

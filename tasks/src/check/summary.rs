@@ -253,6 +253,7 @@ mod tests {
             pass: 1,
             checked_at: 0,
             kind: ObjectKind::File,
+            storage_index: String::new(),
             path: "p".into(),
             verified: true,
             lease_added: false,
