@@ -417,67 +417,73 @@ fn a_wrong_or_missing_token_answers_exactly_like_an_unknown_path() {
     let d = idle_daemon();
     let h = http();
     let token = d.token();
-    let unknown = fingerprint(&h.get(&d.url("/no/such/page")));
-    assert_eq!(unknown.0, StatusCode::NOT_FOUND);
     let mut near = token.clone().into_bytes();
     near[63] = if near[63] == b'0' { b'1' } else { b'0' };
     let near = String::from_utf8(near).unwrap();
     let csrf = d.csrf();
     let origin = d.origin();
-    for (what, response) in [
-        ("/control/", h.get(&d.url("/control/"))),
-        ("/control", h.get(&d.url("/control"))),
+    let big = "a".repeat(200_000);
+    type Send<'a> = Box<dyn Fn(&str) -> (StatusCode, HeaderMap, String) + 'a>;
+    let get: Send = Box::new(|url| h.get(url));
+    let form: Send = Box::new(|url| h.post_form(url, &[("Origin", &origin)], &[("csrf", &csrf)]));
+    let api: Send = Box::new(|url| {
+        h.post_json(
+            url,
+            &[("Origin", &origin), ("X-CSRF-Token", &csrf)],
+            &json!({}),
+        )
+    });
+    let odd: Send = Box::new(|url| h.post_form(url, &[], &[("%zz", "\u{0}")]));
+    let huge: Send = Box::new(|url| h.post_form(url, &[], &[("v", &big)]));
+    // Each request, sent with a wrong or missing token and to a path that does not exist.
+    let cases: Vec<(&str, String, &Send)> = vec![
+        ("/control/", "/control/".into(), &get),
+        ("/control", "/control".into(), &get),
         (
             "a wrong token",
-            h.get(&d.url(&format!("/control/{}/", "ab".repeat(32)))),
+            format!("/control/{}/", "ab".repeat(32)),
+            &get,
         ),
-        (
-            "the token but one digit",
-            h.get(&d.url(&format!("/control/{near}/"))),
-        ),
+        ("the token but one digit", format!("/control/{near}/"), &get),
         (
             "a prefix of the token",
-            h.get(&d.url(&format!("/control/{}/", &token[..32]))),
+            format!("/control/{}/", &token[..32]),
+            &get,
         ),
-        (
-            "the CSRF token",
-            h.get(&d.url(&format!("/control/{csrf}/"))),
-        ),
-        ("no slash", h.get(&d.url(&format!("/control/{near}")))),
-        (
-            "the API",
-            h.get(&d.url(&format!("/control/{near}/api/status"))),
-        ),
+        ("the CSRF token", format!("/control/{csrf}/"), &get),
+        ("no slash", format!("/control/{near}"), &get),
+        ("the API", format!("/control/{near}/api/status"), &get),
         (
             "a GET of an action",
-            h.get(&d.url(&format!("/control/{near}/jobs/backup.b1/pause"))),
+            format!("/control/{near}/jobs/backup.b1/pause"),
+            &get,
         ),
         (
             "a complete form post",
-            h.post_form(
-                &d.url(&format!("/control/{near}/jobs/backup.b1/pause")),
-                &[("Origin", &origin)],
-                &[("csrf", &csrf)],
-            ),
+            format!("/control/{near}/jobs/backup.b1/pause"),
+            &form,
         ),
         (
             "a complete API post",
-            h.post_json(
-                &d.url(&format!("/control/{near}/api/jobs/backup.b1/pause")),
-                &[("Origin", &origin), ("X-CSRF-Token", &csrf)],
-                &json!({}),
-            ),
+            format!("/control/{near}/api/jobs/backup.b1/pause"),
+            &api,
         ),
         (
             "a malformed post",
-            h.post_form(
-                &d.url(&format!("/control/{near}/jobs/backup.b1/pause")),
-                &[],
-                &[("%zz", "\u{0}")],
-            ),
+            format!("/control/{near}/jobs/backup.b1/pause"),
+            &odd,
         ),
-    ] {
-        assert_eq!(fingerprint(&response), unknown, "{what}");
+        (
+            "a huge post",
+            format!("/control/{near}/jobs/backup.b1/set"),
+            &huge,
+        ),
+    ];
+    for (what, path, send) in cases {
+        let answer = fingerprint(&send(&d.url(&path)));
+        assert_eq!(answer.0, StatusCode::NOT_FOUND, "{what}");
+        let unknown = fingerprint(&send(&d.url("/no/such/page")));
+        assert_eq!(answer, unknown, "{what}");
     }
     assert_eq!(
         d.job_json("backup.b1")["paused"],

@@ -21,6 +21,9 @@ use super::{metrics, pages};
 
 type State = web::Data<WebState>;
 
+/// The largest body a control request may have; forms and API calls are a few hundred bytes.
+const MAX_BODY: usize = 64 * 1024;
+
 /// The headers every response carries, 404s included.
 pub fn headers() -> DefaultHeaders {
     let mut headers = DefaultHeaders::new();
@@ -99,11 +102,18 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn control(req: HttpRequest, body: web::Bytes, state: State) -> HttpResponse {
+async fn control(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
     let token = req.match_info().get("token").unwrap_or("");
     if !state.token.matches(token) {
         return not_found().await;
     }
+    // Read only now: a body extractor would answer an oversized or broken body before the token
+    // check, and so tell a prober that this path is special.
+    let body = match payload.to_bytes_limited(MAX_BODY).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) => return HttpResponse::BadRequest().body(format!("the request body: {e}\n")),
+        Err(_) => return HttpResponse::PayloadTooLarge().finish(),
+    };
     let route = match routes::route(req.method(), req.match_info().get("rest").unwrap_or("")) {
         Ok(route) => route,
         Err(NoRoute::NotFound) => return not_found().await,
