@@ -837,6 +837,66 @@ fn a_real_backup_shows_its_progress_and_never_leaks_the_token_or_a_capability() 
         "{metrics}"
     );
 
+    // A second run, with every file changed and a live bandwidth limit that makes it last:
+    // the previous run's totals give what is left, the recent pace an ETA.
+    for d in 0..4 {
+        let dir = src.path().join(format!("{secret_name}-dir{d}"));
+        for f in 0..25 {
+            let body = vec![b'A' + (f % 26) as u8; 300 + 97 * f as usize + d * 13];
+            std::fs::write(dir.join(format!("{secret_name}-{f}.txt")), body).unwrap();
+        }
+    }
+    let (origin, csrf) = (d.origin(), d.csrf());
+    let limit = |value: Value| {
+        let (status, _, body) = h.post_json(
+            &d.control("api/jobs/backup.w/override"),
+            &[("Origin", &origin), ("X-CSRF-Token", &csrf)],
+            &json!({ "key": "bandwidth", "value": value }),
+        );
+        assert_eq!(status, StatusCode::OK, "{body}");
+    };
+    limit(json!("16KiB/s"));
+    let out = d.cli(&["start", "backup.w"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let eta = loop {
+        let body = h.get(&d.url("/?t=json")).2;
+        public.push(body.clone());
+        let view: Value = serde_json::from_str(&body).unwrap();
+        let job = &view["jobs"][0];
+        if let Some(text) = job["progress"]["eta"]["text"].as_str() {
+            assert!(
+                job["progress"]["files_left"].as_u64().unwrap() <= 100,
+                "{job}"
+            );
+            break text.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no ETA while the second run went on: {job}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(eta.starts_with("done around "), "{eta}");
+    let page = h.get(&d.url("/")).2;
+    assert!(
+        page.contains("Finish") && page.contains("Upload rate"),
+        "{page}"
+    );
+    public.push(page);
+    let metrics = h.get(&d.url("/metrics")).2;
+    assert!(metrics.contains("tahoe_jobs_eta_timestamp_seconds{job=\"backup.w\"}"));
+    public.push(metrics);
+    // Lifting the limit lets it finish.
+    limit(Value::Null);
+    let first_completed = job["last_completed"].clone();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while d.job_json("backup.w")["last_completed"] == first_completed {
+        assert!(Instant::now() < deadline, "the second run did not finish");
+        public.push(h.get(&d.url("/")).2);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     let cap = grid.alias_cap(&alias).unwrap();
     let src_path = src.path().display().to_string();
     for body in &public {
