@@ -2,8 +2,10 @@
 //! midnight, across DST changes, closing on a running task), pause, run-now, failing and
 //! panicking tasks, configuration reloads, shutdown, and unreadable records.
 
+mod budget;
 mod overrides;
 mod util;
+mod window;
 
 use std::time::Duration;
 

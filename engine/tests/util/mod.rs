@@ -1,5 +1,7 @@
 //! Helpers for the engine tests: an actix System on a paused tokio clock, a wall clock that
-//! follows it, test-only task types that report what they do to a [`Probe`], and job builders.
+//! follows it, test-only task types that report what they do to a [`Probe`] (and, for the budget
+//! tests, the bytes they were let through and the CPU time they pretend to burn), and job
+//! builders.
 //!
 //! With the paused clock, `tokio::time::sleep` in a test jumps straight to the next timer when
 //! everything is idle, so a simulated day takes milliseconds and every instant is exact.
@@ -8,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,10 +18,13 @@ use async_trait::async_trait;
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
-use tahoe_jobs_config::{CpuShare, JobConfig, JobLimits, RateSchedule, Schedule, TaskParams};
+use tahoe_jobs_config::{
+    BudgetSettings, CpuShare, JobConfig, JobLimits, RateSchedule, Schedule, TaskParams,
+};
+use tahoe_jobs_engine::limits::{CpuError, CpuSource};
 use tahoe_jobs_engine::{
-    Clock, Engine, EngineError, EngineHandle, EngineOptions, JobStatus, Outcome, Registry,
-    StateKind, Task, TaskContext, TaskError, TokioClock,
+    ByteRequest, Clock, Enforcement, Engine, EngineError, EngineHandle, EngineOptions, JobStatus,
+    Outcome, Registry, StateKind, Task, TaskContext, TaskError, TokioClock,
 };
 use tempfile::TempDir;
 
@@ -276,6 +281,117 @@ impl Task for Flaky {
     }
 }
 
+/// Moves bytes as fast as the budget lets it, `chunk` bytes (default 1024) per acquisition,
+/// until it is stopped; logs each grant in the harness's [`Meter`]. Give it a limit: unlimited,
+/// it keeps the paused clock from ever advancing.
+struct Feed {
+    chunk: u64,
+    meter: Meter,
+    probe: Probe,
+}
+
+#[async_trait]
+impl Task for Feed {
+    async fn run(&mut self, ctx: &TaskContext) -> Result<Outcome, TaskError> {
+        let job = ctx.job_id().to_string();
+        let _stamp = DropStamp {
+            job: job.clone(),
+            probe: self.probe.clone(),
+        };
+        self.probe.push(Event::Started {
+            job: job.clone(),
+            at: ctx.now(),
+            done: 0,
+        });
+        while ctx.acquire(ByteRequest::upload(self.chunk)).await.is_ok() {
+            self.meter.record(&job, ctx.now(), self.chunk);
+            // As a real transfer would: without a limit, the grant above never waits, and a
+            // loop that never yields would starve everything else on the test's one thread.
+            tokio::task::yield_now().await;
+        }
+        self.probe.push(Event::Returned {
+            job,
+            at: ctx.now(),
+            outcome: Outcome::StoppedEarly,
+        });
+        Ok(Outcome::StoppedEarly)
+    }
+}
+
+/// Pretends to keep a core busy: burns 100 ms of (fake) CPU time per 100 ms of tokio time, with
+/// a CPU checkpoint after each step, until it is stopped.
+struct Burn {
+    cpu: FakeCpu,
+}
+
+/// One busy step of [`Burn`].
+pub const BURN_STEP: Duration = Duration::from_millis(100);
+
+#[async_trait]
+impl Task for Burn {
+    async fn run(&mut self, ctx: &TaskContext) -> Result<Outcome, TaskError> {
+        loop {
+            tokio::select! {
+                _ = ctx.stop().stopped() => return Ok(Outcome::StoppedEarly),
+                _ = tokio::time::sleep(BURN_STEP) => {}
+            }
+            *self.cpu.used.lock().unwrap() += BURN_STEP;
+            if ctx.cpu_checkpoint().await.is_err() {
+                return Ok(Outcome::StoppedEarly);
+            }
+        }
+    }
+}
+
+/// Bytes the feed tasks were let through: (job, when, bytes).
+#[derive(Clone, Default)]
+pub struct Meter(Arc<Mutex<Vec<(String, Timestamp, u64)>>>);
+
+impl Meter {
+    fn record(&self, job: &str, at: Timestamp, bytes: u64) {
+        self.0.lock().unwrap().push((job.to_string(), at, bytes));
+    }
+
+    /// Bytes `job` was let through in `(from, to]`.
+    pub fn bytes(&self, job: &str, from: Timestamp, to: Timestamp) -> u64 {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(j, at, _)| j == job && *at > from && *at <= to)
+            .map(|(_, _, n)| n)
+            .sum()
+    }
+
+    /// The average rate of `job` over `(from, to]`, bytes per second.
+    pub fn rate(&self, job: &str, from: Timestamp, to: Timestamp) -> f64 {
+        self.bytes(job, from, to) as f64 / secs(from, to)
+    }
+}
+
+/// A CPU time source the [`Burn`] task drives; counts how often the governor reads it.
+#[derive(Clone, Default)]
+pub struct FakeCpu {
+    pub used: Arc<Mutex<Duration>>,
+    pub reads: Arc<AtomicU64>,
+}
+
+impl CpuSource for FakeCpu {
+    fn cumulative(&mut self) -> Result<Duration, CpuError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        Ok(*self.used.lock().unwrap())
+    }
+}
+
+/// Asserts that `rate` is within `percent` % of `limit`.
+pub fn assert_near(rate: f64, limit: u64, percent: f64) {
+    let off = (rate - limit as f64).abs() / limit as f64 * 100.0;
+    assert!(
+        off <= percent,
+        "{rate:.0} B/s is {off:.1} % off {limit} B/s"
+    );
+}
+
 /// One test's world: a temp state dir, a wall clock following tokio's, and a probe.
 pub struct Harness {
     pub dir: TempDir,
@@ -284,6 +400,10 @@ pub struct Harness {
     pub zone: String,
     /// Failures left for each flaky job, by job id.
     pub flaky: Arc<Mutex<BTreeMap<String, Arc<AtomicU32>>>>,
+    /// What the feed tasks were let through.
+    pub meter: Meter,
+    /// The CPU time the burn tasks used.
+    pub cpu: FakeCpu,
 }
 
 impl Harness {
@@ -299,6 +419,8 @@ impl Harness {
             clock,
             zone: zone.to_string(),
             flaky: Arc::default(),
+            meter: Meter::default(),
+            cpu: FakeCpu::default(),
         }
     }
 
@@ -347,18 +469,47 @@ impl Harness {
                 probe: probe.clone(),
             }))
         });
+        let probe = self.probe.clone();
+        let meter = self.meter.clone();
+        registry.register("feed", move |job| {
+            let chunk = match param(job, "chunk") {
+                Some(c) => c
+                    .parse()
+                    .map_err(|_| TaskError::Config("chunk is not a number".into()))?,
+                None => 1024,
+            };
+            Ok(Box::new(Feed {
+                chunk,
+                meter: meter.clone(),
+                probe: probe.clone(),
+            }))
+        });
+        let cpu = self.cpu.clone();
+        registry.register("burn", move |_| Ok(Box::new(Burn { cpu: cpu.clone() })));
         registry
     }
 
     pub fn start(&self, jobs: Vec<JobConfig>) -> Result<EngineHandle, EngineError> {
+        self.start_with(jobs, BudgetSettings::default())
+    }
+
+    /// Starts with these `[budget]` settings, and CPU time read from [`Harness::cpu`].
+    pub fn start_with(
+        &self,
+        jobs: Vec<JobConfig>,
+        budget: BudgetSettings,
+    ) -> Result<EngineHandle, EngineError> {
         Engine::start(EngineOptions {
             state_dir: self.state_dir(),
             timezone: TimeZone::get(&self.zone).expect("a zone"),
             clock: Arc::new(self.clock.clone()),
             registry: self.registry(),
             jobs,
-            budget: Default::default(),
-            enforcement: Default::default(),
+            budget,
+            enforcement: Enforcement {
+                cpu_source: Some(Box::new(self.cpu.clone())),
+                ..Enforcement::default()
+            },
         })
     }
 }
@@ -388,6 +539,21 @@ pub fn counting(name: &str, windows: &str, frequency: Duration, units: u64) -> J
         "units",
         &units.to_string(),
     )
+}
+
+/// A feed job with its own `bandwidth` (`off` for none).
+pub fn feeding(name: &str, bandwidth: &str) -> JobConfig {
+    let mut job = job("feed", name, "", DAY);
+    job.limits.bandwidth = bandwidth.parse().expect("a rate schedule");
+    job
+}
+
+/// `[budget]` with this `upload` schedule and nothing else.
+pub fn upload_budget(upload: &str) -> BudgetSettings {
+    BudgetSettings {
+        upload: upload.parse().expect("a rate schedule"),
+        ..BudgetSettings::default()
+    }
 }
 
 pub fn with_param(mut job: JobConfig, key: &str, value: &str) -> JobConfig {
