@@ -1,9 +1,11 @@
 //! The budget as tasks meet it under the engine, on the paused clock: a job limit paces a feed,
 //! limits that follow the time of day change at the boundary, a live change takes effect within
 //! a second, a job's percentage follows the total in force, the CPU governor holds a busy task
-//! back, and a stop never waits on the budget.
+//! back, the shaping proxy gets the same limits at the same instants, and a stop never waits on
+//! the budget.
 
-use tahoe_jobs_engine::{Outcome, OverrideTarget};
+use tahoe_jobs_engine::shaping::ShapingProxy;
+use tahoe_jobs_engine::{Enforcement, Outcome, OverrideTarget};
 
 use crate::util::*;
 
@@ -195,6 +197,65 @@ fn a_stop_does_not_wait_on_the_budget() {
             "returned by itself at once, not cancelled after the grace"
         );
         assert_eq!(h.meter.bytes(id, ts("2026-01-10T12:00:00Z"), h.now()), 0);
+        engine.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn the_shaping_proxy_gets_the_same_limits_at_the_same_instants() {
+    run_paused(|| async {
+        let h = Harness::new(ts("2026-01-10T11:59:30Z"), "UTC");
+        let proxy = ShapingProxy::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let shaping = proxy.control();
+        let mut budget = upload_budget("0800-1200 8KiB/s, 32KiB/s");
+        budget.servers.insert(
+            "v0-parents".into(),
+            tahoe_jobs_config::ServerLimits {
+                upload: "4KiB/s".parse().unwrap(),
+                download: "off".parse().unwrap(),
+            },
+        );
+        let enforcement = Enforcement {
+            shaping: Some(shaping.clone()),
+            exact_shaping: true,
+            ..Enforcement::default()
+        };
+        let engine = h
+            .start_enforced(vec![feeding("f", "16KiB/s")], budget, enforcement)
+            .unwrap();
+        pass(secs_d(1)).await;
+        assert_eq!(shaping.stats().total.upload.limit, Some(8 * KIB));
+        pass_until(&h, ts("2026-01-10T12:00:00.010Z")).await;
+        assert_eq!(shaping.stats().total.upload.limit, Some(32 * KIB));
+
+        // Exact shaping: the feed keeps only the job's own limit; the total is the proxy's.
+        let report = engine.budget().await.unwrap();
+        assert!(report.stats.exact_shaping);
+        assert_eq!(
+            report.limits.destination("v0-parents").upload,
+            Some(4 * KIB)
+        );
+        pass(secs_d(10)).await;
+        let now = h.now();
+        let rate = h
+            .meter
+            .rate("feed.f", after(ts("2026-01-10T12:00:00Z"), secs_d(1)), now);
+        assert_near(rate, 16 * KIB, 3.0);
+
+        // Without it, the total holds the feed too.
+        engine.set_exact_shaping(false).await.unwrap();
+        engine.update_budget(upload_budget("8KiB/s")).await.unwrap();
+        assert_eq!(shaping.stats().total.upload.limit, Some(8 * KIB));
+        let from = after(h.now(), secs_d(1));
+        pass(secs_d(11)).await;
+        assert_near(
+            h.meter.rate("feed.f", from, after(from, secs_d(10))),
+            8 * KIB,
+            3.0,
+        );
+        assert!(!engine.budget().await.unwrap().stats.exact_shaping);
         engine.shutdown().await.unwrap();
     });
 }

@@ -499,6 +499,20 @@ impl Harness {
         jobs: Vec<JobConfig>,
         budget: BudgetSettings,
     ) -> Result<EngineHandle, EngineError> {
+        self.start_enforced(jobs, budget, Enforcement::default())
+    }
+
+    /// Starts with these `[budget]` settings and enforcement; CPU time is read from
+    /// [`Harness::cpu`] unless `enforcement` says otherwise.
+    pub fn start_enforced(
+        &self,
+        jobs: Vec<JobConfig>,
+        budget: BudgetSettings,
+        mut enforcement: Enforcement,
+    ) -> Result<EngineHandle, EngineError> {
+        if enforcement.cpu_source.is_none() {
+            enforcement.cpu_source = Some(Box::new(self.cpu.clone()));
+        }
         Engine::start(EngineOptions {
             state_dir: self.state_dir(),
             timezone: TimeZone::get(&self.zone).expect("a zone"),
@@ -506,10 +520,7 @@ impl Harness {
             registry: self.registry(),
             jobs,
             budget,
-            enforcement: Enforcement {
-                cpu_source: Some(Box::new(self.cpu.clone())),
-                ..Enforcement::default()
-            },
+            enforcement,
         })
     }
 }
