@@ -1,6 +1,6 @@
+mod backup;
+mod browser;
+mod check;
 mod grid_smoke;
 mod support;
-mod backup;
-mod check;
 mod web;
-mod browser;

@@ -203,7 +203,7 @@ fn flatten(section: &str, prefix: &str, dict: &Dict, origins: &Origins, out: &mu
     }
 }
 
-const JOBS_KEYS: &[&str] = &["web.port", "state_dir", "timezone"];
+const JOBS_KEYS: &[&str] = &["web.port", "state_dir", "timezone", "shaping.port"];
 const COMMON_JOB_KEYS: &[&str] = &["frequency", "allowed_times", "bandwidth", "cpu", "enabled"];
 const BACKUP_KEYS: &[&str] = &[
     "source",
@@ -428,11 +428,32 @@ impl<'a> Validator<'a> {
                 "an IANA time zone name such as Europe/Berlin or America/New_York",
             )
             .unwrap_or((system, system_name));
+        let shaping_addr = self
+            .field(
+                find("shaping.port"),
+                "jobs.shaping.port",
+                Some((None, "off".into())),
+                |s| {
+                    if s.trim().eq_ignore_ascii_case("off") || s.trim().is_empty() {
+                        return Ok(None);
+                    }
+                    let addr = parse_web_addr(s)?;
+                    if !addr.ip().is_loopback() {
+                        return Err(format!(
+                            "{addr} is not a loopback address; the proxy would relay for anyone who can reach it"
+                        ));
+                    }
+                    Ok(Some(addr))
+                },
+                "off, or a loopback HOST:PORT (or port) for the SOCKS5 shaping proxy, such as 127.0.0.1:3458",
+            )
+            .flatten();
         DaemonSettings {
             web_addr,
             state_dir,
             timezone,
             timezone_name,
+            shaping_addr,
         }
     }
 
@@ -862,21 +883,37 @@ pub fn parse_bool(s: &str) -> Result<bool, String> {
     }
 }
 
-/// Hides capabilities wherever a value is shown.
+/// Hides capabilities wherever a value or message is shown: every `URI:...` run (the cap's
+/// own characters, up to a `/`, a space or punctuation) becomes `<capability>`; a path after
+/// the cap stays visible.
 pub fn redact(text: &str) -> String {
-    match text.find("URI:") {
-        None => text.to_string(),
-        Some(at) => {
-            // Keep what follows the cap's path separator, if any; the cap itself never shows.
-            let rest = &text[at..];
-            let path = rest.split_once('/').map(|(_, p)| p).unwrap_or("");
-            let shown = if path.is_empty() {
-                "<capability>".to_string()
-            } else {
-                format!("<capability>/{path}")
-            };
-            format!("{}{shown}", &text[..at])
-        }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("URI:") {
+        out.push_str(&rest[..at]);
+        out.push_str("<capability>");
+        let cap = &rest[at..];
+        let len = cap
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, ':' | '-' | '_')))
+            .unwrap_or(cap.len());
+        rest = &cap[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact;
+
+    #[test]
+    fn every_capability_goes_and_the_words_around_stay() {
+        assert_eq!(redact("URI:DIR2:abc:def/photos"), "<capability>/photos");
+        assert_eq!(
+            redact("linked URI:CHK:aa:bb:3:10:99 and URI:LIT:xyz, then done"),
+            "linked <capability> and <capability>, then done"
+        );
+        assert_eq!(redact("no secrets here"), "no secrets here");
     }
 }
 

@@ -38,6 +38,9 @@ pub struct DaemonSettings {
     pub state_dir: PathBuf,
     pub timezone: TimeZone,
     pub timezone_name: String,
+    /// Where the SOCKS5 shaping proxy listens (`[jobs] shaping.port`); `None` when exact
+    /// shaping is off.
+    pub shaping_addr: Option<SocketAddr>,
 }
 
 /// `[budget]`: limits shared by all jobs.
