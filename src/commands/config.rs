@@ -12,7 +12,12 @@ pub fn run(global: &GlobalArgs) -> anyhow::Result<i32> {
     };
     println!("# node directory: {}", config.node_dir.display());
     println!("# jobs: {}", config.jobs.len());
-    let width = config.settings.iter().map(|s| s.key.len()).max().unwrap_or(0);
+    let width = config
+        .settings
+        .iter()
+        .map(|s| s.key.len())
+        .max()
+        .unwrap_or(0);
     for setting in &config.settings {
         println!(
             "{:width$} = {:30}  # {}",
