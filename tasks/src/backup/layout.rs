@@ -49,18 +49,21 @@ impl TargetDir {
         }
     }
 
-    /// Links a finished backup: first `Archives/<name>`, then `Latest` (the order `tahoe backup`
-    /// uses, so `Latest` never names a backup missing from `Archives`).
+    /// Links a finished backup as `Archives/<name>` and `Latest`. The two links change two
+    /// different mutable directories, so they are made at once (each costs the node a
+    /// read-modify-write of its directory, the larger part of an unchanged run's time).
     pub async fn link(
         &self,
         client: &TahoeClient,
         name: &str,
         backup: &Cap,
     ) -> Result<(), TahoeError> {
-        client
-            .link(&self.root, &self.archives_path(), name, backup)
-            .await?;
-        client.link(&self.root, &self.path, LATEST, backup).await
+        let archives = self.archives_path();
+        tokio::try_join!(
+            client.link(&self.root, &archives, name, backup),
+            client.link(&self.root, &self.path, LATEST, backup),
+        )?;
+        Ok(())
     }
 }
 

@@ -64,16 +64,21 @@ pub async fn run_backup(
     ));
     let summary = |sh: &Shared| BackupSummary::from_progress(ctx.progress(), sh.started.elapsed());
 
-    let prepared = sh.until_halt(target.prepare(&client)).await;
-    let tree = match prepared {
-        Ok(Ok(())) => build(&sh, source, scan).await,
-        Ok(Err(e)) => {
-            return Err(BackupError::Node {
+    // `Archives` is made sure of while the tree is built: a bad target still stops the run
+    // before anything is linked, without costing an unchanged run a round trip.
+    let prepare = async {
+        target.prepare(&client).await.map_err(|e| {
+            sh.fail(BackupError::Node {
                 during: format!("preparing {}/Archives", params.target),
                 source: e,
             })
-        }
-        Err(halt) => Err(halt),
+        })
+    };
+    let (prepared, tree) = tokio::join!(sh.until_halt(prepare), build(&sh, source, scan));
+    let tree = match (prepared, tree) {
+        (Ok(Ok(())), tree) => tree,
+        (Err(halt) | Ok(Err(halt)), Ok(_)) => Err(halt),
+        (_, Err(halt)) => Err(halt),
     };
     let backup = match tree {
         Ok(cap) => cap,

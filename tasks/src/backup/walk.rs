@@ -90,7 +90,8 @@ pub fn scan_dir(dir: &Path, excludes: &Excludes) -> io::Result<DirScan> {
         if excludes.is_excluded(&os_name.to_string_lossy()) {
             continue;
         }
-        let meta = match fs::symlink_metadata(&path) {
+        // fstatat relative to the directory, without following a symlink.
+        let meta = match item.metadata() {
             Ok(m) => m,
             Err(e) => {
                 scan.odd.push(OddEntry {
