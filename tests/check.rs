@@ -362,11 +362,12 @@ fn stopped_node_repair_onto_a_replacement_and_rebalance() {
 
     // Down again, and repaired while down: healthy, but on two servers only; rebalancing has to
     // wait for a third.
-    // (The mutable directories' repair above may have put their third share on a server that
-    // is up now, so only the files are sure to need a repair here.)
+    // (Which objects need a repair here depends on where the repairer put the shares above:
+    // it is happy with any placement, so an object may already hold all its shares on the two
+    // servers that are up.)
     grid.stop_node(2);
     let (s, _) = pass(&grid, &tree, &repair);
-    assert!(s.repaired >= 3 && s.still_unhealthy == 0, "{s:?}");
+    assert_eq!(s.still_unhealthy, 0, "{s:?}");
     assert_eq!(s.rebalanced, 0);
     let chk: Vec<ObjectRecord> = files(&tree)
         .into_values()
@@ -374,10 +375,6 @@ fn stopped_node_repair_onto_a_replacement_and_rebalance() {
         .collect();
     assert_eq!(chk.len(), 3);
     for r in &chk {
-        assert!(
-            !r.found.healthy && r.repair.as_ref().is_some_and(|x| x.successful),
-            "{r:?}"
-        );
         assert!(r.healthy_now() && r.unbalanced_now(), "{r:?}");
         assert!(
             matches!(&r.rebalance, Some(Rebalance::Deferred { reason }) if reason.contains("only 2 servers")),
@@ -548,6 +545,12 @@ fn a_stopped_pass_resumes_without_checking_anything_twice() {
     let p = params("cr", false, false, false);
     let rt = runtime();
     let gets = node_gets(&grid);
+    // One object at a time, so that a stop between objects leaves nothing in flight and the
+    // node's count is exact.
+    let one = CheckOptions {
+        concurrency: 1,
+        ..CheckOptions::default()
+    };
 
     // Stopped at the 8th object: 7 are done.
     let stop = StopSignal::new();
@@ -556,7 +559,7 @@ fn a_stopped_pass_resumes_without_checking_anything_twice() {
         ..Gate::default()
     });
     let ctx = context(&tree, stop, gate);
-    let mut task = CheckTask::new(grid.node_dir(), p.clone(), CheckOptions::default());
+    let mut task = CheckTask::new(grid.node_dir(), p.clone(), one.clone());
     assert_eq!(rt.block_on(task.run(&ctx)).unwrap(), Outcome::StoppedEarly);
     let first = ctx.progress().get(counter::OBJECTS_CHECKED);
     assert_eq!(first, 7);
@@ -569,7 +572,7 @@ fn a_stopped_pass_resumes_without_checking_anything_twice() {
 
     // Resumed: the rest, and the pass's counts include the first run's.
     let ctx = context(&tree, StopSignal::new(), Arc::new(Gate::default()));
-    let mut task = CheckTask::new(grid.node_dir(), p.clone(), CheckOptions::default());
+    let mut task = CheckTask::new(grid.node_dir(), p.clone(), one.clone());
     assert_eq!(rt.block_on(task.run(&ctx)).unwrap(), Outcome::Completed);
     assert_eq!(ctx.progress().get(counter::OBJECTS_CHECKED), OBJECTS);
     assert_eq!(ctx.progress().get(counter::HEALTHY), OBJECTS);
@@ -587,11 +590,11 @@ fn a_stopped_pass_resumes_without_checking_anything_twice() {
     // but the tree is still walked.
     let recent = CheckParams {
         recheck_after: Duration::from_secs(3600),
-        ..p
+        ..p.clone()
     };
     let gets = node_gets(&grid);
     let ctx = context(&tree, StopSignal::new(), Arc::new(Gate::default()));
-    let mut task = CheckTask::new(grid.node_dir(), recent, CheckOptions::default());
+    let mut task = CheckTask::new(grid.node_dir(), recent, one.clone());
     assert_eq!(rt.block_on(task.run(&ctx)).unwrap(), Outcome::Completed);
     let progress = ctx.progress();
     assert_eq!(progress.get(counter::SKIPPED_RECENT), OBJECTS);
@@ -599,6 +602,35 @@ fn a_stopped_pass_resumes_without_checking_anything_twice() {
     assert_eq!(progress.get(counter::DIRS_LISTED), 5);
     assert_eq!(node_gets(&grid), gets);
     assert!(records(&tree).values().all(|r| r.pass == 1));
+
+    // Four at a time, stopped early and resumed, on a fresh record: the same counts; the node
+    // may also have seen the checks that were in flight at the stop (at most three).
+    let tree = open_tree(&tmp.path().join("db4"));
+    let gets = node_gets(&grid);
+    let stop = StopSignal::new();
+    let gate = Arc::new(Gate {
+        stop_at: Some((8, stop.clone())),
+        ..Gate::default()
+    });
+    let four = CheckOptions {
+        concurrency: 4,
+        ..CheckOptions::default()
+    };
+    let ctx = context(&tree, stop, gate);
+    let mut task = CheckTask::new(grid.node_dir(), p.clone(), four.clone());
+    assert_eq!(rt.block_on(task.run(&ctx)).unwrap(), Outcome::StoppedEarly);
+    assert!(ctx.progress().get(counter::OBJECTS_CHECKED) < OBJECTS);
+    let ctx = context(&tree, StopSignal::new(), Arc::new(Gate::default()));
+    let mut task = CheckTask::new(grid.node_dir(), p, four);
+    assert_eq!(rt.block_on(task.run(&ctx)).unwrap(), Outcome::Completed);
+    assert_eq!(ctx.progress().get(counter::OBJECTS_CHECKED), OBJECTS);
+    assert_eq!(ctx.progress().get(counter::DIRS_LISTED), 5);
+    assert_eq!(records(&tree).len() as u64, OBJECTS);
+    let seen = node_gets(&grid) - gets;
+    assert!(
+        (12..=15).contains(&seen),
+        "the node saw {seen} checks of 12 files"
+    );
 }
 
 /// The expiry times (Unix seconds) of the leases in an immutable share file: a 12-byte header

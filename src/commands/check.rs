@@ -18,7 +18,7 @@ use clap::Args;
 use tahoe_jobs_config::{CheckParams, NodeFacts, Target};
 use tahoe_jobs_tasks::check::summary::describe;
 use tahoe_jobs_tasks::check::{
-    check_once, oneshot_db_dir, CheckObserver, CheckOptions, ObjectRecord,
+    check_once, oneshot_db_dir, CheckObserver, CheckOptions, ObjectRecord, DEFAULT_CONCURRENCY,
 };
 use tahoe_jobs_tasks::sled;
 
@@ -36,6 +36,9 @@ pub struct CheckArgs {
     /// Renew this node's leases on every share found.
     #[arg(long = "add-lease")]
     pub add_lease: bool,
+    /// How many objects to check at once.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
+    pub concurrency: usize,
     /// Print every object, not only the ones that are not healthy.
     #[arg(short, long)]
     pub verbose: bool,
@@ -63,6 +66,7 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<i32> {
             verbose: args.verbose,
             seen: AtomicU64::new(0),
         }),
+        concurrency: args.concurrency,
         ..CheckOptions::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -99,6 +103,13 @@ fn open_fresh(node_dir: &Path) -> anyhow::Result<(sled::Db, sled::Tree)> {
     db.drop_tree("oneshot")?;
     let tree = db.open_tree("oneshot")?;
     Ok((db, tree))
+}
+
+fn parse_concurrency(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n @ 1..=64) => Ok(n),
+        _ => Err(format!("{s:?} is not a number from 1 to 64")),
+    }
 }
 
 /// `ALIAS:PATH`, a directory capability, or (as `tahoe deep-check` allows) a bare path below the

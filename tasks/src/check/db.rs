@@ -12,6 +12,8 @@
 //! and the pass counts in), so a run stopped or killed at any point loses at most the object
 //! in flight, and never counts one twice.
 
+use std::collections::HashSet;
+
 use sled::Batch;
 
 use super::record::{decode, encode, FormatError, FrontierEntry, ObjectRecord, PassState};
@@ -116,13 +118,21 @@ impl CheckDb {
 
     /// The next object to visit (the most recently pushed), with its frontier key.
     pub fn next(&self) -> Result<Option<(Vec<u8>, FrontierEntry)>, DbError> {
-        match self.tree.scan_prefix(FRONTIER).next_back() {
-            Some(kv) => {
-                let (k, v) = kv?;
-                Ok(Some((k.to_vec(), decode("frontier entry", &v)?)))
+        self.next_except(&HashSet::new())
+    }
+
+    /// The next object to visit whose frontier key is not in `busy` (entries being visited).
+    pub fn next_except(
+        &self,
+        busy: &HashSet<Vec<u8>>,
+    ) -> Result<Option<(Vec<u8>, FrontierEntry)>, DbError> {
+        for kv in self.tree.scan_prefix(FRONTIER).rev() {
+            let (k, v) = kv?;
+            if !busy.contains(k.as_ref()) {
+                return Ok(Some((k.to_vec(), decode("frontier entry", &v)?)));
             }
-            None => Ok(None),
         }
+        Ok(None)
     }
 
     pub fn record(&self, key: &str) -> Result<Option<ObjectRecord>, DbError> {
@@ -248,6 +258,8 @@ mod tests {
         // The first child comes next.
         let (ka, a) = db.next().unwrap().unwrap();
         assert_eq!(a.path, "a");
+        let busy: HashSet<Vec<u8>> = [ka.clone()].into();
+        assert_eq!(db.next_except(&busy).unwrap().unwrap().1.path, "b");
         db.finish_entry(
             &mut pass,
             &ka,

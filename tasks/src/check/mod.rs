@@ -51,11 +51,17 @@ pub struct Silent;
 
 impl CheckObserver for Silent {}
 
+/// Objects visited at once unless told otherwise. The node checks one object at a time (it
+/// is single-threaded), so a few requests in flight only hide the round trips.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
 /// How a check runs, beyond its job parameters.
 #[derive(Clone)]
 pub struct CheckOptions {
     pub client: ClientOptions,
     pub observer: Arc<dyn CheckObserver>,
+    /// Objects visited at once (at least 1).
+    pub concurrency: usize,
 }
 
 impl Default for CheckOptions {
@@ -63,6 +69,7 @@ impl Default for CheckOptions {
         CheckOptions {
             client: ClientOptions::default(),
             observer: Arc::new(Silent),
+            concurrency: DEFAULT_CONCURRENCY,
         }
     }
 }
@@ -71,6 +78,7 @@ impl std::fmt::Debug for CheckOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CheckOptions")
             .field("client", &self.client)
+            .field("concurrency", &self.concurrency)
             .finish_non_exhaustive()
     }
 }
@@ -211,6 +219,7 @@ pub async fn run_check(
         root,
         recheck_after: params.recheck_after,
         observer: options.observer.clone(),
+        concurrency: options.concurrency.max(1),
     };
     pass.run(ctx).await
 }

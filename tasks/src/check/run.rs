@@ -2,13 +2,16 @@
 //! visit frontier entries until the frontier is empty or the stop signal fires.
 //!
 //! Visiting a directory lists it (children go onto the frontier), then checks it like a file.
-//! Before each entry the run passes the budget's CPU checkpoint and looks at the stop signal, so
-//! a stop between objects never leaves a request in flight; a stop during one cancels it, and
-//! the entry, still on the frontier, is visited again next run.
+//! Up to `concurrency` entries are visited at once, each finished in its own atomic step. Before
+//! starting an entry the run passes the budget's CPU checkpoint and looks at the stop signal; a
+//! stop drops the visits in flight, whose entries, still on the frontier, are visited again next
+//! run. (With a concurrency of 1, a stop between objects leaves no request in flight.)
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use tahoe_jobs_config::Target;
 use tahoe_jobs_engine::TaskContext;
 
@@ -43,6 +46,8 @@ pub struct Pass {
     pub root: (Cap, String),
     pub recheck_after: Duration,
     pub observer: Arc<dyn CheckObserver>,
+    /// Objects visited at once.
+    pub concurrency: usize,
 }
 
 impl Pass {
@@ -66,25 +71,47 @@ impl Pass {
         };
         pass.counts.to_progress(ctx.progress());
         let mut last_checkpoint = Instant::now();
+        // Entries being visited, by frontier key and by object key: never two visits of one
+        // object at once (a second path to an object in flight is simply dropped).
+        let mut flying_entries: HashSet<Vec<u8>> = HashSet::new();
+        let mut flying_objects: HashSet<String> = HashSet::new();
+        let mut visits = FuturesUnordered::new();
         loop {
-            if ctx.cpu_checkpoint().await.is_err() || ctx.stop().is_stopped() {
-                db.flush().await?;
-                return Ok(PassEnd::Stopped(pass.counts));
-            }
-            let Some((key, entry)) = db.next()? else {
-                break;
-            };
-            ctx.progress().set_current(Some(self.display(&entry.path)));
-            let mut next = pass.clone();
-            let step = tokio::select! {
-                _ = ctx.stop().stopped() => {
-                    db.flush().await?;
-                    return Ok(PassEnd::Stopped(pass.counts));
+            while visits.len() < self.concurrency {
+                if ctx.cpu_checkpoint().await.is_err() || ctx.stop().is_stopped() {
+                    return self.stopped(&db, pass).await;
                 }
-                step = self.visit(ctx, &db, &mut next, &entry) => step?,
+                let Some((fkey, entry)) = db.next_except(&flying_entries)? else {
+                    break;
+                };
+                let okey = object_key(entry.verify_cap.as_deref(), &Cap::new(entry.cap.clone()));
+                if flying_objects.contains(&okey) {
+                    db.finish_entry(&mut pass, &fkey, Step::default())?;
+                    continue;
+                }
+                ctx.progress().set_current(Some(self.display(&entry.path)));
+                flying_entries.insert(fkey.clone());
+                flying_objects.insert(okey.clone());
+                let pass_id = pass.id;
+                let db = &db;
+                visits.push(async move {
+                    let mut counts = CheckSummary::default();
+                    let step = self.visit(ctx, db, pass_id, &mut counts, &entry).await;
+                    (fkey, okey, step.map(|s| (s, counts)))
+                });
+            }
+            if visits.is_empty() {
+                break;
+            }
+            let (fkey, okey, result) = tokio::select! {
+                _ = ctx.stop().stopped() => return self.stopped(&db, pass).await,
+                Some(done) = visits.next() => done,
             };
-            db.finish_entry(&mut next, &key, step)?;
-            pass = next;
+            flying_entries.remove(&fkey);
+            flying_objects.remove(&okey);
+            let (step, counts) = result?;
+            pass.counts.add(&counts);
+            db.finish_entry(&mut pass, &fkey, step)?;
             pass.counts.to_progress(ctx.progress());
             if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
                 db.flush().await?;
@@ -95,6 +122,13 @@ impl Pass {
         db.flush().await?;
         ctx.progress().set_current(None);
         Ok(PassEnd::Completed(pass.counts))
+    }
+
+    /// Ends a run on the stop signal: visits in flight are dropped (their entries stay on the
+    /// frontier), what finished is made durable.
+    async fn stopped(&self, db: &CheckDb, pass: PassState) -> Result<PassEnd, CheckError> {
+        db.flush().await?;
+        Ok(PassEnd::Stopped(pass.counts))
     }
 
     /// The frontier entry of the target itself.
@@ -117,12 +151,13 @@ impl Pass {
         Ok(listing.node.entry(String::new()))
     }
 
-    /// Visits one frontier entry; `pass` gets the counts of what was done.
+    /// Visits one frontier entry of pass `pass_id`; `counts` gets the counts of what was done.
     async fn visit(
         &self,
         ctx: &TaskContext,
         db: &CheckDb,
-        pass: &mut PassState,
+        pass_id: u64,
+        counts: &mut CheckSummary,
         entry: &FrontierEntry,
     ) -> Result<Step, CheckError> {
         let cap = Cap::new(entry.cap.clone());
@@ -133,11 +168,11 @@ impl Pass {
                 return Ok(step);
             }
             step.visited = Some(key.clone());
-            self.list(ctx, db, pass, entry, &cap, &mut step).await?;
+            self.list(ctx, db, counts, entry, &cap, &mut step).await?;
         }
         let storage = storage_of(&cap);
         if storage == Storage::Literal {
-            pass.counts.add_literal();
+            counts.add_literal();
             self.observer.literal(&self.display(&entry.path));
             return Ok(step);
         }
@@ -147,19 +182,19 @@ impl Pass {
         let last = db.record(&key)?;
         match recheck(
             last.as_ref(),
-            pass.id,
+            pass_id,
             ctx.now().as_second(),
             self.recheck_after,
         ) {
             Recheck::SeenThisPass => {}
-            Recheck::Recent => pass.counts.skipped_recent += 1,
+            Recheck::Recent => counts.skipped_recent += 1,
             Recheck::Check => match self
                 .inspector
-                .inspect(ctx, entry, last.as_ref(), pass.id)
+                .inspect(ctx, entry, last.as_ref(), pass_id)
                 .await
             {
                 Ok(record) => {
-                    pass.counts.add_record(&record);
+                    counts.add_record(&record);
                     let path = self.display(&entry.path);
                     if !record.fine() {
                         // The observer hears of it through `checked`; the private page here.
@@ -172,7 +207,7 @@ impl Pass {
                 }
                 Err(e) if e.is_unreachable() => return Err(e.into()),
                 Err(e) => {
-                    pass.counts.errors += 1;
+                    counts.errors += 1;
                     self.warn(
                         ctx,
                         format!("cannot check {}: {e}", self.display(&entry.path)),
@@ -188,7 +223,7 @@ impl Pass {
         &self,
         ctx: &TaskContext,
         db: &CheckDb,
-        pass: &mut PassState,
+        counts: &mut CheckSummary,
         entry: &FrontierEntry,
         cap: &Cap,
         step: &mut Step,
@@ -199,7 +234,7 @@ impl Pass {
         };
         match listing {
             Ok(listing) => {
-                pass.counts.dirs_listed += 1;
+                counts.dirs_listed += 1;
                 for (name, child) in listing.children {
                     if child.kind == ObjectKind::Directory
                         && db.visited(&object_key(child.verify_cap.as_deref(), &child.cap))?
@@ -212,7 +247,7 @@ impl Pass {
             }
             Err(e) if e.is_unreachable() => Err(e.into()),
             Err(e) => {
-                pass.counts.errors += 1;
+                counts.errors += 1;
                 self.warn(
                     ctx,
                     format!(

@@ -87,6 +87,38 @@ impl CheckSummary {
         self.healthy += 1;
     }
 
+    /// Adds the counts of `other` (one visit's) to these.
+    pub fn add(&mut self, other: &CheckSummary) {
+        let CheckSummary {
+            objects_checked,
+            healthy,
+            unhealthy,
+            unrecoverable,
+            corrupt_shares,
+            repairs_attempted,
+            repaired,
+            still_unhealthy,
+            unbalanced,
+            rebalanced,
+            skipped_recent,
+            errors,
+            dirs_listed,
+        } = other;
+        self.objects_checked += objects_checked;
+        self.healthy += healthy;
+        self.unhealthy += unhealthy;
+        self.unrecoverable += unrecoverable;
+        self.corrupt_shares += corrupt_shares;
+        self.repairs_attempted += repairs_attempted;
+        self.repaired += repaired;
+        self.still_unhealthy += still_unhealthy;
+        self.unbalanced += unbalanced;
+        self.rebalanced += rebalanced;
+        self.skipped_recent += skipped_recent;
+        self.errors += errors;
+        self.dirs_listed += dirs_listed;
+    }
+
     /// Repairs that left the object unhealthy.
     pub fn repairs_failed(&self) -> u64 {
         self.repairs_attempted - self.repaired.min(self.repairs_attempted)
@@ -350,6 +382,9 @@ mod tests {
             objects_checked: 2,
             ..CheckSummary::default()
         };
+        let mut twice = s.clone();
+        twice.add(&s);
+        assert_eq!((twice.skipped_recent, twice.objects_checked), (8, 4));
         s.to_progress(&p);
         assert_eq!(p.get(counter::SKIPPED_RECENT), 4);
         assert_eq!(p.get(counter::OBJECTS_CHECKED), 2);
