@@ -5,6 +5,7 @@ pub mod cap;
 pub mod client;
 pub mod error;
 pub mod node_dir;
+pub mod servers;
 pub mod types;
 
 pub use cap::{redact_caps, Cap};
