@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use futures::stream;
-use tahoe_jobs_engine::{BudgetHandle, ByteRequest, ProgressSink};
+use tahoe_jobs_engine::{BudgetHandle, ProgressSink};
 use tokio::io::AsyncReadExt;
 
 use super::metadata::FileStat;
+use crate::tahoe::servers::{self, Placement};
 use crate::tahoe::{Cap, TahoeClient, TahoeError};
 
 /// Bytes read and admitted by the budget at a time: small enough that a rate limiter paces
@@ -53,10 +54,13 @@ pub async fn upload_file(
         Err(e) => return Ok(UploadOutcome::Unreadable(e)),
     };
     let failure = Arc::new(Mutex::new(LocalFailure::None));
+    // Per-server estimates for feed pacing (used when exact shaping is off).
+    let placement = servers::upload_placement(client, stat.size).await;
     let body = body_stream(
         file,
         stat.size,
         budget.clone(),
+        placement,
         progress.clone(),
         failure.clone(),
     );
@@ -69,6 +73,7 @@ pub async fn upload_file(
         (_, LocalFailure::Shrunk) => Ok(UploadOutcome::Shrunk),
         (Err(e), LocalFailure::None) => Err(e),
         (Ok(cap), LocalFailure::None) => {
+            servers::learn_coding(client, &cap);
             let changed = match std::fs::symlink_metadata(path) {
                 Ok(m) => !FileStat::from_metadata(&m).same_content_as(stat),
                 Err(_) => true,
@@ -82,6 +87,7 @@ struct BodyState {
     file: tokio::fs::File,
     remaining: u64,
     budget: BudgetHandle,
+    placement: Placement,
     progress: ProgressSink,
     failure: Arc<Mutex<LocalFailure>>,
 }
@@ -92,6 +98,7 @@ fn body_stream(
     file: tokio::fs::File,
     len: u64,
     budget: BudgetHandle,
+    placement: Placement,
     progress: ProgressSink,
     failure: Arc<Mutex<LocalFailure>>,
 ) -> impl futures::Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
@@ -99,6 +106,7 @@ fn body_stream(
         file,
         remaining: len,
         budget,
+        placement,
         progress,
         failure,
     };
@@ -123,7 +131,7 @@ fn body_stream(
                 }
             }
         }
-        s.budget.acquire(ByteRequest::upload(want as u64)).await;
+        s.budget.acquire(s.placement.request(want as u64)).await;
         s.remaining -= want as u64;
         s.progress.add("bytes_uploaded", want as u64);
         Ok(Some((buf.freeze(), s)))
