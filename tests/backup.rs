@@ -33,11 +33,12 @@ fn tahoe_jobs() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tahoe-jobs"))
 }
 
-/// `tahoe-jobs -d NODEDIR backup ARGS...`, optionally without the capabilities that let root
-/// read any file (so a mode-000 file is unreadable, as for any other user).
+/// `tahoe-jobs -d NODEDIR backup ARGS...`; with `as_plain_root`, root runs it without the
+/// capabilities that let root read any file (setpriv), so a mode-000 file is unreadable as it
+/// is for any other user.
 fn cli_backup(grid: &Grid, args: &[&OsStr], as_plain_root: bool) -> Output {
     let _turn = oneshot_lock();
-    let mut cmd = if as_plain_root {
+    let mut cmd = if as_plain_root && running_as_root() {
         let mut c = Command::new("setpriv");
         c.args(["--bounding-set", "-dac_override,-dac_read_search"])
             .arg(env!("CARGO_BIN_EXE_tahoe-jobs"));
@@ -47,6 +48,14 @@ fn cli_backup(grid: &Grid, args: &[&OsStr], as_plain_root: bool) -> Output {
     };
     cmd.arg("-d").arg(grid.node_dir()).arg("backup").args(args);
     cmd.output().expect("cannot run tahoe-jobs")
+}
+
+fn running_as_root() -> bool {
+    let out = Command::new("id")
+        .arg("-u")
+        .output()
+        .expect("cannot run id -u");
+    text(&out.stdout).trim() == "0"
 }
 
 fn os(s: &str) -> &OsStr {
