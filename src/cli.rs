@@ -63,6 +63,9 @@ pub enum Command {
     Start(crate::commands::start::StartArgs),
     /// Print the address of the daemon's private control page (a secret: keep it to yourself).
     ControlUrl,
+    /// Print the tahoe.cfg lines that route the node's storage traffic through the shaping
+    /// proxy, and check that it really flows there (exit 0 when verified, 1 otherwise).
+    Shaping(crate::commands::shaping::ShapingArgs),
 }
 
 #[derive(Debug, Args)]

@@ -5,9 +5,11 @@ pub mod check;
 pub mod client;
 pub mod config;
 pub mod control_url;
+pub mod node_watch;
 pub mod pause;
 pub mod resume;
 pub mod run;
+pub mod shaping;
 pub mod start;
 pub mod status;
 
@@ -31,6 +33,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Resume(args) => resume::run(&cli.global, &args),
         Command::Start(args) => start::run(&cli.global, &args),
         Command::ControlUrl => control_url::run(&cli.global),
+        Command::Shaping(args) => shaping::run(&cli.global, &args),
     }
 }
 

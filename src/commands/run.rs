@@ -1,15 +1,22 @@
 //! `tahoe-jobs run`: the daemon in the foreground. Jobs run on their schedules until SIGINT or
 //! SIGTERM; SIGHUP reloads the configuration (jobs added, removed or changed; the others run on).
 //! The web server (status page, control page, metrics, private API) runs beside the engine.
+//!
+//! With `[jobs] shaping.port`, the SOCKS5 shaping proxy runs here too. A node watch
+//! ([`super::node_watch`]) keeps the budget in step with the node: its pid for the CPU share,
+//! its servers' nicknames and addresses, and whether exact shaping is in force.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use tahoe_jobs_engine::{Engine, EngineHandle, EngineOptions, SystemClock};
+use tahoe_jobs_engine::shaping::ShapingProxy;
+use tahoe_jobs_engine::{Enforcement, Engine, EngineHandle, EngineOptions, SystemClock};
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{watch, Notify};
 use tracing::{error, info, warn};
 
+use super::node_watch::{self, NodeWatch};
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::web::{self, WebServer};
 
@@ -47,6 +54,22 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
     };
     let system = actix_rt::System::new();
     system.block_on(async move {
+        // Bound before the engine starts, like the web port. Exact mode waits until the node's
+        // traffic is seen flowing through it (see node_watch).
+        let proxy = match config.daemon.shaping_addr {
+            None => None,
+            Some(addr) => match ShapingProxy::bind(addr).await {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    let msg = format!("cannot start the shaping proxy ([jobs] shaping.port): {e}");
+                    error!("{msg}");
+                    eprintln!("tahoe-jobs: {msg}");
+                    return Ok(1);
+                }
+            },
+        };
+        let shaping = proxy.as_ref().map(ShapingProxy::control);
+        let node_pid = node_watch::node_pid(&node_dir);
         let handle = Engine::start(EngineOptions {
             state_dir: config.daemon.state_dir.clone(),
             timezone: config.daemon.timezone.clone(),
@@ -54,7 +77,12 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
             registry: super::registry(&node_dir),
             jobs: config.jobs.clone(),
             budget: config.budget.clone(),
-            enforcement: Default::default(),
+            enforcement: Enforcement {
+                cpu_pids: node_watch::cpu_pids(node_pid),
+                shaping: shaping.clone(),
+                exact_shaping: false,
+                ..Default::default()
+            },
         })
         .context("cannot start the engine")?;
         let web = match start_web(listener, &handle, &config) {
@@ -63,6 +91,43 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
                 let _ = tokio::time::timeout(SHUTDOWN_LIMIT, handle.shutdown()).await;
                 return Err(e);
             }
+        };
+        let (proxy_stop, proxy_task) = match proxy {
+            Some(proxy) => {
+                info!(
+                    "shaping proxy on {}: point the node's [tor] socks.port at it                      (`tahoe-jobs shaping` prints the lines and checks)",
+                    proxy.local_addr()
+                );
+                web.set_shaping(proxy.control());
+                let stop = Arc::new(Notify::new());
+                let stopped = stop.clone();
+                let task = actix_rt::spawn(async move {
+                    proxy.run(async move { stopped.notified().await }).await
+                });
+                (Some(stop), Some(task))
+            }
+            None => (None, None),
+        };
+        let names = Arc::new(RwLock::new(node_watch::configured_names(&config)));
+        let (notes_tx, notes_rx) = watch::channel(Vec::new());
+        let refresh = Arc::new(Notify::new());
+        let watcher = actix_rt::spawn(
+            NodeWatch::new(
+                node_dir.clone(),
+                handle.clone(),
+                shaping,
+                node_pid,
+                names.clone(),
+            )
+            .run(notes_tx, refresh.clone()),
+        );
+        let daemon = Daemon {
+            global,
+            handle: &handle,
+            web: &web,
+            names: &names,
+            refresh: &refresh,
+            shaping_addr: config.daemon.shaping_addr,
         };
         info!(
             jobs = config.jobs.len(),
@@ -74,13 +139,18 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
             "status page at http://{}/ (the control page's address: tahoe-jobs control-url)",
             web.addr()
         );
-        wait_for_signals(global, &handle, &web).await?;
+        daemon.wait_for_signals(notes_rx).await?;
         info!("shutting down: stopping tasks and flushing the state store");
+        watcher.abort();
         web.stop().await;
         match tokio::time::timeout(SHUTDOWN_LIMIT, handle.shutdown()).await {
             Ok(Ok(())) => info!("stopped cleanly"),
             Ok(Err(e)) => warn!("shutdown: {e}"),
             Err(_) => warn!("shutdown took longer than {SHUTDOWN_LIMIT:?}; exiting anyway"),
+        }
+        if let (Some(stop), Some(task)) = (proxy_stop, proxy_task) {
+            stop.notify_one();
+            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
         }
         anyhow::Ok(0)
     })
@@ -104,37 +174,65 @@ fn start_web(
         .context("cannot start the web server")
 }
 
-/// Returns on SIGINT or SIGTERM; reloads the configuration on SIGHUP.
-async fn wait_for_signals(
-    global: &GlobalArgs,
-    handle: &EngineHandle,
-    web: &WebServer,
-) -> anyhow::Result<()> {
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut hangup = signal(SignalKind::hangup())?;
-    loop {
-        tokio::select! {
-            _ = interrupt.recv() => return Ok(()),
-            _ = terminate.recv() => return Ok(()),
-            _ = hangup.recv() => reload(global, handle, web).await,
-        }
-    }
+/// What the signal loop works with.
+struct Daemon<'a> {
+    global: &'a GlobalArgs,
+    handle: &'a EngineHandle,
+    web: &'a WebServer,
+    /// The server names `[budget]` uses, for the node watch.
+    names: &'a RwLock<Vec<String>>,
+    /// Wakes the node watch at once (after a reload).
+    refresh: &'a Notify,
+    shaping_addr: Option<std::net::SocketAddr>,
 }
 
-async fn reload(global: &GlobalArgs, handle: &EngineHandle, web: &WebServer) {
-    info!("SIGHUP: reloading the configuration");
-    match super::load_config(global) {
-        Err(e) => error!("the new configuration is invalid; keeping the running one: {e}"),
-        Ok(config) => match handle.reload(config.jobs.clone()).await {
-            Ok(summary) => {
-                info!(?summary, "configuration reloaded");
-                if let Err(e) = handle.update_budget(config.budget.clone()).await {
-                    error!("the new [budget] could not be applied: {e}");
-                }
-                web.set_config(Arc::new(config));
+impl Daemon<'_> {
+    /// Returns on SIGINT or SIGTERM; reloads the configuration on SIGHUP; shows what the node
+    /// watch finds on the status page.
+    async fn wait_for_signals(
+        &self,
+        mut notes: watch::Receiver<Vec<String>>,
+    ) -> anyhow::Result<()> {
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut hangup = signal(SignalKind::hangup())?;
+        let mut watching = true;
+        loop {
+            tokio::select! {
+                _ = interrupt.recv() => return Ok(()),
+                _ = terminate.recv() => return Ok(()),
+                _ = hangup.recv() => self.reload().await,
+                changed = notes.changed(), if watching => match changed {
+                    Ok(()) => self.web.set_budget_notes(notes.borrow_and_update().clone()),
+                    Err(_) => watching = false,
+                },
             }
-            Err(e) => error!("reload refused; keeping the running jobs: {e}"),
-        },
+        }
+    }
+
+    async fn reload(&self) {
+        info!("SIGHUP: reloading the configuration");
+        match super::load_config(self.global) {
+            Err(e) => error!("the new configuration is invalid; keeping the running one: {e}"),
+            Ok(config) => match self.handle.reload(config.jobs.clone()).await {
+                Ok(summary) => {
+                    info!(?summary, "configuration reloaded");
+                    if let Err(e) = self.handle.update_budget(config.budget.clone()).await {
+                        error!("the new [budget] could not be applied: {e}");
+                    }
+                    if config.daemon.shaping_addr != self.shaping_addr {
+                        warn!(
+                            "[jobs] shaping.port changed: the shaping proxy moves at the next \
+                             start of tahoe-jobs run, not on reload"
+                        );
+                    }
+                    *self.names.write().unwrap_or_else(|e| e.into_inner()) =
+                        node_watch::configured_names(&config);
+                    self.refresh.notify_one();
+                    self.web.set_config(Arc::new(config));
+                }
+                Err(e) => error!("reload refused; keeping the running jobs: {e}"),
+            },
+        }
     }
 }

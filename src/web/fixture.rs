@@ -51,6 +51,7 @@ pub fn config() -> Config {
             state_dir: PathBuf::from("/home/alice/.tahoe/private/tahoe-jobs"),
             timezone: TimeZone::get("Europe/Paris").unwrap(),
             timezone_name: "Europe/Paris".into(),
+            shaping_addr: None,
         },
         budget: BudgetSettings {
             upload: "2MiB/s".parse::<RateSchedule>().unwrap(),

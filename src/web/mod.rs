@@ -119,6 +119,16 @@ impl WebServer {
         self.state.set_config(config);
     }
 
+    /// Shows the shaping proxy's exact figures while exact shaping is on.
+    pub fn set_shaping(&self, control: tahoe_jobs_engine::shaping::ShapingControl) {
+        self.state.set_shaping(control);
+    }
+
+    /// Replaces the notes in the budget section: the mode in force and problems found.
+    pub fn set_budget_notes(&self, notes: Vec<String>) {
+        self.state.set_budget_notes(notes);
+    }
+
     /// Stops accepting requests and lets those in flight finish (briefly).
     pub async fn stop(self) {
         self.sampler.abort();

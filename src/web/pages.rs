@@ -414,6 +414,13 @@ fn budget_html(out: &mut String, b: &BudgetView, csrf: Option<&str>) {
             .map(|e| format!(" (not measured: {})", esc(e)))
             .unwrap_or_default(),
     );
+    if !b.notes.is_empty() {
+        out.push_str("<ul>");
+        for note in &b.notes {
+            let _ = write!(out, "<li>{}</li>", esc(note));
+        }
+        out.push_str("</ul>");
+    }
     let _ = write!(out, "<table><tr><th>Total</th>{FLOW_HEADER}</tr>");
     for (dir, f) in [("upload", &b.total.upload), ("download", &b.total.download)] {
         let _ = write!(out, "<tr><td></td><td>{dir}</td>{}</tr>", flow_cells(f));

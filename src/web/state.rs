@@ -1,10 +1,12 @@
 //! What the handlers share: the engine handle, the control token, the configuration (replaced
-//! on SIGHUP) and the rate samples; and how a view is gathered from them.
+//! on SIGHUP), the rate samples and what the daemon adds to the budget (the shaping proxy's
+//! exact figures, notes on enforcement); and how a view is gathered from them.
 
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use tahoe_jobs_config::Config;
-use tahoe_jobs_engine::{EngineError, EngineHandle, EngineStatus};
+use tahoe_jobs_engine::shaping::{ShapingControl, ShapingStats};
+use tahoe_jobs_engine::{BudgetReport, EngineError, EngineHandle, EngineStatus};
 
 use super::rates::RateTracker;
 use super::token::ControlToken;
@@ -15,6 +17,14 @@ pub struct WebState {
     pub token: ControlToken,
     config: RwLock<Arc<Config>>,
     rates: Mutex<RateTracker>,
+    extras: RwLock<BudgetExtras>,
+}
+
+/// What the daemon knows about the budget beyond the engine's report.
+#[derive(Default)]
+struct BudgetExtras {
+    shaping: Option<ShapingControl>,
+    notes: Vec<String>,
 }
 
 impl WebState {
@@ -24,6 +34,7 @@ impl WebState {
             token,
             config: RwLock::new(config),
             rates: Mutex::new(RateTracker::new()),
+            extras: RwLock::new(BudgetExtras::default()),
         }
     }
 
@@ -37,6 +48,20 @@ impl WebState {
     /// The configuration after a reload: the pages show the new file values and sources.
     pub fn set_config(&self, config: Arc<Config>) {
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+    }
+
+    /// The running shaping proxy, whose exact figures replace the estimates while exact
+    /// shaping is on.
+    pub fn set_shaping(&self, control: ShapingControl) {
+        self.extras
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .shaping = Some(control);
+    }
+
+    /// Replaces the notes shown in the budget section (the mode in force, problems found).
+    pub fn set_budget_notes(&self, notes: Vec<String>) {
+        self.extras.write().unwrap_or_else(|e| e.into_inner()).notes = notes;
     }
 
     fn rates(&self) -> MutexGuard<'_, RateTracker> {
@@ -61,12 +86,19 @@ impl WebState {
     pub async fn view(&self, audience: Audience) -> Result<StatusView, EngineError> {
         let status = self.engine.status().await?;
         // A budget that cannot answer leaves its section out rather than the whole page.
-        let budget = self.engine.budget().await.ok();
+        let mut budget = self.engine.budget().await.ok();
+        let (shaping, notes) = {
+            let extras = self.extras.read().unwrap_or_else(|e| e.into_inner());
+            (extras.shaping.clone(), extras.notes.clone())
+        };
+        if let (Some(report), Some(shaping)) = (budget.as_mut(), &shaping) {
+            with_exact_figures(report, &shaping.stats());
+        }
         let overrides = self.engine.overrides().await?;
         self.observe(&status);
         let config = self.config();
         let rates = self.rates();
-        Ok(view::build(
+        let mut view = view::build(
             &Inputs {
                 status: &status,
                 budget: budget.as_ref(),
@@ -75,6 +107,65 @@ impl WebState {
                 rates: &rates,
             },
             audience,
-        ))
+        );
+        if let Some(b) = view.budget.as_mut() {
+            b.notes = notes;
+        }
+        Ok(view)
+    }
+}
+
+/// While exact shaping is on, the feed-pacing gate leaves servers and the total to the proxy,
+/// so their figures are the proxy's: counted on the wire, per server, both ways.
+fn with_exact_figures(report: &mut BudgetReport, proxy: &ShapingStats) {
+    if !report.stats.exact_shaping {
+        return;
+    }
+    report.stats.total = proxy.total;
+    for (id, d) in &proxy.destinations {
+        report.stats.destinations.insert(id.clone(), *d);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tahoe_jobs_engine::limits::{Accounting, DestinationStats, FlowStats};
+
+    #[test]
+    fn exact_figures_replace_the_estimates_only_in_exact_mode() {
+        let mut report = super::super::fixture::budget();
+        let flow = |bytes| FlowStats {
+            bytes,
+            ..FlowStats::default()
+        };
+        let proxy = ShapingStats {
+            listening: "127.0.0.1:3458".parse().unwrap(),
+            total: tahoe_jobs_engine::limits::DirectionStats {
+                upload: flow(7),
+                download: flow(8),
+            },
+            destinations: [(
+                "v0-parents".to_string(),
+                DestinationStats {
+                    mode: Accounting::Exact,
+                    upload: flow(5),
+                    download: flow(6),
+                },
+            )]
+            .into(),
+            open_connections: 1,
+            accepted_connections: 1,
+            failed_connections: 0,
+        };
+        let before = report.clone();
+        report.stats.exact_shaping = false;
+        with_exact_figures(&mut report, &proxy);
+        assert_eq!(report.stats.destinations, before.stats.destinations);
+        report.stats.exact_shaping = true;
+        with_exact_figures(&mut report, &proxy);
+        assert_eq!(report.stats.total.upload.bytes, 7);
+        let d = &report.stats.destinations["v0-parents"];
+        assert_eq!((d.mode, d.upload.bytes), (Accounting::Exact, 5));
     }
 }

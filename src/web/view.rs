@@ -164,6 +164,10 @@ pub struct BudgetView {
     pub cpu_error: Option<String>,
     /// The `[budget]` settings that can be changed live.
     pub settings: Vec<LiveSetting>,
+    /// What the daemon says about enforcement: which mode holds the servers and the total
+    /// (exact shaping or feed pacing), and problems such as a nickname naming no server.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -574,6 +578,7 @@ fn budget_view(inputs: &Inputs<'_>, report: &BudgetReport) -> BudgetView {
         cpu_recent_share: stats.cpu.recent_share,
         cpu_error: stats.cpu.error.clone(),
         settings: budget_settings(&inputs.config.budget, &inputs.overrides.budget),
+        notes: Vec::new(),
     }
 }
 
