@@ -33,6 +33,11 @@ pub fn storage_of(cap: &Cap) -> Storage {
     }
 }
 
+/// True unless `cap` is a read-only cap of a mutable object (which Tahoe cannot repair).
+pub fn repairable_with(cap: &Cap) -> bool {
+    !(storage_of(cap) == Storage::Mutable && cap.kind().ends_with("-RO"))
+}
+
 /// The fields of a CHK cap (`URI:CHK:key:ueb:k:N:size`, or the same after `URI:DIR2-CHK:`) that
 /// are not secret: coding and size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +105,10 @@ mod tests {
         assert_eq!(storage_of(&Cap::new("URI:DIR2-RO:a:b")), Storage::Mutable);
         assert_eq!(storage_of(&Cap::new("URI:MDMF:a:b")), Storage::Mutable);
         assert_eq!(storage_of(&Cap::new("URI:NEW:a")), Storage::Unknown);
+        assert!(repairable_with(&Cap::new("URI:DIR2:a:b")));
+        assert!(repairable_with(&Cap::new(CHK)));
+        assert!(!repairable_with(&Cap::new("URI:DIR2-RO:a:b")));
+        assert!(!repairable_with(&Cap::new("URI:SSK-RO:a:b")));
     }
 
     #[test]

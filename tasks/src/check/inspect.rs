@@ -8,7 +8,7 @@
 use tahoe_jobs_engine::limits::expansion::Coding;
 use tahoe_jobs_engine::TaskContext;
 
-use super::caps::{chk_params, storage_of};
+use super::caps::{chk_params, repairable_with, storage_of};
 use super::policy::{
     coding_or, rebalance_plan, repair_plan, repair_requests, verify_request, RebalanceInput,
     RebalancePlan, RepairPlan,
@@ -67,7 +67,8 @@ impl Inspector {
             .await?;
         let mut found = Findings::from_results(&first.results);
         let mut repair = None;
-        if let RepairPlan::Repair { verify } = repair_plan(&found, self.repair, self.verify) {
+        let plan = repair_plan(&found, self.repair, self.verify, repairable_with(&cap));
+        if let RepairPlan::Repair { verify } = plan {
             if verify {
                 ctx.budget()
                     .acquire(verify_request(size, coding, &found.hosts))

@@ -52,16 +52,21 @@ pub enum RepairPlan {
     Nothing,
     /// Too few shares survive: a repair cannot succeed.
     Unrecoverable,
+    /// A mutable object reached only through a read-only cap: Tahoe repairs mutable objects
+    /// only with the write cap (it must set the write enabler).
+    NeedsWriteCap,
     /// Ask the node to repair. `verify`: check the shares' contents again first, because that
     /// is how the node saw the corrupt ones (without it the node would think it healthy).
     Repair { verify: bool },
 }
 
-pub fn repair_plan(found: &Findings, repair: bool, verified: bool) -> RepairPlan {
+pub fn repair_plan(found: &Findings, repair: bool, verified: bool, writable: bool) -> RepairPlan {
     if !repair || found.healthy {
         RepairPlan::Nothing
     } else if !found.recoverable {
         RepairPlan::Unrecoverable
+    } else if !writable {
+        RepairPlan::NeedsWriteCap
     } else {
         RepairPlan::Repair {
             verify: verified && found.corrupt_shares > 0,
@@ -254,27 +259,34 @@ mod tests {
             recoverable: true,
             ..Findings::default()
         };
-        assert_eq!(repair_plan(&healthy, true, true), RepairPlan::Nothing);
+        assert_eq!(repair_plan(&healthy, true, true, true), RepairPlan::Nothing);
         let sick = Findings {
             healthy: false,
             recoverable: true,
             corrupt_shares: 1,
             ..Findings::default()
         };
-        assert_eq!(repair_plan(&sick, false, true), RepairPlan::Nothing);
+        assert_eq!(repair_plan(&sick, false, true, true), RepairPlan::Nothing);
         assert_eq!(
-            repair_plan(&sick, true, true),
+            repair_plan(&sick, true, true, true),
             RepairPlan::Repair { verify: true }
         );
         assert_eq!(
-            repair_plan(&sick, true, false),
+            repair_plan(&sick, true, false, true),
             RepairPlan::Repair { verify: false }
+        );
+        assert_eq!(
+            repair_plan(&sick, true, true, false),
+            RepairPlan::NeedsWriteCap
         );
         let lost = Findings {
             recoverable: false,
             ..sick
         };
-        assert_eq!(repair_plan(&lost, true, true), RepairPlan::Unrecoverable);
+        assert_eq!(
+            repair_plan(&lost, true, true, true),
+            RepairPlan::Unrecoverable
+        );
     }
 
     fn input(storage: Storage, hosts: u64, responding: u64) -> RebalanceInput {
