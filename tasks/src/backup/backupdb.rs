@@ -156,6 +156,17 @@ impl FileRecord {
 pub struct DirRecord {
     pub cap: String,
     pub last_checked: i64,
+    /// Children the node left out because their names equal another child's after Unicode
+    /// normalisation (NFC): warned about again whenever the directory is reused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<LostName>,
+}
+
+/// A child name that an immutable directory could not hold (see [`DirRecord::lost`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostName {
+    pub name: String,
+    pub is_dir: bool,
 }
 
 // Records hold capabilities as plain strings (that is how they are stored): their Debug shows
@@ -178,6 +189,7 @@ impl std::fmt::Debug for DirRecord {
         f.debug_struct("DirRecord")
             .field("cap", &Cap::new(self.cap.clone()))
             .field("last_checked", &self.last_checked)
+            .field("lost", &self.lost)
             .finish()
     }
 }
@@ -254,10 +266,19 @@ impl BackupDb {
         self.get(&dir_key(hash))
     }
 
-    pub fn record_dir(&self, hash: &[u8; 32], cap: &Cap, now: i64) -> Result<(), DbError> {
+    /// Remembers the directory created for the children that hash to `hash`; `lost` are the
+    /// children the node could not keep (names equal after NFC).
+    pub fn record_dir(
+        &self,
+        hash: &[u8; 32],
+        cap: &Cap,
+        now: i64,
+        lost: &[LostName],
+    ) -> Result<(), DbError> {
         let record = DirRecord {
             cap: cap.expose().to_string(),
             last_checked: now,
+            lost: lost.to_vec(),
         };
         self.put(&dir_key(hash), &record)
     }
@@ -450,16 +471,29 @@ mod tests {
         bdb.file_checked(p, 20).unwrap();
         assert_eq!(bdb.file(p).unwrap().unwrap().last_checked, 20);
         let h = dir_hash([("a", &cap)]);
-        bdb.record_dir(&h, &Cap::new("URI:DIR2-CHK:x"), 10).unwrap();
+        bdb.record_dir(&h, &Cap::new("URI:DIR2-CHK:x"), 10, &[])
+            .unwrap();
         bdb.dir_checked(&h, 30).unwrap();
         assert_eq!(
             bdb.dir(&h).unwrap(),
             Some(DirRecord {
                 cap: "URI:DIR2-CHK:x".into(),
-                last_checked: 30
+                last_checked: 30,
+                lost: Vec::new(),
             })
         );
         assert!(!format!("{:?}", bdb.file(p).unwrap()).contains("URI:CHK:a"));
+        // Records written before `lost` existed read as losing nothing.
+        let old: DirRecord =
+            serde_json::from_str(r#"{"cap":"URI:DIR2-CHK:y","last_checked":1}"#).unwrap();
+        assert!(old.lost.is_empty());
+        let lost = [LostName {
+            name: "cafe\u{301}".into(),
+            is_dir: false,
+        }];
+        bdb.record_dir(&h, &Cap::new("URI:DIR2-CHK:z"), 40, &lost)
+            .unwrap();
+        assert_eq!(bdb.dir(&h).unwrap().unwrap().lost, lost);
         assert_eq!(bdb.totals().unwrap(), None);
         let t = RunTotals {
             files: 3,

@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use tahoe_jobs_config::{BackupParams, JobConfig, TaskParams};
 use tahoe_jobs_engine::{Outcome, Task, TaskContext, TaskError};
 
-pub use backupdb::{BackupDb, DbError, RecheckPolicy, RunTotals};
+pub use backupdb::{BackupDb, DbError, LostName, RecheckPolicy, RunTotals};
 pub use excludes::{ExcludeFileError, Excludes, VCS_PATTERNS};
 pub use run::{run_backup, RunEnd};
 pub use summary::{counter, BackupSummary};
@@ -98,6 +98,8 @@ pub enum BackupError {
     SourceUnreadable { path: PathBuf, message: String },
     #[error("the source directory {path} is empty, but the last backup had {previous_files} files (is its drive plugged in?); nothing was linked and Latest is unchanged")]
     SourceEmpty { path: PathBuf, previous_files: u64 },
+    #[error("the source directory {path} disappeared or was replaced during the backup (was its drive unplugged?); nothing was linked and Latest is unchanged")]
+    SourceVanished { path: PathBuf },
     #[error(transparent)]
     Excludes(#[from] ExcludeFileError),
     #[error("{during}: {source}")]

@@ -41,6 +41,7 @@ pub async fn run_backup(
     let db = BackupDb::new(ctx.store().clone());
     let previous = db.totals()?;
     let scan = scan_source(&source, &excludes, previous).await?;
+    let source_id = identity(&source);
 
     let client = TahoeClient::from_node_dir(node_dir, &options.client)?;
     let (root, path) = Aliases::read(node_dir)?.resolve(&params.target)?;
@@ -74,7 +75,7 @@ pub async fn run_backup(
             })
         })
     };
-    let (prepared, tree) = tokio::join!(sh.until_halt(prepare), build(&sh, source, scan));
+    let (prepared, tree) = tokio::join!(sh.until_halt(prepare), build(&sh, source.clone(), scan));
     let tree = match (prepared, tree) {
         (Ok(Ok(())), tree) => tree,
         (Err(halt) | Ok(Err(halt)), Ok(_)) => Err(halt),
@@ -95,6 +96,13 @@ pub async fn run_backup(
             return Err(sh.take_error());
         }
     };
+
+    // A source that went away during the run (a drive unplugged, the directory moved) left a
+    // tree of vanished files behind: that must never become `Latest`.
+    if identity(&source) != source_id {
+        db.flush().await?;
+        return Err(BackupError::SourceVanished { path: source });
+    }
 
     // Everything is uploaded: the time of completion names the archive, as in `tahoe backup`.
     let name = archive_name(ctx.now());
@@ -133,6 +141,15 @@ async fn build(
         })?,
     };
     Ok(root.cap)
+}
+
+/// The device and inode of the directory at `path`, if there is one.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_dir())
+        .map(|m| (m.dev(), m.ino()))
 }
 
 fn absolute(source: &Path) -> Result<PathBuf, BackupError> {

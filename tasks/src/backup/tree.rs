@@ -22,13 +22,15 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::backupdb::{decide_dir, decide_file, dir_hash, BackupDb, Decision, RecheckPolicy};
+use super::backupdb::{
+    decide_dir, decide_file, dir_hash, BackupDb, Decision, LostName, RecheckPolicy,
+};
 use super::excludes::Excludes;
 use super::summary::counter;
 use super::uploader::{upload_file, UploadOutcome};
 use super::walk::{quote, scan_dir, DirScan, Entry};
 use super::{BackupError, BackupObserver, DirAction, FileAction};
-use crate::tahoe::{Cap, CheckOptions, NewChild, NodeKind, TahoeClient};
+use crate::tahoe::{Cap, CheckOptions, DirListing, ListedChild, NewChild, NodeKind, TahoeClient};
 
 /// Why the tree could not be finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,19 +265,36 @@ async fn backup_subdir(sh: &Arc<Shared>, entry: Entry) -> Result<Option<Child>, 
             Ok(Ok(scan)) => scan,
             Ok(Err(e)) => {
                 sh.count(counter::DIRS_SKIPPED, 1);
-                sh.warn(format!(
-                    "permission denied on directory {}: {e}",
-                    quote(&entry.path)
-                ));
+                sh.warn(if e.kind() == std::io::ErrorKind::NotFound {
+                    format!(
+                        "directory vanished before it was read, left out of this backup: {}",
+                        quote(&entry.path)
+                    )
+                } else {
+                    format!("permission denied on directory {}: {e}", quote(&entry.path))
+                });
                 return Ok(None);
             }
             Err(e) => return Err(sh.fail(BackupError::Internal(format!("listing failed: {e}")))),
         }
     };
     let metadata = entry.stat.tahoe_metadata();
-    backup_dir(sh.clone(), entry.path, metadata, scan)
-        .await
-        .map(Some)
+    // Each directory level is walked in a task of its own: awaiting a task does not poll it on
+    // this stack, whereas awaiting the nested future would, one frame chain per level (a tree
+    // 1,000 directories deep would overflow a 2 MiB thread stack).
+    let mut walk = Owned(tokio::spawn(backup_dir(
+        sh.clone(),
+        entry.path,
+        metadata,
+        scan,
+    )));
+    match (&mut walk.0).await {
+        Ok(result) => result.map(Some),
+        Err(e) if e.is_cancelled() => Err(Halt::Stopped),
+        Err(e) => Err(sh.fail(BackupError::Internal(format!(
+            "walking a directory failed: {e}"
+        )))),
+    }
 }
 
 async fn backup_file(sh: &Arc<Shared>, entry: Entry) -> Result<Child, Halt> {
@@ -371,10 +390,14 @@ async fn upload_or_check(sh: &Shared, entry: &Entry, decision: Decision) -> Chil
         }
         UploadOutcome::Unreadable(e) => {
             sh.count(counter::FILES_SKIPPED, 1);
-            sh.warn(format!(
-                "permission denied on file {}: {e}",
-                quote(&entry.path)
-            ));
+            sh.warn(if e.kind() == std::io::ErrorKind::NotFound {
+                format!(
+                    "file vanished before it was read, left out of this backup: {}",
+                    quote(&entry.path)
+                )
+            } else {
+                format!("permission denied on file {}: {e}", quote(&entry.path))
+            });
             Ok(None)
         }
         UploadOutcome::Shrunk => {
@@ -414,14 +437,14 @@ fn finish_dir(
             }
         };
         let decision = decide_dir(record.as_ref(), sh.now(), &sh.policy, fastrand::f64());
+        let known_lost = record.map(|r| r.lost).unwrap_or_default();
         if let Decision::Reuse(cap) = decision {
-            sh.count(counter::DIRS_REUSED, 1);
-            sh.observer.directory(&path, DirAction::Reused);
+            reused_dir(&sh, &path, &known_lost);
             return Child::Ready(dir_child(cap, metadata));
         }
         return spawn(async move {
             let result = sh
-                .until_halt(create_dir(&sh, &path, ready, hash, decision))
+                .until_halt(create_dir(&sh, &path, ready, hash, decision, known_lost))
                 .await;
             result.and_then(|r| r.map(|cap| Some(dir_child(cap, metadata))))
         });
@@ -436,13 +459,13 @@ fn finish_dir(
         let hash = dir_hash(ready.iter().map(|(n, c)| (n.as_str(), &c.cap)));
         let record = sh.db.dir(&hash).map_err(|e| sh.fail(e))?;
         let decision = decide_dir(record.as_ref(), sh.now(), &sh.policy, fastrand::f64());
+        let known_lost = record.map(|r| r.lost).unwrap_or_default();
         if let Decision::Reuse(cap) = decision {
-            sh.count(counter::DIRS_REUSED, 1);
-            sh.observer.directory(&path, DirAction::Reused);
+            reused_dir(&sh, &path, &known_lost);
             return Ok(Some(dir_child(cap, metadata)));
         }
         let result = sh
-            .until_halt(create_dir(&sh, &path, ready, hash, decision))
+            .until_halt(create_dir(&sh, &path, ready, hash, decision, known_lost))
             .await;
         result.and_then(|r| r.map(|cap| Some(dir_child(cap, metadata))))
     })
@@ -456,6 +479,74 @@ fn dir_child(cap: Cap, metadata: Value) -> NewChild {
     }
 }
 
+/// Counts a directory reused from the backupdb, repeating the warnings of its creation.
+fn reused_dir(sh: &Shared, path: &Path, lost: &[LostName]) {
+    sh.count(counter::DIRS_REUSED, 1);
+    sh.observer.directory(path, DirAction::Reused);
+    report_lost(sh, path, lost);
+}
+
+/// Warns about children a directory could not hold, and counts them as skipped.
+fn report_lost(sh: &Shared, path: &Path, lost: &[LostName]) {
+    for l in lost {
+        let (counter, kind) = if l.is_dir {
+            (counter::DIRS_SKIPPED, "directory")
+        } else {
+            (counter::FILES_SKIPPED, "file")
+        };
+        sh.count(counter, 1);
+        sh.warn(format!(
+            "cannot backup {kind} {}: after Unicode normalisation (NFC) its name is the same \
+             as another entry's in this directory, and the grid keeps one entry per name",
+            quote(&path.join(&l.name))
+        ));
+    }
+}
+
+/// Whether two of `children` may have names that are equal after NFC, as the node stores
+/// them: only possible when one of the names is not ASCII.
+fn may_collide(children: &[(String, NewChild)]) -> bool {
+    children.len() > 1 && children.iter().any(|(name, _)| !name.is_ascii())
+}
+
+/// The children of a new immutable directory that its `listing` does not hold: the node
+/// NFC-normalises names, and of names that become equal it keeps one. A kept child is found
+/// by its name, else by its capability and metadata (its name was normalised).
+fn lost_children(children: &[(String, NewChild)], listing: &DirListing) -> Vec<LostName> {
+    if listing.children.len() >= children.len() {
+        return Vec::new();
+    }
+    let same = |listed: &ListedChild, child: &NewChild| {
+        listed.ro_cap.as_ref() == Some(&child.cap)
+            && child.metadata.as_object().map_or(true, |ours| {
+                ours.iter().all(|(k, v)| listed.metadata.get(k) == Some(v))
+            })
+    };
+    let mut taken: Vec<&str> = Vec::new();
+    let mut unmatched = Vec::new();
+    for (name, child) in children {
+        match listing.children.get(name) {
+            Some(listed) if same(listed, child) => taken.push(name),
+            _ => unmatched.push((name, child)),
+        }
+    }
+    let mut lost = Vec::new();
+    for (name, child) in unmatched {
+        let found = listing
+            .children
+            .iter()
+            .find(|(n, listed)| !taken.contains(&n.as_str()) && same(listed, child));
+        match found {
+            Some((n, _)) => taken.push(n),
+            None => lost.push(LostName {
+                name: name.clone(),
+                is_dir: child.kind == NodeKind::Directory,
+            }),
+        }
+    }
+    lost
+}
+
 /// Checks a due directory (reusing it when healthy), else creates it with `t=mkdir-immutable`.
 async fn create_dir(
     sh: &Shared,
@@ -463,6 +554,7 @@ async fn create_dir(
     children: Vec<(String, NewChild)>,
     hash: [u8; 32],
     decision: Decision,
+    known_lost: Vec<LostName>,
 ) -> Result<Cap, Halt> {
     let _permit = sh.permit(&sh.mkdirs).await?;
     if let Decision::Check(cap) = decision {
@@ -470,8 +562,7 @@ async fn create_dir(
         match sh.client.check(&cap, "", CheckOptions::default()).await {
             Ok(report) if report.healthy_now() => {
                 sh.db.dir_checked(&hash, sh.now()).map_err(|e| sh.fail(e))?;
-                sh.count(counter::DIRS_REUSED, 1);
-                sh.observer.directory(path, DirAction::Reused);
+                reused_dir(sh, path, &known_lost);
                 return Ok(cap);
             }
             Err(e) if e.is_unreachable() => return Err(sh.fail(e)),
@@ -488,10 +579,22 @@ async fn create_dir(
                 source: e,
             })
         })?;
+    let lost = if may_collide(&children) {
+        let listing = sh.client.list(&cap, "").await.map_err(|e| {
+            sh.fail(BackupError::Node {
+                during: format!("listing the new directory for {}", quote(path)),
+                source: e,
+            })
+        })?;
+        lost_children(&children, &listing)
+    } else {
+        Vec::new()
+    };
     sh.db
-        .record_dir(&hash, &cap, sh.now())
+        .record_dir(&hash, &cap, sh.now(), &lost)
         .map_err(|e| sh.fail(e))?;
     sh.count(counter::DIRS_CREATED, 1);
     sh.observer.directory(path, DirAction::Created);
+    report_lost(sh, path, &lost);
     Ok(cap)
 }

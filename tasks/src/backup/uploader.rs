@@ -1,6 +1,7 @@
 //! Uploading one local file as an immutable file: the body is streamed from disk in chunks,
 //! each chunk admitted by the job's budget first, and the file is stat'ed again afterwards to
-//! tell whether it changed while it was being read.
+//! tell whether it changed while it was being read. A file of at most 55 bytes is a literal
+//! (`URI:LIT:`): its capability is computed here and nothing goes to the node.
 
 use std::io;
 use std::path::Path;
@@ -49,10 +50,25 @@ pub async fn upload_file(
     path: &Path,
     stat: &FileStat,
 ) -> Result<UploadOutcome, TahoeError> {
+    // It was a regular file when listed; should it have been replaced by a FIFO since, opening
+    // it would block, so look again right before (symlinks are not followed either).
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_file() => {}
+        Ok(_) => {
+            return Ok(UploadOutcome::Unreadable(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "it is no longer a regular file",
+            )))
+        }
+        Err(e) => return Ok(UploadOutcome::Unreadable(e)),
+    }
     let file = match tokio::fs::File::open(path).await {
         Ok(f) => f,
         Err(e) => return Ok(UploadOutcome::Unreadable(e)),
     };
+    if stat.size <= servers::LIT_MAX {
+        return Ok(literal(file, path, stat).await);
+    }
     let failure = Arc::new(Mutex::new(LocalFailure::None));
     // Per-server estimates for feed pacing (used when exact shaping is off).
     let placement = servers::upload_placement(client, stat.size).await;
@@ -64,9 +80,7 @@ pub async fn upload_file(
         progress.clone(),
         failure.clone(),
     );
-    let result = client
-        .upload(reqwest::Body::wrap_stream(body), stat.size)
-        .await;
+    let result = client.upload_stream(body, stat.size).await;
     let local = std::mem::take(&mut *failure.lock().expect("upload failure lock"));
     match (result, local) {
         (_, LocalFailure::Read(e)) => Ok(UploadOutcome::Unreadable(e)),
@@ -80,6 +94,26 @@ pub async fn upload_file(
             };
             Ok(UploadOutcome::Uploaded { cap, changed })
         }
+    }
+}
+
+/// A file small enough to live in its capability (`URI:LIT:`): its capability is made here,
+/// exactly as the node would make it, so nothing is sent.
+async fn literal(file: tokio::fs::File, path: &Path, stat: &FileStat) -> UploadOutcome {
+    let mut data = Vec::with_capacity(stat.size as usize);
+    if let Err(e) = file.take(stat.size).read_to_end(&mut data).await {
+        return UploadOutcome::Unreadable(e);
+    }
+    if (data.len() as u64) < stat.size {
+        return UploadOutcome::Shrunk;
+    }
+    let changed = match std::fs::symlink_metadata(path) {
+        Ok(m) => !FileStat::from_metadata(&m).same_content_as(stat),
+        Err(_) => true,
+    };
+    UploadOutcome::Uploaded {
+        cap: Cap::literal(&data),
+        changed,
     }
 }
 

@@ -131,13 +131,21 @@ pub fn scan_dir(dir: &Path, excludes: &Excludes) -> io::Result<DirScan> {
     Ok(scan)
 }
 
-/// A path as `tahoe backup` shows it in warnings: quoted, with bytes that are not UTF-8 escaped.
+/// A path as `tahoe backup` shows it in warnings: quoted, with bytes that are not UTF-8 and
+/// control characters escaped (`\x0a` for a newline), so a file name can neither forge a log
+/// line nor send a terminal escape sequence.
 pub fn quote(path: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
     let bytes = path.as_os_str().as_bytes();
     let mut out = String::from("'");
     for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
+        for c in chunk.valid().chars() {
+            if c.is_control() {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            } else {
+                out.push(c);
+            }
+        }
         for b in chunk.invalid() {
             out.push_str(&format!("\\x{b:02x}"));
         }
@@ -199,5 +207,9 @@ mod tests {
             format!("cannot backup symlink '{}/link'", d.display())
         );
         assert!(scan_dir(&d.join("missing"), &Excludes::default()).is_err());
+        assert_eq!(
+            quote(Path::new("/a\nb\u{1b}[31m\u{85}c\u{e9}")),
+            "'/a\\x0ab\\x1b[31m\\x85c\u{e9}'"
+        );
     }
 }

@@ -44,6 +44,28 @@ impl Cap {
     pub fn is_directory(&self) -> bool {
         self.kind().starts_with("URI:DIR2")
     }
+
+    /// The literal capability of `data`: Tahoe keeps a file of at most 55 bytes in its
+    /// capability, `URI:LIT:` and the bytes in Tahoe's base32 (RFC 4648 alphabet, lower case,
+    /// unpadded), which is exactly what the node answers when such a file is uploaded.
+    pub fn literal(data: &[u8]) -> Cap {
+        const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+        let mut out = String::from("URI:LIT:");
+        let (mut acc, mut bits) = (0u16, 0u32);
+        for &byte in data {
+            acc = (acc << 8) | u16::from(byte);
+            bits += 8;
+            while bits >= 5 {
+                bits -= 5;
+                out.push(ALPHABET[usize::from((acc >> bits) & 31)] as char);
+            }
+            acc &= (1 << bits) - 1;
+        }
+        if bits > 0 {
+            out.push(ALPHABET[usize::from((acc << (5 - bits)) & 31)] as char);
+        }
+        Cap(out)
+    }
 }
 
 impl fmt::Display for Cap {
@@ -106,6 +128,16 @@ mod tests {
         assert!(!Cap::new("URI:DIR2:a:b").is_immutable());
         assert!(Cap::new("URI:DIR2:a:b").is_directory());
         assert_eq!(Cap::new("junk").to_string(), "capability:…");
+    }
+
+    #[test]
+    fn literal_caps_are_tahoes_base32() {
+        assert_eq!(Cap::literal(b"").expose(), "URI:LIT:");
+        assert_eq!(Cap::literal(b"hello").expose(), "URI:LIT:nbswy3dp");
+        assert_eq!(Cap::literal(b"f").expose(), "URI:LIT:my");
+        assert_eq!(Cap::literal(b"foobar").expose(), "URI:LIT:mzxw6ytboi");
+        assert_eq!(Cap::literal(&[0xff; 3]).expose(), "URI:LIT:77776");
+        assert_eq!(Cap::literal(b"x").kind(), "URI:LIT");
     }
 
     #[test]

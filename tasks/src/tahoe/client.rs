@@ -4,7 +4,11 @@
 //! Capabilities go into URLs, so no URL is ever put in an error or a log line.
 
 use std::path::Path;
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::{header, Method, RequestBuilder, Response};
@@ -45,6 +49,11 @@ impl Default for ClientOptions {
 #[derive(Clone)]
 pub struct TahoeClient {
     http: reqwest::Client,
+    /// For streamed uploads: no reqwest read timeout, whose clock would run from the start of
+    /// the request and so cut off any upload slower than it; [`TahoeClient::upload_stream`]
+    /// watches the node's silence instead.
+    streaming: reqwest::Client,
+    request_timeout: Duration,
     base: String,
 }
 
@@ -59,25 +68,37 @@ impl std::fmt::Debug for TahoeClient {
 impl TahoeClient {
     /// A client of the node whose web API is at `node_url` (`http://127.0.0.1:3456/`).
     pub fn new(node_url: &str, options: &ClientOptions) -> Result<TahoeClient, TahoeError> {
-        let mut headers = header::HeaderMap::new();
-        headers.insert(
-            header::ACCEPT,
-            header::HeaderValue::from_static("text/plain"),
-        );
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
-            .connect_timeout(CONNECT_TIMEOUT)
+        let builder = || {
+            let mut headers = header::HeaderMap::new();
+            headers.insert(
+                header::ACCEPT,
+                header::HeaderValue::from_static("text/plain"),
+            );
+            reqwest::Client::builder()
+                .default_headers(headers)
+                .connect_timeout(CONNECT_TIMEOUT)
+                // The node is local: a proxy from the environment would only add a hop (and a
+                // leak).
+                .no_proxy()
+        };
+        let build_error =
+            |e: reqwest::Error| TahoeError::Protocol(format!("cannot build an HTTP client: {e}"));
+        let http = builder()
             .read_timeout(options.request_timeout)
-            // The node is local: a proxy from the environment would only add a hop (and a leak).
-            .no_proxy()
             .build()
-            .map_err(|e| TahoeError::Protocol(format!("cannot build an HTTP client: {e}")))?;
+            .map_err(build_error)?;
+        let streaming = builder().build().map_err(build_error)?;
         let base = if node_url.ends_with('/') {
             node_url.to_string()
         } else {
             format!("{node_url}/")
         };
-        Ok(TahoeClient { http, base })
+        Ok(TahoeClient {
+            http,
+            streaming,
+            request_timeout: options.request_timeout,
+            base,
+        })
     }
 
     /// A client of the node in `node_dir`, found through `node.url`.
@@ -101,6 +122,53 @@ impl TahoeClient {
             .header(header::CONTENT_LENGTH, len)
             .body(body);
         self.send_for_cap(req).await
+    }
+
+    /// `PUT /uri` of exactly `len` bytes from `body`, for bodies that may arrive slowly (paced
+    /// by a budget). The request fails as [`TahoeError::NodeUnreachable`] only when the node has
+    /// been silent for the request timeout: not reading the body, or not answering once it has
+    /// all of it. Time the body itself spends waiting (for the budget, the disk) does not count,
+    /// so an upload may take as long as its pace needs.
+    pub async fn upload_stream<S>(&self, body: S, len: u64) -> Result<Cap, TahoeError>
+    where
+        S: futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+    {
+        let watch = Arc::new(BodyWatch::new());
+        let body = WatchedBody {
+            inner: Box::pin(body),
+            watch: watch.clone(),
+        };
+        let req = self
+            .streaming
+            .put(format!("{}uri", self.base))
+            .header(header::CONTENT_LENGTH, len)
+            .body(reqwest::Body::wrap_stream(body));
+        let send = self.send_for_cap(req);
+        tokio::pin!(send);
+        loop {
+            // While the body waits on its own source, look again a timeout later.
+            let deadline = if watch.body_waiting() {
+                Instant::now() + self.request_timeout
+            } else {
+                watch.last_activity() + self.request_timeout
+            };
+            tokio::select! {
+                result = &mut send => return result,
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    if !watch.body_waiting() && watch.last_activity() + self.request_timeout
+                        <= Instant::now()
+                    {
+                        return Err(TahoeError::NodeUnreachable {
+                            url: self.base.clone(),
+                            message: format!(
+                                "no answer for {} s during an upload (the request timeout)",
+                                self.request_timeout.as_secs_f64()
+                            ),
+                        });
+                    }
+                }
+            }
+        }
     }
 
     /// `PUT /uri` of bytes in memory.
@@ -247,6 +315,57 @@ impl TahoeClient {
         }
         let body = resp.text().await.unwrap_or_default();
         Err(TahoeError::from_status(status, &body))
+    }
+}
+
+/// What an upload's body has been doing, for [`TahoeClient::upload_stream`]'s watchdog.
+struct BodyWatch {
+    last: Mutex<Instant>,
+    /// The body's own source is pending (the budget, the disk): not the node's silence.
+    waiting: AtomicBool,
+}
+
+impl BodyWatch {
+    fn new() -> BodyWatch {
+        BodyWatch {
+            last: Mutex::new(Instant::now()),
+            waiting: AtomicBool::new(false),
+        }
+    }
+
+    fn last_activity(&self) -> Instant {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn body_waiting(&self) -> bool {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    fn touch(&self) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+}
+
+/// A body stream that tells its [`BodyWatch`] when it is polled and what it gave.
+struct WatchedBody<S> {
+    inner: Pin<Box<S>>,
+    watch: Arc<BodyWatch>,
+}
+
+impl<S> futures::Stream for WatchedBody<S>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, std::io::Error>>,
+{
+    type Item = Result<bytes::Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let poll = self.inner.as_mut().poll_next(cx);
+        // Whatever the answer, the node just asked for more: it is not silent.
+        self.watch.touch();
+        self.watch
+            .waiting
+            .store(poll.is_pending(), Ordering::SeqCst);
+        poll
     }
 }
 
