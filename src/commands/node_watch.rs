@@ -86,6 +86,29 @@ pub fn mode_note(proxy: Option<std::net::SocketAddr>, exact: bool, problems: &[S
     }
 }
 
+/// A first look at the node before the engine starts, so that the first uploads already know
+/// the servers and the encoding: publishes them and returns the nickname aliases (`None` when
+/// the node does not answer within 5 s).
+pub async fn first_look(node_dir: &Path) -> Option<BTreeMap<String, String>> {
+    let options = ClientOptions {
+        request_timeout: Duration::from_secs(5),
+    };
+    let client = TahoeClient::from_node_dir(node_dir, &options).ok()?;
+    let map = tokio::time::timeout(Duration::from_secs(5), ServerMap::fetch(&client))
+        .await
+        .ok()?
+        .ok()?;
+    servers::publish(client.node_url(), &map, node_coding(node_dir));
+    Some(map.resolve_names(std::iter::empty()).aliases)
+}
+
+/// The node's encoding from its tahoe.cfg.
+fn node_coding(node_dir: &Path) -> Option<Coding> {
+    NodeFacts::read(node_dir)
+        .ok()
+        .and_then(|f| Coding::new(f.encoding.needed, f.encoding.total))
+}
+
 /// The daemon's view of its node; see the module header.
 pub struct NodeWatch {
     node_dir: PathBuf,
@@ -96,17 +119,19 @@ pub struct NodeWatch {
     aliases: Option<BTreeMap<String, String>>,
     routes: Option<HashMap<String, String>>,
     exact: bool,
+    /// The problems with configured names found last, kept while the node cannot answer.
+    name_problems: Vec<String>,
     /// Problems last logged, so each is logged once per change.
     logged: Vec<String>,
 }
 
 impl NodeWatch {
-    /// `pid` is the node pid the engine was started with.
+    /// `pid` is the node pid the engine was started with, `aliases` the nicknames it was given.
     pub fn new(
         node_dir: PathBuf,
         engine: EngineHandle,
         shaping: Option<ShapingControl>,
-        pid: Option<u32>,
+        (pid, aliases): (Option<u32>, Option<BTreeMap<String, String>>),
         names: Arc<RwLock<Vec<String>>>,
     ) -> Self {
         NodeWatch {
@@ -115,9 +140,10 @@ impl NodeWatch {
             shaping,
             names,
             pid,
-            aliases: None,
+            aliases,
             routes: None,
             exact: false,
+            name_problems: Vec::new(),
             logged: Vec::new(),
         }
     }
@@ -146,14 +172,13 @@ impl NodeWatch {
         let mut problems = Vec::new();
         let shaping_problems = match self.servers().await {
             Ok((map, node_url)) => {
-                let coding = NodeFacts::read(&self.node_dir)
-                    .ok()
-                    .and_then(|f| Coding::new(f.encoding.needed, f.encoding.total));
-                servers::publish(&node_url, &map, coding);
-                problems.extend(self.refresh_names(&map).await);
+                servers::publish(&node_url, &map, node_coding(&self.node_dir));
+                self.name_problems = self.refresh_names(&map).await;
+                problems.extend(self.name_problems.iter().cloned());
                 self.refresh_shaping(&map).await
             }
             Err(e) => {
+                problems.extend(self.name_problems.iter().cloned());
                 problems.push(format!(
                     "cannot list the node's storage servers: {e}; nicknames in [budget] and \
                      the shaping proxy's routes stay as they were"

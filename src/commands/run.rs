@@ -70,6 +70,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
         };
         let shaping = proxy.as_ref().map(ShapingProxy::control);
         let node_pid = node_watch::node_pid(&node_dir);
+        let aliases = node_watch::first_look(&node_dir).await;
         let handle = Engine::start(EngineOptions {
             state_dir: config.daemon.state_dir.clone(),
             timezone: config.daemon.timezone.clone(),
@@ -85,6 +86,12 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
             },
         })
         .context("cannot start the engine")?;
+        // Before any job moves a byte: limits written with a nickname apply from the start.
+        if let Some(aliases) = &aliases {
+            if let Err(e) = handle.set_destination_aliases(aliases.clone()).await {
+                warn!("cannot hand the engine the servers' nicknames: {e}");
+            }
+        }
         let web = match start_web(listener, &handle, &config) {
             Ok(web) => web,
             Err(e) => {
@@ -116,7 +123,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
                 node_dir.clone(),
                 handle.clone(),
                 shaping,
-                node_pid,
+                (node_pid, aliases),
                 names.clone(),
             )
             .run(notes_tx, refresh.clone()),

@@ -400,7 +400,7 @@ impl Placement {
 struct NodeView {
     servers: Vec<String>,
     coding: Option<Coding>,
-    /// When the server list was last fetched (or a fetch was started).
+    /// When the server list was last fetched or published (or a fetch failed).
     fetched: Option<Instant>,
 }
 
@@ -409,6 +409,13 @@ pub const REFRESH: Duration = Duration::from_secs(30);
 
 /// How long an upload waits for the welcome page before going on with what it knows.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Held while an upload fetches a server list, so the others wait for it (the first time) or
+/// use the list they have (later) instead of asking the node too.
+fn fetching() -> &'static tokio::sync::Mutex<()> {
+    static FETCHING: OnceLock<tokio::sync::Mutex<()>> = OnceLock::new();
+    FETCHING.get_or_init(|| tokio::sync::Mutex::new(()))
+}
 
 fn nodes() -> &'static Mutex<HashMap<String, NodeView>> {
     static NODES: OnceLock<Mutex<HashMap<String, NodeView>>> = OnceLock::new();
@@ -446,24 +453,38 @@ pub fn learn_coding(client: &TahoeClient, cap: &Cap) {
 }
 
 /// The placement to assume for an upload of `size` bytes through `client`: the node's connected
-/// servers (fetched at most every [`REFRESH`], by one upload at a time) and its encoding (from
-/// the last upload's cap or [`publish`], else Tahoe's default). A node that cannot answer leaves
-/// the last known list in use; with none, the upload is paced without per-server estimates.
+/// servers (fetched at most every [`REFRESH`], by one upload at a time; the first uploads wait
+/// for the first list) and its encoding (from the last upload's cap or [`publish`], else
+/// Tahoe's default, which errs on the safe side for the usual 1-of-1 to 3-of-10). A node that
+/// cannot answer leaves the last known list in use; with none, the upload is paced without
+/// per-server estimates.
 pub async fn upload_placement(client: &TahoeClient, size: u64) -> Placement {
     let url = client.node_url();
-    let stale = with_node(url, |v| {
-        let stale = !matches!(v.fetched, Some(t) if t.elapsed() < REFRESH);
-        if stale {
-            // Claimed now, so concurrent uploads use the old list instead of fetching too.
-            v.fetched = Some(Instant::now());
-        }
-        stale
-    });
-    if stale {
-        match tokio::time::timeout(FETCH_TIMEOUT, ServerMap::fetch(client)).await {
-            Ok(Ok(map)) => with_node(url, |v| v.servers = map.connected_ids()),
-            Ok(Err(e)) => tracing::debug!(error = %e, "cannot list the node's servers"),
-            Err(_) => tracing::debug!("the node's server list took too long"),
+    let is_stale = || {
+        with_node(
+            url,
+            |v| !matches!(v.fetched, Some(t) if t.elapsed() < REFRESH),
+        )
+    };
+    let known = with_node(url, |v| v.fetched.is_some());
+    if is_stale() {
+        let guard = if known {
+            fetching().try_lock().ok()
+        } else {
+            Some(fetching().lock().await)
+        };
+        // Another upload may have fetched it while this one waited.
+        if guard.is_some() && is_stale() {
+            let fetched = tokio::time::timeout(FETCH_TIMEOUT, ServerMap::fetch(client)).await;
+            with_node(url, |v| {
+                match fetched {
+                    Ok(Ok(map)) => v.servers = map.connected_ids(),
+                    Ok(Err(e)) => tracing::debug!(error = %e, "cannot list the node's servers"),
+                    Err(_) => tracing::debug!("the node's server list took too long"),
+                }
+                // Not asked again before REFRESH, even after a failure.
+                v.fetched = Some(Instant::now());
+            });
         }
     }
     with_node(url, |v| Placement {
@@ -736,5 +757,46 @@ mod tests {
             Coding::new(1, 3).unwrap()
         );
         assert!(upload_placement(&client, LIT_MAX).await.servers.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_first_uploads_wait_for_one_fetch_of_the_server_list() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        // A node whose welcome page takes a while to come.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let served = Arc::new(AtomicUsize::new(0));
+        let count = served.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let body = r#"{"servers": [{"nodeid": "v0-a", "nickname": "a",
+                        "connection_status": "Connected to tcp:localhost:1 via tcp"}]}"#;
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = s.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        let client = TahoeClient::new(&url, &super::super::ClientOptions::default()).unwrap();
+        let (a, b, c) = tokio::join!(
+            upload_placement(&client, 1000),
+            upload_placement(&client, 1000),
+            upload_placement(&client, 1000)
+        );
+        for p in [a, b, c] {
+            assert_eq!(p.servers, vec!["v0-a"]);
+        }
+        assert_eq!(served.load(Ordering::SeqCst), 1);
     }
 }
