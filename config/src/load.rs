@@ -902,21 +902,6 @@ pub fn redact(text: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod redact_tests {
-    use super::redact;
-
-    #[test]
-    fn every_capability_goes_and_the_words_around_stay() {
-        assert_eq!(redact("URI:DIR2:abc:def/photos"), "<capability>/photos");
-        assert_eq!(
-            redact("linked URI:CHK:aa:bb:3:10:99 and URI:LIT:xyz, then done"),
-            "linked <capability> and <capability>, then done"
-        );
-        assert_eq!(redact("no secrets here"), "no secrets here");
-    }
-}
-
 fn parse_web_addr(s: &str) -> Result<SocketAddr, String> {
     let t = s.trim();
     if let Ok(addr) = t.parse::<SocketAddr>() {
@@ -1019,4 +1004,19 @@ fn parse_absolute_schedule(s: &str) -> Result<RateSchedule, String> {
         return Err("a [budget] limit cannot be a percentage".into());
     }
     Ok(schedule)
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact;
+
+    #[test]
+    fn every_capability_goes_and_the_words_around_stay() {
+        assert_eq!(redact("URI:DIR2:abc:def/photos"), "<capability>/photos");
+        assert_eq!(
+            redact("linked URI:CHK:aa:bb:3:10:99 and URI:LIT:xyz, then done"),
+            "linked <capability> and <capability>, then done"
+        );
+        assert_eq!(redact("no secrets here"), "no secrets here");
+    }
 }
