@@ -518,9 +518,10 @@ fn lost_children(children: &[(String, NewChild)], listing: &DirListing) -> Vec<L
     }
     let same = |listed: &ListedChild, child: &NewChild| {
         listed.ro_cap.as_ref() == Some(&child.cap)
-            && child.metadata.as_object().map_or(true, |ours| {
-                ours.iter().all(|(k, v)| listed.metadata.get(k) == Some(v))
-            })
+            && child
+                .metadata
+                .as_object()
+                .is_none_or(|ours| ours.iter().all(|(k, v)| listed.metadata.get(k) == Some(v)))
     };
     let mut taken: Vec<&str> = Vec::new();
     let mut unmatched = Vec::new();
