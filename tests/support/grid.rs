@@ -346,6 +346,38 @@ impl Grid {
             .unwrap_or_else(|e| panic!("{}", e.message));
     }
 
+    /// Stops the client (storage node 0) and waits until its web API no longer answers: what a
+    /// job sees when the user's node goes down. Not allowed on the shared grid.
+    pub fn stop_client(&self) {
+        assert!(
+            !self.shared,
+            "stop_client on the shared grid would break the other tests using it; \
+             start a Grid of your own"
+        );
+        let node = &self.storage[0];
+        node.signal(libc::SIGTERM);
+        node.wait_or_kill(Instant::now() + STOP_TIMEOUT);
+        wait_for(
+            "the client's web API to go away",
+            || match server_statuses(self.web_url()) {
+                Ok(_) => Err(Wait::Pending("it still answers".into())),
+                Err(_) => Ok(Some(())),
+            },
+        )
+        .unwrap_or_else(|e| panic!("{}", e.message));
+    }
+
+    /// Starts the client (storage node 0) again after [`Grid::stop_client`] (no-op if it runs),
+    /// on the same ports, and waits until it sees every running storage node connected.
+    pub fn start_client(&self) {
+        let node = &self.storage[0];
+        if node.process().is_none() {
+            node.spawn(&tahoe_bin())
+                .unwrap_or_else(|e| panic!("{}", e.message));
+        }
+        self.wait_all_connected();
+    }
+
     /// Waits until the client sees every storage node that runs connected.
     pub fn wait_all_connected(&self) {
         let want: Vec<(usize, bool)> = (0..self.storage.len())

@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::cap::Cap;
 use super::error::TahoeError;
 use super::node_dir::read_node_url;
-use super::types::{mkdir_immutable_body, CheckOptions, CheckReport, DirListing, NewChild};
+use super::types::{mkdir_immutable_json, CheckOptions, CheckReport, DirListing, NewChild};
 
 /// Everything but RFC 3986's unreserved characters is escaped in a path segment.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -183,8 +183,8 @@ impl TahoeClient {
         &self,
         children: impl IntoIterator<Item = (&'a str, &'a NewChild)>,
     ) -> Result<Cap, TahoeError> {
-        let body = serde_json::to_vec(&mkdir_immutable_body(children))
-            .map_err(|e| TahoeError::Protocol(e.to_string()))?;
+        let body =
+            mkdir_immutable_json(children).map_err(|e| TahoeError::Protocol(e.to_string()))?;
         let req = self
             .http
             .post(format!("{}uri?t=mkdir-immutable", self.base))
@@ -410,6 +410,96 @@ mod tests {
             c.url(&Cap::new("URI:DIR2:ab:cd"), "2024-01-01_10:00:00Z", "t=uri"),
             "http://127.0.0.1:1/uri/URI%3ADIR2%3Aab%3Acd/2024-01-01_10%3A00%3A00Z?t=uri"
         );
+    }
+
+    fn options(timeout_ms: u64) -> ClientOptions {
+        ClientOptions {
+            request_timeout: Duration::from_millis(timeout_ms),
+        }
+    }
+
+    /// A node that accepts the connection and then never reads nor answers: a streamed upload
+    /// fails as unreachable once it has been silent for the request timeout.
+    #[tokio::test]
+    async fn a_silent_node_times_out_a_streamed_upload() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held = tokio::spawn(async move {
+            let mut kept = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                kept.push(stream);
+            }
+        });
+        let c = TahoeClient::new(&format!("http://{addr}/"), &options(300)).unwrap();
+        // 32 MiB: more than the socket buffers hold, so the body stalls on the silent node.
+        let chunks = (0..512).map(|_| Ok(bytes::Bytes::from(vec![0u8; 64 * 1024])));
+        let err = c
+            .upload_stream(futures::stream::iter(chunks), 32 << 20)
+            .await
+            .unwrap_err();
+        assert!(err.is_unreachable(), "{err:?}");
+        assert!(err.to_string().contains("no answer"), "{err}");
+        held.abort();
+    }
+
+    /// A body that waits on its own source (the budget) longer than the request timeout between
+    /// chunks is not cut off: only the node's silence counts (a reqwest read timeout would run
+    /// from the start of the request and fail any upload slower than itself).
+    #[tokio::test]
+    async fn a_slowly_fed_upload_is_not_cut_off_by_the_request_timeout() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Headers, then a body of Content-Length bytes.
+            let body_len = loop {
+                let n = s.read(&mut buf).await.unwrap();
+                got.extend_from_slice(&buf[..n]);
+                if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .unwrap()
+                        .trim()
+                        .parse()
+                        .unwrap();
+                    got.drain(..end + 4);
+                    break len;
+                }
+            };
+            while got.len() < body_len {
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the body ended early");
+                got.extend_from_slice(&buf[..n]);
+            }
+            let cap = "URI:CHK:aaaa:bbbb:1:1:30";
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{cap}",
+                cap.len()
+            );
+            s.write_all(answer.as_bytes()).await.unwrap();
+            got
+        });
+        let c = TahoeClient::new(&format!("http://{addr}/"), &options(300)).unwrap();
+        let body = futures::stream::unfold(0u8, |i| async move {
+            if i == 3 {
+                return None;
+            }
+            // Held back by "the budget" longer than the request timeout.
+            tokio::time::sleep(Duration::from_millis(450)).await;
+            Some((
+                Ok::<_, std::io::Error>(bytes::Bytes::from(vec![i; 10])),
+                i + 1,
+            ))
+        });
+        let cap = c.upload_stream(body, 30).await.unwrap();
+        assert_eq!(cap.expose(), "URI:CHK:aaaa:bbbb:1:1:30");
+        let got = server.await.unwrap();
+        assert_eq!(got, [[0u8; 10], [1u8; 10], [2u8; 10]].concat());
     }
 
     #[tokio::test]
