@@ -139,7 +139,7 @@ impl Grid {
             let mut grid = Grid::create(&root, spec, shared)?;
             match grid.launch(&tahoe) {
                 Ok(()) => return Ok(grid),
-                Err(e) if e.node_exited && attempt < 2 => {
+                Err(e) if e.node_exited && attempt < 3 => {
                     eprintln!("test grid: retrying with fresh ports after: {}", e.message);
                     attempt += 1;
                 }
@@ -592,6 +592,17 @@ impl Node {
             return Err(Wait::Exited(format!("{} is not running", self.name)));
         };
         match proc.child.try_wait() {
+            // A port taken between our probe and the node's bind does not end the node: it
+            // logs the failure and runs on without listening. Treat it as a failed start so
+            // that the grid is retried with fresh ports.
+            Ok(None) if log_tail(&self.log_path(), 200).contains("Address already in use") => {
+                Err(Wait::Exited(format!(
+                    "{} could not bind its port (Address already in use); end of {}:\n{}",
+                    self.name,
+                    self.log_path().display(),
+                    log_tail(&self.log_path(), 25)
+                )))
+            }
             Ok(None) => Ok(()),
             Ok(Some(status)) => {
                 *slot = None;
