@@ -165,6 +165,8 @@ fn body_stream(
                 }
             }
         }
+        // A duty-cycle point per chunk: the node's CPU follows what it is fed.
+        s.budget.cpu_checkpoint().await;
         s.budget.acquire(s.placement.request(want as u64)).await;
         s.remaining -= want as u64;
         s.progress.add("bytes_uploaded", want as u64);
