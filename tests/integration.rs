@@ -1,5 +1,6 @@
 mod backup;
 mod browser;
+mod budget;
 mod check;
 mod grid_smoke;
 mod hostile;
