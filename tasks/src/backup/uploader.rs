@@ -6,6 +6,7 @@
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::stream;
@@ -41,9 +42,41 @@ enum LocalFailure {
     Shrunk,
 }
 
+/// Waits before each further try of an upload the node could not place. A storage server that
+/// is still writing the same share (from an upload stopped a moment ago) frees it within
+/// seconds; a grid that really lacks servers fails the run after these, and the engine's
+/// backoff takes over.
+const UNHAPPY_RETRY_DELAYS: [Duration; 3] = [
+    Duration::from_secs(1),
+    Duration::from_secs(3),
+    Duration::from_secs(9),
+];
+
 /// Uploads `path`, whose stat before the upload was `stat`. `progress` gets `bytes_uploaded`
 /// per chunk sent.
 pub async fn upload_file(
+    client: &TahoeClient,
+    budget: &BudgetHandle,
+    progress: &ProgressSink,
+    path: &Path,
+    stat: &FileStat,
+) -> Result<UploadOutcome, TahoeError> {
+    let mut delays = UNHAPPY_RETRY_DELAYS.iter();
+    loop {
+        match upload_once(client, budget, progress, path, stat).await {
+            Err(e) if e.is_upload_unhappy() => match delays.next() {
+                Some(delay) => {
+                    tracing::debug!(path = %path.display(), "shares could not be placed; trying again");
+                    tokio::time::sleep(*delay).await;
+                }
+                None => return Err(e),
+            },
+            other => return other,
+        }
+    }
+}
+
+async fn upload_once(
     client: &TahoeClient,
     budget: &BudgetHandle,
     progress: &ProgressSink,

@@ -69,6 +69,13 @@ impl TahoeError {
         }
     }
 
+    /// The node could not place enough shares (`UploadUnhappinessError`): too few servers
+    /// connected, or a server still busy writing the same share from an upload that was
+    /// stopped a moment ago (convergent encryption gives it the same storage index).
+    pub fn is_upload_unhappy(&self) -> bool {
+        matches!(self, TahoeError::ServerError { message, .. } if message.contains("UploadUnhappinessError"))
+    }
+
     /// True when a later attempt may succeed without any change (the node was down).
     pub fn is_unreachable(&self) -> bool {
         matches!(self, TahoeError::NodeUnreachable { .. })
@@ -150,6 +157,15 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unhappy_uploads_are_recognised_from_the_node_message() {
+        let body = "Traceback (most recent call last):\nallmydata.interfaces.UploadUnhappinessError: server selection failed: shares could be placed or found on only 0 server(s)\n";
+        let e = TahoeError::from_status(StatusCode::INTERNAL_SERVER_ERROR, body);
+        assert!(e.is_upload_unhappy(), "{e}");
+        let other = TahoeError::from_status(StatusCode::INTERNAL_SERVER_ERROR, "boom\n");
+        assert!(!other.is_upload_unhappy());
+    }
 
     #[test]
     fn maps_statuses_and_keeps_the_last_traceback_line_without_caps() {
