@@ -768,9 +768,8 @@ fn a_source_that_vanishes_mid_run_links_nothing() {
         }
         other => panic!("expected SourceVanished, got {other:?}"),
     }
-    assert_eq!(
-        latest_cap(grid, "hz_unplug:"),
-        None,
+    assert!(
+        latest_cap(grid, "hz_unplug:").is_none(),
         "nothing may be linked"
     );
 }

@@ -134,6 +134,12 @@ impl From<BackupError> for TaskError {
         }
         match e {
             BackupError::Tahoe(t) => t.into(),
+            // sled refuses every write once one failed, so say what to do, not just why.
+            BackupError::Db(DbError::Sled(sled::Error::Io(io))) => TaskError::Failed(format!(
+                "cannot write the state store: {io} (is the state directory's disk full?); \
+                     after freeing space, restart tahoe-jobs: the store takes no more writes \
+                     until it is reopened"
+            )),
             BackupError::Db(DbError::Sled(s)) => TaskError::Store(s),
             BackupError::Excludes(_) => TaskError::Config(e.to_string()),
             other => TaskError::Failed(other.to_string()),

@@ -17,13 +17,13 @@ use std::time::Instant;
 
 use futures::future::BoxFuture;
 use serde_json::Value;
-use tahoe_jobs_engine::TaskContext;
+use tahoe_jobs_engine::{TaskContext, TaskError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::backupdb::{
-    decide_dir, decide_file, dir_hash, BackupDb, Decision, LostName, RecheckPolicy,
+    decide_dir, decide_file, dir_hash, BackupDb, DbError, Decision, LostName, RecheckPolicy,
 };
 use super::excludes::Excludes;
 use super::summary::counter;
@@ -160,10 +160,12 @@ impl Shared {
             }
             *last = Instant::now();
         }
-        self.ctx
-            .checkpoint()
-            .await
-            .map_err(|e| self.fail(BackupError::Internal(format!("saving progress: {e}"))))
+        self.ctx.checkpoint().await.map_err(|e| {
+            self.fail(match e {
+                TaskError::Store(s) => BackupError::Db(DbError::Sled(s)),
+                e => BackupError::Internal(format!("saving progress: {e}")),
+            })
+        })
     }
 
     fn update_rate(&self) {
