@@ -146,6 +146,23 @@ impl Daemon {
         format!("http://{}{path}", self.addr)
     }
 
+    /// `tahoe-jobs <this daemon's global options> ARGS...`: a client of the running daemon.
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_tahoe-jobs"))
+            .arg("-d")
+            .arg(&self.node_dir)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--set")
+            .arg(format!("jobs.web.port={}", self.addr))
+            .arg("--set")
+            .arg(format!("jobs.state_dir={}", self.state_dir.display()))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("cannot run tahoe-jobs")
+    }
+
     fn control(&self, rest: &str) -> String {
         let token = std::fs::read_to_string(self.state_dir.join("control.token")).unwrap();
         self.url(&format!("/control/{}/{rest}", token.trim()))
@@ -329,7 +346,8 @@ fn kill_9_at_random_moments_never_loses_or_corrupts_the_backup() {
         });
     eprintln!("kill -9 test: seed {seed} (KILL_TEST_SEED={seed} repeats the kill times)");
     let mut rng = Rng(seed);
-    let grid = shared_grid();
+    // A grid of its own: the node may have to be restarted (see below).
+    let grid = &Grid::start(GridSpec::ONE_OF_ONE);
     grid.create_alias("rl_crash");
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
@@ -365,7 +383,8 @@ fn kill_9_at_random_moments_never_loses_or_corrupts_the_backup() {
     let mut outputs = Vec::new();
     let mut run_began = None;
     let mut kills = 0;
-    let mut retried = 0;
+    let mut node_restarts = 0;
+    let mut remedied: Option<String> = None;
     loop {
         d.start();
         let killing = kills < KILLS;
@@ -374,16 +393,31 @@ fn kill_9_at_random_moments_never_loses_or_corrupts_the_backup() {
         let mut kill_at = None;
         let completed = loop {
             let j = d.job(job);
-            if j["consecutive_failures"] != 0 {
-                // The one failure a restart may meet: the node still busy with the upload the
-                // kill cut off refuses the same file for a moment. The job retries it.
+            if j["state"] == "failed" {
+                // The one failure a restart may meet: a kill while the node was writing a
+                // file's shares leaves them partial, and Tahoe refuses that file on those
+                // servers for 30 minutes or until they restart (docs/guarantees.md). Anything
+                // else is a failure of the test.
                 let message = j["last_error"]["message"].as_str().unwrap_or_default();
                 assert!(
-                    message.contains("UploadUnhappinessError") && message.contains("homeless"),
+                    message.contains("UploadUnhappinessError")
+                        && message.contains("interrupted lately"),
                     "after kill {kills} (seed {seed}) the run failed: {j}\n{}",
                     d.log_text()
                 );
-                retried += 1;
+                let at = j["last_error"]["at"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                if remedied.as_ref() != Some(&at) {
+                    // The remedy the message gives: restart the node, then run the job now.
+                    grid.stop_client();
+                    grid.start_client();
+                    node_restarts += 1;
+                    let out = d.cli(&["start", job]);
+                    assert!(out.status.success(), "{}", text(&out.stderr));
+                    remedied = Some(at);
+                }
             }
             if let Some(since) = j["unfinished_since"].as_str() {
                 // Every restart resumes the same run.
@@ -462,7 +496,7 @@ fn kill_9_at_random_moments_never_loses_or_corrupts_the_backup() {
     outputs.push(("the daemon's log", d.log_text()));
     assert_no_secrets(&outputs);
     eprintln!(
-        "kill -9 test: {kills} kills during the backup, {retried} polls saw a retry, seed {seed}"
+        "kill -9 test: {kills} kills during the backup, {node_restarts} node restarts, seed {seed}"
     );
 }
 
@@ -996,7 +1030,8 @@ impl Task for Returns {
 }
 
 /// A node that accepts connections and never answers: requests time out after the client's
-/// request timeout (`ClientOptions::request_timeout`, 600 s by default) as "unreachable", and
+/// request timeout (`ClientOptions::request_timeout`, 600 s by default; `tahoe-jobs backup
+/// --timeout`) as "unreachable", and
 /// a backup stuck on such a node still stops when its window closes: the task returns by
 /// itself (within the engine's 500 ms stop grace, or it would have been dropped) and the job
 /// goes to "waiting for window" with the run remembered as unfinished.
@@ -1034,6 +1069,19 @@ fn a_hanging_node_times_out_and_a_window_close_still_stops_the_job() {
         TaskError::from(err),
         TaskError::Unavailable { .. }
     ));
+    // The one-shot command takes the timeout as an option.
+    let out = Command::new(env!("CARGO_BIN_EXE_tahoe-jobs"))
+        .arg("-d")
+        .arg(&node)
+        .args(["backup", "--timeout", "1s"])
+        .arg(&src)
+        .arg("hang:y")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is unreachable"), "{stderr}");
 
     // Under the engine with the default timeout, the run hangs until its window closes.
     let returned = Arc::new(AtomicBool::new(false));

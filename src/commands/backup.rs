@@ -17,6 +17,7 @@ use tahoe_jobs_tasks::backup::{
     backup_once, oneshot_db_dir, open_backupdb, BackupObserver, BackupOptions, DirAction,
     FileAction,
 };
+use tahoe_jobs_tasks::tahoe::ClientOptions;
 
 use crate::cli::GlobalArgs;
 
@@ -38,6 +39,11 @@ pub struct BackupArgs {
     /// How many files to upload at once.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
     pub concurrency: usize,
+    /// How long the node may stay silent on one request (not reading an upload, or not
+    /// answering) before it counts as unreachable. An upload's answer comes only once the node
+    /// has encoded and stored the whole file, so this must cover the largest file.
+    #[arg(long, value_name = "DURATION", default_value = "10min", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
     /// Print every file and directory as it is handled.
     #[arg(short, long)]
     pub verbose: bool,
@@ -65,6 +71,9 @@ pub fn run(global: &GlobalArgs, args: &BackupArgs) -> anyhow::Result<i32> {
         observer: Arc::new(Printer {
             verbose: args.verbose,
         }),
+        client: ClientOptions {
+            request_timeout: args.timeout,
+        },
         ..BackupOptions::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -80,6 +89,12 @@ pub fn run(global: &GlobalArgs, args: &BackupArgs) -> anyhow::Result<i32> {
     }
     writeln!(out, "{}", summary.elapsed_line())?;
     Ok(summary.exit_code())
+}
+
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    s.parse::<tahoe_jobs_config::HumanDuration>()
+        .map(tahoe_jobs_config::HumanDuration::as_duration)
+        .map_err(|_| format!("{s:?} is not a duration above zero, such as 30s or 10min"))
 }
 
 fn parse_concurrency(s: &str) -> Result<usize, String> {

@@ -45,7 +45,17 @@ pub enum TahoeError {
 impl TahoeError {
     /// Builds the error for a non-2xx answer from its status and body.
     pub(crate) fn from_status(status: StatusCode, body: &str) -> TahoeError {
-        let message = node_message(body);
+        let mut message = node_message(body);
+        if body.contains("UploadUnhappinessError") && body.contains("placed 0 shares") {
+            // Tahoe keeps the partial shares of an interrupted upload (a killed or stopped
+            // client, a dropped connection) for 30 minutes, and will not place the same file
+            // on those servers meanwhile.
+            message.push_str(
+                " (if an upload of this file was interrupted lately, the storage servers keep \
+                 its partial shares for up to 30 minutes, or until they restart, and refuse the \
+                 same file meanwhile)",
+            );
+        }
         match status.as_u16() {
             404 => TahoeError::NoSuchChild(message),
             409 => TahoeError::Conflict(message),
@@ -197,6 +207,16 @@ mod tests {
             TahoeError::from_status(StatusCode::BAD_REQUEST, "x"),
             TahoeError::BadRequest(_)
         ));
+    }
+
+    #[test]
+    fn a_file_placed_nowhere_mentions_interrupted_uploads() {
+        let body = "Traceback (most recent call last):\nallmydata.interfaces.UploadUnhappinessError: server selection failed: shares could be placed or found on only 0 server(s). (placed 0 shares out of 1 total (1 homeless), want more)\n";
+        let e = TahoeError::from_status(StatusCode::INTERNAL_SERVER_ERROR, body);
+        assert!(e.to_string().contains("interrupted lately"), "{e}");
+        let partial = body.replace("placed 0 shares", "placed 2 shares");
+        let e = TahoeError::from_status(StatusCode::INTERNAL_SERVER_ERROR, &partial);
+        assert!(!e.to_string().contains("interrupted"), "{e}");
     }
 
     #[test]
