@@ -224,6 +224,8 @@ fn params(source: &Path, alias: &str, path: &str, concurrency: usize) -> BackupP
         exclude_from: None,
         exclude_vcs: false,
         concurrency,
+        recheck_after: tahoe_jobs_config::DEFAULT_RECHECK_AFTER,
+        recheck_all_after: tahoe_jobs_config::DEFAULT_RECHECK_ALL_AFTER,
     }
 }
 

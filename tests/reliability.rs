@@ -732,6 +732,7 @@ fn backup_job(
             frequency: Duration::from_secs(7 * 86_400),
             allowed_times: Windows::Always,
             enabled: true,
+            overdue_after: None,
         },
         limits: JobLimits {
             bandwidth: bandwidth.parse().unwrap(),
@@ -770,6 +771,7 @@ fn tick_job(name: &str) -> JobConfig {
             frequency: Duration::from_secs(1),
             allowed_times: Windows::Always,
             enabled: true,
+            overdue_after: None,
         },
         limits: JobLimits {
             bandwidth: "off".parse().unwrap(),

@@ -21,7 +21,10 @@ pub mod windows;
 pub use cpu::CpuShare;
 pub use duration::HumanDuration;
 pub use error::{ConfigError, Problem};
-pub use load::{load, parse_bool, parse_target, redact, LoadOptions, JOB_FILE_NAME};
+pub use load::{
+    load, parse_bool, parse_target, redact, LoadOptions, DEFAULT_NODE_TIMEOUT,
+    DEFAULT_RECHECK_AFTER, DEFAULT_RECHECK_ALL_AFTER, JOB_FILE_NAME,
+};
 pub use model::*;
 pub use node_facts::{Encoding, NodeFacts};
 pub use rate::{Rate, RateNow, RateSchedule};

@@ -33,6 +33,12 @@ pub const DEFAULT_WEB_ADDR: &str = "127.0.0.1:3457";
 pub const DEFAULT_CONCURRENCY: usize = 4;
 /// A job's frequency when none is given.
 pub const DEFAULT_FREQUENCY: Duration = Duration::from_secs(86_400);
+/// `[jobs] node.timeout` when none is given.
+pub const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_secs(600);
+/// A backup's `recheck_after` when none is given (`tahoe backup`'s 30 days).
+pub const DEFAULT_RECHECK_AFTER: Duration = Duration::from_secs(30 * 86_400);
+/// A backup's `recheck_all_after` when none is given (`tahoe backup`'s 60 days).
+pub const DEFAULT_RECHECK_ALL_AFTER: Duration = Duration::from_secs(60 * 86_400);
 
 const OVERRIDE_SOURCE: &str = "command line";
 
@@ -203,8 +209,21 @@ fn flatten(section: &str, prefix: &str, dict: &Dict, origins: &Origins, out: &mu
     }
 }
 
-const JOBS_KEYS: &[&str] = &["web.port", "state_dir", "timezone", "shaping.port"];
-const COMMON_JOB_KEYS: &[&str] = &["frequency", "allowed_times", "bandwidth", "cpu", "enabled"];
+const JOBS_KEYS: &[&str] = &[
+    "web.port",
+    "state_dir",
+    "timezone",
+    "shaping.port",
+    "node.timeout",
+];
+const COMMON_JOB_KEYS: &[&str] = &[
+    "frequency",
+    "allowed_times",
+    "bandwidth",
+    "cpu",
+    "enabled",
+    "overdue_after",
+];
 const BACKUP_KEYS: &[&str] = &[
     "source",
     "target",
@@ -212,6 +231,8 @@ const BACKUP_KEYS: &[&str] = &[
     "exclude_from",
     "exclude_vcs",
     "concurrency",
+    "recheck_after",
+    "recheck_all_after",
 ];
 const CHECK_KEYS: &[&str] = &["target", "verify", "repair", "add_lease", "recheck_after"];
 const BUDGET_KEYS: &[&str] = &[
@@ -448,12 +469,30 @@ impl<'a> Validator<'a> {
                 "off, or a loopback HOST:PORT (or port) for the SOCKS5 shaping proxy, such as 127.0.0.1:3458",
             )
             .flatten();
+        let node_timeout = self
+            .field(
+                find("node.timeout"),
+                "jobs.node.timeout",
+                Some((
+                    HumanDuration(DEFAULT_NODE_TIMEOUT),
+                    HumanDuration(DEFAULT_NODE_TIMEOUT).to_string(),
+                )),
+                |s| match parse_duration_or_zero(s) {
+                    Ok(d) if d.is_zero() => {
+                        Err("a timeout of zero would give up on every request at once".to_string())
+                    }
+                    other => other.map(HumanDuration),
+                },
+                "a duration such as 10min or 1h: how long the node may stay silent on one request",
+            )
+            .map_or(DEFAULT_NODE_TIMEOUT, HumanDuration::as_duration);
         DaemonSettings {
             web_addr,
             state_dir,
             timezone,
             timezone_name,
             shaping_addr,
+            node_timeout,
         }
     }
 
@@ -616,6 +655,43 @@ impl<'a> Validator<'a> {
                 "{prefix}.allowed_times = none: the job never starts by itself, only with `tahoe-jobs start {prefix} --ignore-window`"
             ));
         }
+        let overdue_default =
+            Schedule::default_overdue_after(frequency.unwrap_or(DEFAULT_FREQUENCY));
+        let overdue_after = self.field(
+            find("overdue_after"),
+            &key("overdue_after"),
+            Some((
+                Some(overdue_default),
+                format!(
+                    "{} (twice the frequency plus a day)",
+                    HumanDuration(overdue_default)
+                ),
+            )),
+            |s| {
+                if s.trim().eq_ignore_ascii_case("off") {
+                    Ok(None)
+                } else {
+                    HumanDuration::from_str(s).map(|d| Some(d.as_duration()))
+                }
+            },
+            "off, or a duration such as 2weeks, 36h or 3d (units: s, min, h, d, week)",
+        );
+        if let (Some(Some(overdue)), Some(freq), Some(leaf)) =
+            (overdue_after, frequency, find("overdue_after"))
+        {
+            if overdue < freq {
+                let (origin, text) = (leaf.origin.clone(), leaf.text.clone().unwrap_or_default());
+                self.problem(
+                    &origin,
+                    &key("overdue_after"),
+                    Some(&text),
+                    format!(
+                        "shorter than the frequency ({}): the job would be overdue before it is due; give at least the frequency, or off",
+                        HumanDuration(freq)
+                    ),
+                );
+            }
+        }
         let enabled = self.field(
             find("enabled"),
             &key("enabled"),
@@ -687,6 +763,7 @@ impl<'a> Validator<'a> {
                 frequency: frequency?,
                 allowed_times: allowed_times?,
                 enabled: enabled?,
+                overdue_after: overdue_after?,
             },
             limits: JobLimits {
                 bandwidth: bandwidth?,
@@ -784,6 +861,42 @@ impl<'a> Validator<'a> {
             },
             "the number of uploads in flight at once, 1 to 64",
         )?;
+        let recheck_after = self.field(
+            find("recheck_after"),
+            &key("recheck_after"),
+            Some((
+                DEFAULT_RECHECK_AFTER,
+                HumanDuration(DEFAULT_RECHECK_AFTER).to_string(),
+            )),
+            parse_duration_or_zero,
+            RECHECK_ACCEPTED,
+        )?;
+        let recheck_all_after = self.field(
+            find("recheck_all_after"),
+            &key("recheck_all_after"),
+            Some((
+                DEFAULT_RECHECK_ALL_AFTER,
+                HumanDuration(DEFAULT_RECHECK_ALL_AFTER).to_string(),
+            )),
+            parse_duration_or_zero,
+            RECHECK_ACCEPTED,
+        )?;
+        if recheck_all_after < recheck_after {
+            let leaf = find("recheck_all_after").or(find("recheck_after"));
+            let (origin, text) = leaf
+                .map(|l| (l.origin.clone(), l.text.clone().unwrap_or_default()))
+                .unwrap_or_default();
+            self.problem(
+                &origin,
+                &key("recheck_all_after"),
+                Some(&text),
+                format!(
+                    "shorter than recheck_after ({}): every capability checked at least recheck_all_after ago is checked, so it must be at least recheck_after",
+                    HumanDuration(recheck_after)
+                ),
+            );
+            return None;
+        }
         Some(BackupParams {
             source: source?,
             target: target?,
@@ -791,6 +904,8 @@ impl<'a> Validator<'a> {
             exclude_from,
             exclude_vcs,
             concurrency,
+            recheck_after,
+            recheck_all_after,
         })
     }
 
@@ -862,6 +977,17 @@ impl<'a> Validator<'a> {
 }
 
 const BOOL_ACCEPTED: &str = "true or false (also yes/no, on/off, 1/0)";
+const RECHECK_ACCEPTED: &str =
+    "a duration such as 30d, 8weeks or 0s (0s: check every capability on every run)";
+
+/// A duration where zero makes sense (re-check on every run).
+fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
+    let trimmed = s.trim();
+    if trimmed.is_empty() {
+        return Err("the value is empty".into());
+    }
+    humantime::parse_duration(trimmed).map_err(|e| e.to_string())
+}
 const TARGET_ACCEPTED: &str =
     "ALIAS:PATH such as backup:pictures, or a directory capability URI:DIR2:...";
 

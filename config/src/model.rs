@@ -41,6 +41,10 @@ pub struct DaemonSettings {
     /// Where the SOCKS5 shaping proxy listens (`[jobs] shaping.port`); `None` when exact
     /// shaping is off.
     pub shaping_addr: Option<SocketAddr>,
+    /// How long the Tahoe node may stay silent on one request before it counts as unreachable
+    /// (`[jobs] node.timeout`). An upload's answer comes only once the node has stored the
+    /// whole file, so this must cover the largest file at the slowest rate.
+    pub node_timeout: Duration,
 }
 
 /// `[budget]`: limits shared by all jobs.
@@ -76,6 +80,19 @@ pub struct Schedule {
     pub frequency: Duration,
     pub allowed_times: Windows,
     pub enabled: bool,
+    /// How long after its last completion (or, never completed, after it was first seen) the
+    /// job counts as overdue and the status says so loudly (`overdue_after`); `None` = `off`.
+    pub overdue_after: Option<Duration>,
+}
+
+impl Schedule {
+    /// `overdue_after` when none is given: twice the frequency plus a day, so a job that misses
+    /// one run (a closed window, a node that was down for a night) is not yet flagged.
+    pub fn default_overdue_after(frequency: Duration) -> Duration {
+        frequency
+            .saturating_mul(2)
+            .saturating_add(Duration::from_secs(86_400))
+    }
 }
 
 /// A job's own limits.
@@ -144,6 +161,12 @@ pub struct BackupParams {
     pub exclude_from: Option<PathBuf>,
     pub exclude_vcs: bool,
     pub concurrency: usize,
+    /// A capability last checked less than this long ago is trusted without a check
+    /// (`recheck_after`, default 30 days, as `tahoe backup`).
+    pub recheck_after: Duration,
+    /// A capability last checked at least this long ago is always checked before it is reused
+    /// (`recheck_all_after`, default 60 days); in between, the chance grows linearly.
+    pub recheck_all_after: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -278,3 +278,54 @@ fn extra_task_types_pass_their_keys_through() {
         Ok(())
     });
 }
+
+#[test]
+fn recheck_overdue_and_node_timeout_have_defaults_and_checked_values() {
+    Jail::expect_with(|jail| {
+        jail.create_file("tahoe-jobs.cfg", SEED)?;
+        let config = load(&options(jail.directory())).unwrap();
+        let job = &config.jobs[0];
+        // A weekly job is overdue after two weeks and a day.
+        assert_eq!(
+            job.schedule.overdue_after.map(|d| d.as_secs()),
+            Some(15 * 86400)
+        );
+        let TaskParams::Backup(params) = &job.params else {
+            panic!("not a backup job")
+        };
+        assert_eq!(params.recheck_after.as_secs(), 30 * 86400);
+        assert_eq!(params.recheck_all_after.as_secs(), 60 * 86400);
+        assert_eq!(config.daemon.node_timeout.as_secs(), 600);
+
+        jail.create_file(
+            "tahoe-jobs.cfg",
+            &format!("{SEED}b1.overdue_after = off\nb1.recheck_after = 0s\nb1.recheck_all_after = 0s\n[jobs]\nnode.timeout = 1h\n"),
+        )?;
+        let config = load(&options(jail.directory())).unwrap();
+        let job = &config.jobs[0];
+        assert_eq!(job.schedule.overdue_after, None);
+        let TaskParams::Backup(params) = &job.params else {
+            panic!("not a backup job")
+        };
+        assert!(params.recheck_after.is_zero() && params.recheck_all_after.is_zero());
+        assert_eq!(config.daemon.node_timeout.as_secs(), 3600);
+
+        jail.create_file(
+            "tahoe-jobs.cfg",
+            &format!("{SEED}b1.overdue_after = 2d\nb1.recheck_after = 10d\nb1.recheck_all_after = 5d\n[jobs]\nnode.timeout = 0s\n"),
+        )?;
+        let p = problems(load(&options(jail.directory())).unwrap_err());
+        let text: Vec<String> = p.iter().map(ToString::to_string).collect();
+        let about = |key: &str, words: &str| {
+            assert!(
+                p.iter()
+                    .any(|p| p.key == key && p.to_string().contains(words)),
+                "no problem for {key} saying {words:?} in {text:?}"
+            )
+        };
+        about("backup.b1.overdue_after", "shorter than the frequency");
+        about("backup.b1.recheck_all_after", "at least recheck_after");
+        about("jobs.node.timeout", "zero");
+        Ok(())
+    });
+}

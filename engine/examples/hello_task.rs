@@ -73,6 +73,7 @@ fn hello_job(name: &str, greeting: &str) -> JobConfig {
             frequency: Duration::from_secs(3600),
             allowed_times: "".parse().expect("always"),
             enabled: true,
+            overdue_after: None,
         },
         limits: JobLimits {
             bandwidth: RateSchedule::unlimited(),

@@ -275,6 +275,7 @@ mod tests {
                 frequency: Duration::from_secs(3600),
                 allowed_times: Windows::Always,
                 enabled: true,
+                overdue_after: None,
             },
             limits: JobLimits {
                 bandwidth: RateSchedule::unlimited(),

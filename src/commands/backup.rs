@@ -65,6 +65,8 @@ pub fn run(global: &GlobalArgs, args: &BackupArgs) -> anyhow::Result<i32> {
         exclude_from: args.exclude_from.clone(),
         exclude_vcs: args.exclude_vcs,
         concurrency: args.concurrency,
+        recheck_after: tahoe_jobs_config::DEFAULT_RECHECK_AFTER,
+        recheck_all_after: tahoe_jobs_config::DEFAULT_RECHECK_ALL_AFTER,
     };
     let tree = open_backupdb(&oneshot_db_dir(&node_dir), &target)?;
     let options = BackupOptions {

@@ -37,6 +37,7 @@ pub fn config() -> Config {
             frequency: Duration::from_secs(7 * 86_400),
             allowed_times: "2200-0400".parse().unwrap(),
             enabled: true,
+            overdue_after: None,
         },
         limits: JobLimits {
             bandwidth: "1MiB/s".parse().unwrap(),
@@ -52,6 +53,7 @@ pub fn config() -> Config {
             timezone: TimeZone::get("Europe/Paris").unwrap(),
             timezone_name: "Europe/Paris".into(),
             shaping_addr: None,
+            node_timeout: std::time::Duration::from_secs(600),
         },
         budget: BudgetSettings {
             upload: "2MiB/s".parse::<RateSchedule>().unwrap(),

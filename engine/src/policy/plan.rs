@@ -189,6 +189,7 @@ mod tests {
             frequency: DAY,
             allowed_times: windows.parse().unwrap(),
             enabled: true,
+            overdue_after: None,
         }
     }
 

@@ -534,6 +534,7 @@ pub fn job(task_type: &str, name: &str, windows: &str, frequency: Duration) -> J
             frequency,
             allowed_times: windows.parse().expect("windows"),
             enabled: true,
+            overdue_after: None,
         },
         limits: JobLimits {
             bandwidth: RateSchedule::unlimited(),
