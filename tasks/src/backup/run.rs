@@ -77,12 +77,12 @@ pub async fn run_backup(
     };
     let (prepared, tree) = tokio::join!(sh.until_halt(prepare), build(&sh, source.clone(), scan));
     let tree = match (prepared, tree) {
-        (Ok(Ok(())), tree) => tree,
+        (Ok(Ok(prepared)), Ok(tree)) => Ok((prepared, tree)),
         (Err(halt) | Ok(Err(halt)), Ok(_)) => Err(halt),
         (_, Err(halt)) => Err(halt),
     };
-    let backup = match tree {
-        Ok(cap) => cap,
+    let (prepared, backup) = match tree {
+        Ok(both) => both,
         Err(Halt::Stopped) => {
             db.flush().await?;
             tracing::info!(
@@ -106,7 +106,7 @@ pub async fn run_backup(
 
     // Everything is uploaded: the time of completion names the archive, as in `tahoe backup`.
     let name = archive_name(ctx.now());
-    target
+    prepared
         .link(&client, &name, &backup)
         .await
         .map_err(|e| BackupError::Node {

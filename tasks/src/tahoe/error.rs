@@ -35,6 +35,10 @@ pub enum TahoeError {
     /// A file in the node directory could not be read.
     #[error("cannot read {path}: {message}")]
     NodeDir { path: PathBuf, message: String },
+    /// The directory is read-only (a read capability, or an immutable directory): nothing can
+    /// be linked into it.
+    #[error("{0} is read-only: give a writable directory (an alias made with `tahoe create-alias`, or a write capability)")]
+    NotWritable(String),
     /// An `alias:` that `private/aliases` does not define.
     #[error(
         "unknown alias {alias:?}: create it with `tahoe create-alias {alias}` or check {path}"
@@ -55,6 +59,9 @@ impl TahoeError {
                  its partial shares for up to 30 minutes, or until they restart, and refuse the \
                  same file meanwhile)",
             );
+        }
+        if body.contains("NotWriteableError") {
+            return TahoeError::NotWritable("the directory".into());
         }
         match status.as_u16() {
             404 => TahoeError::NoSuchChild(message),
@@ -99,9 +106,9 @@ impl From<TahoeError> for TaskError {
                 what: "the Tahoe node".into(),
                 message: e.to_string(),
             },
-            TahoeError::UnknownAlias { .. } | TahoeError::NodeDir { .. } => {
-                TaskError::Config(e.to_string())
-            }
+            TahoeError::UnknownAlias { .. }
+            | TahoeError::NodeDir { .. }
+            | TahoeError::NotWritable(_) => TaskError::Config(e.to_string()),
             other => TaskError::Failed(other.to_string()),
         }
     }
