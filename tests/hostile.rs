@@ -240,7 +240,6 @@ pub(crate) fn run_with(
     let options = BackupOptions {
         observer: warnings.clone(),
         client,
-        ..BackupOptions::default()
     };
     let ctx = TaskContext::new(
         "backup.hostile",

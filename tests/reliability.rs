@@ -25,6 +25,7 @@ use tahoe_jobs_engine::{
 };
 use tahoe_jobs_tasks::backup::BackupTask;
 use tahoe_jobs_tasks::sled;
+use tahoe_jobs_tasks::tahoe::ClientOptions;
 
 use crate::hostile::{
     assert_same_tree, bytes, latest_cap, params, restore, run_with, runtime, text, tree_of, write,
@@ -849,7 +850,7 @@ fn a_stopped_node_is_waited_for_and_the_backup_goes_on_where_it_was() {
     }
     let ticks = Arc::new(AtomicU64::new(0));
     let mut registry = Registry::new();
-    tahoe_jobs_tasks::backup::register(&mut registry, grid.node_dir());
+    tahoe_jobs_tasks::backup::register(&mut registry, grid.node_dir(), Default::default());
     let t = ticks.clone();
     registry.register("tick", move |_| {
         Ok(Box::new(Tick(t.clone())) as Box<dyn Task>)
@@ -950,7 +951,7 @@ fn too_few_storage_servers_is_a_clear_error_that_links_nothing() {
         write(&src.join(format!("f{i}.bin")), &bytes(i, 20_000));
     }
     let mut registry = Registry::new();
-    tahoe_jobs_tasks::backup::register(&mut registry, grid.node_dir());
+    tahoe_jobs_tasks::backup::register(&mut registry, grid.node_dir(), Default::default());
     // One upload at a time: with two, one file once kept failing with "placed 0 shares out of
     // 3 total (3 homeless)" for minutes after the server came back (see docs/guarantees.md).
     let jobs = vec![backup_job("h", &src, "rh", "off", 1)];
@@ -1010,6 +1011,71 @@ fn fake_node_dir(dir: &Path, url: &str) -> PathBuf {
     std::fs::write(node.join("node.url"), format!("{url}\n")).unwrap();
     std::fs::write(node.join("private/aliases"), "hang: URI:DIR2:aaaa:bbbb\n").unwrap();
     node
+}
+
+/// `tahoe-jobs backup` and `tahoe-jobs check` without `--timeout` take the request timeout from
+/// `[jobs] node.timeout` in NODEDIR/tahoe-jobs.cfg: against a node that never answers, both
+/// give up as "unreachable" after it (1 s here), not after the default 10 minutes.
+#[test]
+fn one_shot_commands_take_the_request_timeout_from_node_timeout() {
+    let url = hanging_node();
+    let tmp = tempfile::tempdir().unwrap();
+    let node = fake_node_dir(tmp.path(), &url);
+    std::fs::write(node.join("tahoe.cfg"), "[client]\nshares.needed = 1\n").unwrap();
+    std::fs::write(node.join("tahoe-jobs.cfg"), "[jobs]\nnode.timeout = 1s\n").unwrap();
+    let src = tmp.path().join("src");
+    write(&src.join("f.bin"), &bytes(1, 200_000));
+    let run = |args: &[&std::ffi::OsStr]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tahoe-jobs"))
+            .arg("-d")
+            .arg(&node)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        // Far below the default timeout: still waiting then means node.timeout was ignored.
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!("{args:?} still waits on a silent node after 60 s: node.timeout ignored");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let took = started.elapsed();
+        let out = child.wait_with_output().unwrap();
+        (out, took)
+    };
+    let os = std::ffi::OsStr::new;
+    for args in [
+        vec![os("backup"), src.as_os_str(), os("hang:x")],
+        vec![os("check"), os("hang:")],
+    ] {
+        let (out, took) = run(&args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("is unreachable"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("aaaa"), "{stderr}");
+        assert!(took >= Duration::from_secs(1), "{args:?} took {took:?}");
+    }
+
+    // An invalid configuration is not silently replaced by the default: the command says
+    // where the timeout comes from and how to do without it.
+    std::fs::write(node.join("tahoe-jobs.cfg"), "[jobs]\nnode.timeout = 0s\n").unwrap();
+    let (out, _) = run(&[os("check"), os("hang:")]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("node.timeout") && stderr.contains("--timeout"),
+        "{stderr}"
+    );
+    // ... and --timeout needs no configuration.
+    let (out, _) = run(&[os("check"), os("--timeout"), os("1s"), os("hang:")]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is unreachable"), "{stderr}");
 }
 
 /// The backup task, and whether its run returned by itself (rather than being dropped by the
@@ -1090,7 +1156,8 @@ fn a_hanging_node_times_out_and_a_window_close_still_stops_the_job() {
     let mut registry = Registry::new();
     let (node2, flag) = (node.clone(), returned.clone());
     registry.register("backup", move |job| {
-        Ok(Box::new(Returns(BackupTask::from_job(&node2, job)?, flag.clone())) as Box<dyn Task>)
+        let task = BackupTask::from_job(&node2, job, ClientOptions::default())?;
+        Ok(Box::new(Returns(task, flag.clone())) as Box<dyn Task>)
     });
     let jobs = vec![backup_job("hang", &src, "hang", "off", 2)];
     let id = "backup.hang";

@@ -22,8 +22,8 @@ pub use cpu::CpuShare;
 pub use duration::HumanDuration;
 pub use error::{ConfigError, Problem};
 pub use load::{
-    load, parse_bool, parse_target, redact, LoadOptions, DEFAULT_NODE_TIMEOUT,
-    DEFAULT_RECHECK_AFTER, DEFAULT_RECHECK_ALL_AFTER, JOB_FILE_NAME,
+    load, parse_bool, parse_duration_or_zero, parse_target, redact, LoadOptions,
+    DEFAULT_NODE_TIMEOUT, DEFAULT_RECHECK_AFTER, DEFAULT_RECHECK_ALL_AFTER, JOB_FILE_NAME,
 };
 pub use model::*;
 pub use node_facts::{Encoding, NodeFacts};

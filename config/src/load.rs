@@ -980,8 +980,9 @@ const BOOL_ACCEPTED: &str = "true or false (also yes/no, on/off, 1/0)";
 const RECHECK_ACCEPTED: &str =
     "a duration such as 30d, 8weeks or 0s (0s: check every capability on every run)";
 
-/// A duration where zero makes sense (re-check on every run).
-fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
+/// A duration where zero makes sense (`recheck_after = 0s`: re-check on every run); also for
+/// command-line flags that mirror such keys.
+pub fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
     let trimmed = s.trim();
     if trimmed.is_empty() {
         return Err("the value is empty".into());

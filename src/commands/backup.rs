@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use tahoe_jobs_config::load::DEFAULT_CONCURRENCY;
-use tahoe_jobs_config::{BackupParams, Target};
+use tahoe_jobs_config::{BackupParams, Target, DEFAULT_RECHECK_AFTER, DEFAULT_RECHECK_ALL_AFTER};
 use tahoe_jobs_tasks::backup::{
     backup_once, oneshot_db_dir, open_backupdb, BackupObserver, BackupOptions, DirAction,
     FileAction,
@@ -41,9 +41,19 @@ pub struct BackupArgs {
     pub concurrency: usize,
     /// How long the node may stay silent on one request (not reading an upload, or not
     /// answering) before it counts as unreachable. An upload's answer comes only once the node
-    /// has encoded and stored the whole file, so this must cover the largest file.
-    #[arg(long, value_name = "DURATION", default_value = "10min", value_parser = parse_timeout)]
-    pub timeout: std::time::Duration,
+    /// has encoded and stored the whole file, so this must cover the largest file. Default:
+    /// [jobs] node.timeout from NODEDIR/tahoe-jobs.cfg (10min when not set there).
+    #[arg(long, value_name = "DURATION", value_parser = super::parse_timeout)]
+    pub timeout: Option<std::time::Duration>,
+    /// Use a file or directory uploaded or checked less than this long ago again without
+    /// checking it.
+    #[arg(long = "recheck-after", value_name = "DURATION", default_value_t = HumanDurationOrZero(DEFAULT_RECHECK_AFTER), value_parser = parse_recheck)]
+    pub recheck_after: HumanDurationOrZero,
+    /// Always check a file or directory last checked at least this long ago before using it
+    /// again (an unhealthy one is uploaded again); between the two, the chance grows linearly.
+    /// Both 0s: check everything on every run.
+    #[arg(long = "recheck-all-after", value_name = "DURATION", default_value_t = HumanDurationOrZero(DEFAULT_RECHECK_ALL_AFTER), value_parser = parse_recheck)]
+    pub recheck_all_after: HumanDurationOrZero,
     /// Print every file and directory as it is handled.
     #[arg(short, long)]
     pub verbose: bool,
@@ -58,6 +68,17 @@ pub struct BackupArgs {
 pub fn run(global: &GlobalArgs, args: &BackupArgs) -> anyhow::Result<i32> {
     let node_dir = super::node_dir(global)?;
     let target = parse_target(&args.target)?;
+    let (recheck_after, recheck_all_after) = (args.recheck_after.0, args.recheck_all_after.0);
+    if recheck_all_after < recheck_after {
+        anyhow::bail!(
+            "--recheck-all-after ({}) is shorter than --recheck-after ({}): a capability last \
+             checked at least recheck-all-after ago is always checked, so it must be at least \
+             recheck-after",
+            args.recheck_all_after,
+            args.recheck_after
+        );
+    }
+    let timeout = super::node_timeout(global, args.timeout)?;
     let params = BackupParams {
         source: args.source.clone(),
         target: target.clone(),
@@ -65,8 +86,8 @@ pub fn run(global: &GlobalArgs, args: &BackupArgs) -> anyhow::Result<i32> {
         exclude_from: args.exclude_from.clone(),
         exclude_vcs: args.exclude_vcs,
         concurrency: args.concurrency,
-        recheck_after: tahoe_jobs_config::DEFAULT_RECHECK_AFTER,
-        recheck_all_after: tahoe_jobs_config::DEFAULT_RECHECK_ALL_AFTER,
+        recheck_after,
+        recheck_all_after,
     };
     let tree = open_backupdb(&oneshot_db_dir(&node_dir), &target)?;
     let options = BackupOptions {
@@ -74,9 +95,8 @@ pub fn run(global: &GlobalArgs, args: &BackupArgs) -> anyhow::Result<i32> {
             verbose: args.verbose,
         }),
         client: ClientOptions {
-            request_timeout: args.timeout,
+            request_timeout: timeout,
         },
-        ..BackupOptions::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -93,10 +113,28 @@ pub fn run(global: &GlobalArgs, args: &BackupArgs) -> anyhow::Result<i32> {
     Ok(summary.exit_code())
 }
 
-fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
-    s.parse::<tahoe_jobs_config::HumanDuration>()
-        .map(tahoe_jobs_config::HumanDuration::as_duration)
-        .map_err(|_| format!("{s:?} is not a duration above zero, such as 30s or 10min"))
+/// A duration flag where zero is allowed, shown in whole days when it is some (`60d`, not
+/// humantime's `1month 29days 13h 26m 24s`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDurationOrZero(pub std::time::Duration);
+
+impl std::fmt::Display for HumanDurationOrZero {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.0.as_secs();
+        if self.0.is_zero() {
+            f.write_str("0s")
+        } else if secs.is_multiple_of(86_400) && self.0.subsec_nanos() == 0 {
+            write!(f, "{}d", secs / 86_400)
+        } else {
+            tahoe_jobs_config::HumanDuration(self.0).fmt(f)
+        }
+    }
+}
+
+fn parse_recheck(s: &str) -> Result<HumanDurationOrZero, String> {
+    tahoe_jobs_config::parse_duration_or_zero(s)
+        .map(HumanDurationOrZero)
+        .map_err(|_| format!("{s:?} is not a duration, such as 30d, 8weeks or 0s"))
 }
 
 fn parse_concurrency(s: &str) -> Result<usize, String> {

@@ -21,6 +21,7 @@ use tahoe_jobs_tasks::check::{
     check_once, oneshot_db_dir, CheckObserver, CheckOptions, ObjectRecord, DEFAULT_CONCURRENCY,
 };
 use tahoe_jobs_tasks::sled;
+use tahoe_jobs_tasks::tahoe::ClientOptions;
 
 use crate::cli::GlobalArgs;
 
@@ -36,6 +37,11 @@ pub struct CheckArgs {
     /// Renew this node's leases on every share found.
     #[arg(long = "add-lease")]
     pub add_lease: bool,
+    /// How long the node may stay silent on one request before it counts as unreachable (a
+    /// verify or repair of a large file answers only when it is done). Default: [jobs]
+    /// node.timeout from NODEDIR/tahoe-jobs.cfg (10min when not set there).
+    #[arg(long, value_name = "DURATION", value_parser = super::parse_timeout)]
+    pub timeout: Option<std::time::Duration>,
     /// How many objects to check at once.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
     pub concurrency: usize,
@@ -56,6 +62,7 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<i32> {
         add_lease: args.add_lease,
         recheck_after: std::time::Duration::ZERO,
     };
+    let timeout = super::node_timeout(global, args.timeout)?;
     let happy = NodeFacts::read(&node_dir)
         .with_context(|| format!("cannot read the node's settings in {}", node_dir.display()))?
         .encoding
@@ -67,7 +74,9 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<i32> {
             seen: AtomicU64::new(0),
         }),
         concurrency: args.concurrency,
-        ..CheckOptions::default()
+        client: ClientOptions {
+            request_timeout: timeout,
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use tahoe_jobs_config::{Config, LoadOptions};
 use tahoe_jobs_engine::Registry;
+use tahoe_jobs_tasks::SharedClientOptions;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 
@@ -46,11 +47,36 @@ pub fn node_dir(global: &GlobalArgs) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(home).join(".tahoe"))
 }
 
-/// Every task type this binary knows, bound to the node directory.
-pub fn registry(node_dir: &Path) -> Registry {
+/// Every task type this binary knows, bound to the node directory; their tasks talk to the node
+/// with the options `client` holds when each is built (`[jobs] node.timeout`).
+pub fn registry(node_dir: &Path, client: SharedClientOptions) -> Registry {
     let mut registry = Registry::new();
-    tahoe_jobs_tasks::register(&mut registry, node_dir);
+    tahoe_jobs_tasks::register_with(&mut registry, node_dir, client);
     registry
+}
+
+/// The request timeout of a one-shot command: `--timeout` when given, else `[jobs]
+/// node.timeout` as the daemon would use it (NODEDIR/tahoe-jobs.cfg, `--config`, the
+/// environment, `--set`).
+pub fn node_timeout(
+    global: &GlobalArgs,
+    flag: Option<std::time::Duration>,
+) -> anyhow::Result<std::time::Duration> {
+    if let Some(timeout) = flag {
+        return Ok(timeout);
+    }
+    let config = load_config(global).context(
+        "cannot read the request timeout ([jobs] node.timeout) from the configuration; fix it, \
+         or give --timeout",
+    )?;
+    Ok(config.daemon.node_timeout)
+}
+
+/// A `--timeout` value: a duration above zero.
+pub fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    s.parse::<tahoe_jobs_config::HumanDuration>()
+        .map(tahoe_jobs_config::HumanDuration::as_duration)
+        .map_err(|_| format!("{s:?} is not a duration above zero, such as 30s or 10min"))
 }
 
 /// Loads the layered configuration for the given global options, accepting a section for every
@@ -60,7 +86,7 @@ pub fn load_config(global: &GlobalArgs) -> Result<Config, tahoe_jobs_config::Con
         Ok(d) => d,
         Err(_) => PathBuf::from(".tahoe"),
     };
-    let extra_task_types = registry(&node_dir)
+    let extra_task_types = registry(&node_dir, SharedClientOptions::default())
         .task_types()
         .into_iter()
         .filter(|t| t != "backup" && t != "check")

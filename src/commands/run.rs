@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tahoe_jobs_engine::shaping::ShapingProxy;
 use tahoe_jobs_engine::{Enforcement, Engine, EngineHandle, EngineOptions, SystemClock};
+use tahoe_jobs_tasks::{ClientOptions, SharedClientOptions};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{watch, Notify};
 use tracing::{error, info, warn};
@@ -71,11 +72,13 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
         let shaping = proxy.as_ref().map(ShapingProxy::control);
         let node_pid = node_watch::node_pid(&node_dir);
         let aliases = node_watch::first_look(&node_dir).await;
+        // `[jobs] node.timeout` for every task's requests; a reload changes it for later runs.
+        let client = SharedClientOptions::new(ClientOptions::from_settings(&config.daemon));
         let handle = Engine::start(EngineOptions {
             state_dir: config.daemon.state_dir.clone(),
             timezone: config.daemon.timezone.clone(),
             clock: Arc::new(SystemClock),
-            registry: super::registry(&node_dir),
+            registry: super::registry(&node_dir, client.clone()),
             jobs: config.jobs.clone(),
             budget: config.budget.clone(),
             enforcement: Enforcement {
@@ -135,6 +138,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
             names: &names,
             refresh: &refresh,
             shaping_addr: config.daemon.shaping_addr,
+            client: &client,
         };
         info!(
             jobs = config.jobs.len(),
@@ -191,6 +195,8 @@ struct Daemon<'a> {
     /// Wakes the node watch at once (after a reload).
     refresh: &'a Notify,
     shaping_addr: Option<std::net::SocketAddr>,
+    /// The client options the task factories read: `[jobs] node.timeout`.
+    client: &'a SharedClientOptions,
 }
 
 impl Daemon<'_> {
@@ -227,6 +233,9 @@ impl Daemon<'_> {
                     if let Err(e) = self.handle.update_budget(config.budget.clone()).await {
                         error!("the new [budget] could not be applied: {e}");
                     }
+                    // Runs started from now on use it; a run in progress keeps its own.
+                    self.client
+                        .set(ClientOptions::from_settings(&config.daemon));
                     if config.daemon.shaping_addr != self.shaping_addr {
                         warn!(
                             "[jobs] shaping.port changed: the shaping proxy moves at the next \

@@ -16,9 +16,110 @@ pub use sled;
 use std::path::Path;
 
 pub use backup::{backup_once, BackupError, BackupOptions, BackupSummary, BackupTask};
+pub use tahoe::{ClientOptions, SharedClientOptions};
 
-/// Registers the task types this crate provides (`backup`) with the engine.
+/// Registers the task types this crate provides (`backup`, `check`) with the engine, with the
+/// default client options (`[jobs] node.timeout`'s default).
 pub fn register(registry: &mut tahoe_jobs_engine::Registry, node_dir: &Path) {
-    backup::register(registry, node_dir);
-    check::register(registry, node_dir);
+    register_with(registry, node_dir, SharedClientOptions::default());
+}
+
+/// Registers the task types this crate provides; every task they build talks to the node with
+/// the options `client` holds at that moment (the daemon sets them from `[jobs] node.timeout`,
+/// at start and on reload).
+pub fn register_with(
+    registry: &mut tahoe_jobs_engine::Registry,
+    node_dir: &Path,
+    client: SharedClientOptions,
+) {
+    backup::register(registry, node_dir, client.clone());
+    check::register(registry, node_dir, client);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use tahoe_jobs_engine::{Registry, TaskContext, TaskError};
+
+    use super::*;
+
+    /// The tasks the registry builds talk to the node with the client options in force when
+    /// they are built: `[jobs] node.timeout` from the configuration, and a later change (a
+    /// reload) for the next task. A node that accepts connections and never answers makes the
+    /// timeout visible: with the default 10 minutes the run would outlast the guard.
+    #[tokio::test]
+    async fn tasks_use_the_configured_node_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held = tokio::spawn(async move {
+            let mut kept = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                kept.push(stream);
+            }
+        });
+        let tmp = tempfile::tempdir().unwrap();
+        let node = tmp.path().join("node");
+        std::fs::create_dir_all(node.join("private")).unwrap();
+        std::fs::write(node.join("node.url"), format!("http://{addr}/\n")).unwrap();
+        std::fs::write(node.join("private/aliases"), "b: URI:DIR2:aaaa:bbbb\n").unwrap();
+        std::fs::write(node.join("tahoe.cfg"), "[client]\nshares.needed = 1\n").unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("f"), vec![7u8; 1000]).unwrap();
+        let load = |timeout: &str| {
+            tahoe_jobs_config::load(&tahoe_jobs_config::LoadOptions {
+                node_dir: node.clone(),
+                config_file: None,
+                overrides: vec![
+                    ("backup.b1.source".into(), src.display().to_string()),
+                    ("backup.b1.target".into(), "b:x".into()),
+                    ("check.c1.target".into(), "b:".into()),
+                    ("jobs.node.timeout".into(), timeout.into()),
+                ],
+                read_env: false,
+                extra_task_types: Vec::new(),
+            })
+            .expect("configuration")
+        };
+
+        let shared = SharedClientOptions::default();
+        assert_eq!(
+            shared.get().request_timeout,
+            tahoe_jobs_config::DEFAULT_NODE_TIMEOUT
+        );
+        let mut registry = Registry::new();
+        register_with(&mut registry, &node, shared.clone());
+        let db = sled::Config::new().temporary(true).open().unwrap();
+
+        for (timeout, limit) in [
+            ("400ms", Duration::from_millis(400)),
+            ("1s", Duration::from_secs(1)),
+        ] {
+            let config = load(timeout);
+            assert_eq!(config.daemon.node_timeout, limit);
+            // As the daemon does at start and on reload.
+            shared.set(ClientOptions::from_settings(&config.daemon));
+            for job in &config.jobs {
+                let mut task = registry.build(job).expect("a task");
+                let ctx = TaskContext::standalone(job.id(), db.open_tree(job.id()).unwrap());
+                let started = Instant::now();
+                let result = tokio::time::timeout(Duration::from_secs(30), task.run(&ctx))
+                    .await
+                    .unwrap_or_else(|_| panic!("{} ignored node.timeout = {timeout}", job.id()));
+                let took = started.elapsed();
+                assert!(
+                    matches!(result, Err(TaskError::Unavailable { .. })),
+                    "{}: {result:?}",
+                    job.id()
+                );
+                assert!(
+                    took >= limit && took < limit + Duration::from_secs(10),
+                    "{} gave up after {took:?} with node.timeout = {timeout}",
+                    job.id()
+                );
+            }
+        }
+        held.abort();
+    }
 }

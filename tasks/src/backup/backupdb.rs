@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tahoe_jobs_config::BackupParams;
 
 use super::metadata::FileStat;
 use crate::tahoe::Cap;
@@ -23,19 +24,29 @@ use crate::tahoe::Cap;
 const TOTALS_KEY: &[u8] = b"meta/totals";
 
 /// When to check an old capability again before trusting it (`tahoe backup`'s policy: never
-/// within a month of the last check, always after two, linearly more likely in between).
+/// within `recheck_after` of the last check, always from `recheck_all_after` on, linearly more
+/// likely in between). The default is `tahoe backup`'s: one month and two.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecheckPolicy {
     pub no_check_before: Duration,
     pub always_check_after: Duration,
 }
 
+impl RecheckPolicy {
+    /// The policy a backup job's `recheck_after` and `recheck_all_after` describe.
+    pub fn of(params: &BackupParams) -> RecheckPolicy {
+        RecheckPolicy {
+            no_check_before: params.recheck_after,
+            always_check_after: params.recheck_all_after,
+        }
+    }
+}
+
 impl Default for RecheckPolicy {
     fn default() -> Self {
-        const DAY: u64 = 24 * 60 * 60;
         RecheckPolicy {
-            no_check_before: Duration::from_secs(30 * DAY),
-            always_check_after: Duration::from_secs(60 * DAY),
+            no_check_before: tahoe_jobs_config::DEFAULT_RECHECK_AFTER,
+            always_check_after: tahoe_jobs_config::DEFAULT_RECHECK_ALL_AFTER,
         }
     }
 }
@@ -45,6 +56,11 @@ pub fn recheck_probability(age_secs: i64, policy: &RecheckPolicy) -> f64 {
     let lo = policy.no_check_before.as_secs_f64();
     let hi = policy.always_check_after.as_secs_f64();
     let age = age_secs as f64;
+    // `recheck_all_after = 0s` promises a check on every run, even of a record a clock that
+    // went back made look younger than now.
+    if policy.always_check_after.is_zero() {
+        return 1.0;
+    }
     if hi <= lo {
         return if age >= hi { 1.0 } else { 0.0 };
     }
@@ -383,6 +399,84 @@ mod tests {
             always_check_after: Duration::ZERO,
         };
         assert_eq!(recheck_probability(0, &instant), 1.0);
+    }
+
+    fn params(recheck_after: Duration, recheck_all_after: Duration) -> BackupParams {
+        BackupParams {
+            source: "/src".into(),
+            target: tahoe_jobs_config::Target::Alias {
+                alias: "b".into(),
+                path: String::new(),
+            },
+            exclude: Vec::new(),
+            exclude_from: None,
+            exclude_vcs: false,
+            concurrency: 1,
+            recheck_after,
+            recheck_all_after,
+        }
+    }
+
+    #[test]
+    fn the_policy_comes_from_the_job() {
+        let d = |days: u64| Duration::from_secs(days * DAY as u64);
+        assert_eq!(
+            RecheckPolicy::of(&params(
+                tahoe_jobs_config::DEFAULT_RECHECK_AFTER,
+                tahoe_jobs_config::DEFAULT_RECHECK_ALL_AFTER
+            )),
+            RecheckPolicy::default()
+        );
+        let p = RecheckPolicy::of(&params(d(1), d(3)));
+        assert_eq!((p.no_check_before, p.always_check_after), (d(1), d(3)));
+        assert_eq!(recheck_probability(DAY / 2, &p), 0.0);
+        assert!((recheck_probability(2 * DAY, &p) - 0.5).abs() < 1e-9);
+        assert_eq!(recheck_probability(3 * DAY, &p), 1.0);
+
+        // 0s and 0s: every known capability is checked on every run, whatever the roll, even
+        // one recorded this very second or (after the clock went back) in the future.
+        let every_run = RecheckPolicy::of(&params(Duration::ZERO, Duration::ZERO));
+        let now = 100 * DAY;
+        let cap = Cap::new("URI:CHK:a:b:1:1:5");
+        for last_checked in [now, now - 1, now - 90 * DAY, now + DAY] {
+            assert_eq!(
+                decide_file(
+                    Some(&record(last_checked)),
+                    &stat(),
+                    now,
+                    &every_run,
+                    0.999_999
+                ),
+                Decision::Check(cap.clone()),
+                "checked {last_checked}"
+            );
+            let dir = DirRecord {
+                cap: cap.expose().to_string(),
+                last_checked,
+                lost: Vec::new(),
+            };
+            assert_eq!(
+                decide_dir(Some(&dir), now, &every_run, 0.999_999),
+                Decision::Check(cap.clone())
+            );
+        }
+        // Changed files are uploaded, not checked, under any policy.
+        assert_eq!(
+            decide_file(
+                Some(&record(now)),
+                &FileStat { size: 6, ..stat() },
+                now,
+                &every_run,
+                0.0
+            ),
+            Decision::Create
+        );
+        // recheck_after = 0s alone does not check a capability checked a moment ago.
+        let soon = RecheckPolicy::of(&params(Duration::ZERO, d(60)));
+        assert_eq!(
+            decide_file(Some(&record(now)), &stat(), now, &soon, 0.0),
+            Decision::Reuse(cap)
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub use excludes::{ExcludeFileError, Excludes, VCS_PATTERNS};
 pub use run::{run_backup, RunEnd};
 pub use summary::{counter, BackupSummary};
 
-use crate::tahoe::{ClientOptions, TahoeError};
+use crate::tahoe::{ClientOptions, SharedClientOptions, TahoeError};
 
 /// What happened to one file, for an observer (`tahoe-jobs backup -v`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,10 +60,10 @@ pub struct Silent;
 
 impl BackupObserver for Silent {}
 
-/// How a backup runs, beyond its job parameters.
+/// How a backup runs, beyond its job parameters (the re-check policy is one of those:
+/// [`RecheckPolicy::of`] the job's `recheck_after` and `recheck_all_after`).
 #[derive(Clone)]
 pub struct BackupOptions {
-    pub recheck: RecheckPolicy,
     pub client: ClientOptions,
     pub observer: Arc<dyn BackupObserver>,
 }
@@ -71,7 +71,6 @@ pub struct BackupOptions {
 impl Default for BackupOptions {
     fn default() -> Self {
         BackupOptions {
-            recheck: RecheckPolicy::default(),
             client: ClientOptions::default(),
             observer: Arc::new(Silent),
         }
@@ -81,7 +80,6 @@ impl Default for BackupOptions {
 impl std::fmt::Debug for BackupOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BackupOptions")
-            .field("recheck", &self.recheck)
             .field("client", &self.client)
             .finish_non_exhaustive()
     }
@@ -164,13 +162,20 @@ impl BackupTask {
         }
     }
 
-    /// Builds the task for a `[backup]` job.
-    pub fn from_job(node_dir: &Path, job: &JobConfig) -> Result<BackupTask, TaskError> {
+    /// Builds the task for a `[backup]` job; its requests to the node use `client`.
+    pub fn from_job(
+        node_dir: &Path,
+        job: &JobConfig,
+        client: ClientOptions,
+    ) -> Result<BackupTask, TaskError> {
         match &job.params {
             TaskParams::Backup(p) => Ok(BackupTask::new(
                 node_dir,
                 p.clone(),
-                BackupOptions::default(),
+                BackupOptions {
+                    client,
+                    ..BackupOptions::default()
+                },
             )),
             _ => Err(TaskError::Config(format!(
                 "job {} is not a backup job",
@@ -194,11 +199,16 @@ impl Task for BackupTask {
     }
 }
 
-/// Registers the `backup` task type.
-pub fn register(registry: &mut tahoe_jobs_engine::Registry, node_dir: &Path) {
+/// Registers the `backup` task type. Each task takes the client options `client` holds when
+/// it is built, so a reloaded `[jobs] node.timeout` applies from the next run on.
+pub fn register(
+    registry: &mut tahoe_jobs_engine::Registry,
+    node_dir: &Path,
+    client: SharedClientOptions,
+) {
     let node_dir = node_dir.to_path_buf();
     registry.register("backup", move |job| {
-        Ok(Box::new(BackupTask::from_job(&node_dir, job)?) as Box<dyn Task>)
+        Ok(Box::new(BackupTask::from_job(&node_dir, job, client.get())?) as Box<dyn Task>)
     });
 }
 

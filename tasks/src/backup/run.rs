@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tahoe_jobs_config::BackupParams;
 use tahoe_jobs_engine::TaskContext;
 
-use super::backupdb::{BackupDb, RunTotals};
+use super::backupdb::{BackupDb, RecheckPolicy, RunTotals};
 use super::excludes::Excludes;
 use super::layout::{archive_name, TargetDir};
 use super::summary::{counter, BackupSummary};
@@ -59,7 +59,7 @@ pub async fn run_backup(
         db.clone(),
         ctx.clone(),
         excludes,
-        options.recheck,
+        RecheckPolicy::of(params),
         options.observer.clone(),
         params.concurrency,
     ));

@@ -31,7 +31,7 @@ pub use record::{ObjectRecord, Rebalance};
 pub use run::PassEnd;
 pub use summary::{counter, CheckSummary};
 
-use crate::tahoe::{Aliases, ClientOptions, TahoeClient, TahoeError};
+use crate::tahoe::{Aliases, ClientOptions, SharedClientOptions, TahoeClient, TahoeError};
 use inspect::Inspector;
 use run::Pass;
 
@@ -144,12 +144,21 @@ impl CheckTask {
         }
     }
 
-    /// Builds the task for a `[check]` job.
-    pub fn from_job(node_dir: &Path, job: &JobConfig) -> Result<CheckTask, TaskError> {
+    /// Builds the task for a `[check]` job; its requests to the node use `client`.
+    pub fn from_job(
+        node_dir: &Path,
+        job: &JobConfig,
+        client: ClientOptions,
+    ) -> Result<CheckTask, TaskError> {
         match &job.params {
-            TaskParams::Check(p) => {
-                Ok(CheckTask::new(node_dir, p.clone(), CheckOptions::default()))
-            }
+            TaskParams::Check(p) => Ok(CheckTask::new(
+                node_dir,
+                p.clone(),
+                CheckOptions {
+                    client,
+                    ..CheckOptions::default()
+                },
+            )),
             _ => Err(TaskError::Config(format!(
                 "job {} is not a check job",
                 job.id()
@@ -181,11 +190,16 @@ fn happy_of(node_dir: &Path) -> u32 {
     NodeFacts::read(node_dir).map_or(0, |f| f.encoding.happy)
 }
 
-/// Registers the `check` task type.
-pub fn register(registry: &mut tahoe_jobs_engine::Registry, node_dir: &Path) {
+/// Registers the `check` task type. Each task takes the client options `client` holds when it
+/// is built, so a reloaded `[jobs] node.timeout` applies from the next run on.
+pub fn register(
+    registry: &mut tahoe_jobs_engine::Registry,
+    node_dir: &Path,
+    client: SharedClientOptions,
+) {
     let node_dir = node_dir.to_path_buf();
     registry.register("check", move |job| {
-        Ok(Box::new(CheckTask::from_job(&node_dir, job)?) as Box<dyn Task>)
+        Ok(Box::new(CheckTask::from_job(&node_dir, job, client.get())?) as Box<dyn Task>)
     });
 }
 

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -40,8 +40,40 @@ pub struct ClientOptions {
 impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
-            request_timeout: Duration::from_secs(600),
+            request_timeout: tahoe_jobs_config::DEFAULT_NODE_TIMEOUT,
         }
+    }
+}
+
+impl ClientOptions {
+    /// The options `[jobs]` gives: `node.timeout` is the request timeout.
+    pub fn from_settings(daemon: &tahoe_jobs_config::DaemonSettings) -> ClientOptions {
+        ClientOptions {
+            request_timeout: daemon.node_timeout,
+        }
+    }
+}
+
+/// [`ClientOptions`] shared between whoever sets them (the daemon, from its configuration at
+/// start and on reload) and the task factories, which read them each time they build a task:
+/// the engine builds a task per run, so a run always uses the options in force when it began.
+#[derive(Debug, Clone, Default)]
+pub struct SharedClientOptions(Arc<RwLock<ClientOptions>>);
+
+impl SharedClientOptions {
+    pub fn new(options: ClientOptions) -> SharedClientOptions {
+        SharedClientOptions(Arc::new(RwLock::new(options)))
+    }
+
+    /// The options in force now.
+    pub fn get(&self) -> ClientOptions {
+        // A panic elsewhere while holding the lock cannot leave a half-written Duration behind.
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the options for tasks built from now on.
+    pub fn set(&self, options: ClientOptions) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = options;
     }
 }
 

@@ -9,7 +9,7 @@ pub mod servers;
 pub mod types;
 
 pub use cap::{redact_caps, Cap};
-pub use client::{ClientOptions, TahoeClient};
+pub use client::{ClientOptions, SharedClientOptions, TahoeClient};
 pub use error::TahoeError;
 pub use node_dir::{read_node_url, Aliases, DEFAULT_ALIAS};
 pub use types::{
