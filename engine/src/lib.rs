@@ -4,8 +4,8 @@
 //!
 //! Code map:
 //! - [`task`], [`stop`], [`progress`], [`budget`], [`clock`]: what a task sees.
-//! - [`policy`]: the rules (due-ness, backoff, what to do and when to look again) as plain
-//!   functions.
+//! - [`policy`]: the rules (due-ness, overdue-ness, backoff, what to do and when to look again)
+//!   as plain functions.
 //! - [`record`], [`store`]: what is remembered per job, and the sled database it lives in;
 //!   [`overrides`]: values changed live, a layer above the configuration files.
 //! - [`limits`]: the limiters and which limits are in force when; [`shaping`]: the SOCKS5
@@ -41,7 +41,7 @@ pub use overrides::{LiveOverrides, OverrideError, OverrideTarget, OverrideValue}
 pub use progress::{ProgressSink, ProgressSnapshot, Warning};
 pub use record::{JobRecord, RecordError};
 pub use state::JobState;
-pub use status::{EngineStatus, JobStatus, StateKind, StateView};
+pub use status::{EngineStatus, JobStatus, OverdueView, StateKind, StateView};
 pub use stop::{StopReason, StopSignal};
 pub use store::{Store, StoreError};
 pub use task::{Outcome, Registry, Task, TaskContext, TaskError, TaskFactory};

@@ -82,6 +82,11 @@ pub struct JobRecord {
     /// failed, or cut off by a crash), cleared when it completes. An unfinished run is resumed at
     /// the next opportunity whatever the frequency says.
     pub unfinished_run: Option<Timestamp>,
+    /// When the engine first saw this job: a job that never completed counts as overdue from
+    /// here. Added after version 1 was released, so older version-1 records lack it (the
+    /// struct's `serde(default)` reads them as `None`, and the job actor sets it at its start);
+    /// older releases ignore it, so the version stays 1.
+    pub first_seen: Option<Timestamp>,
     pub last_started: Option<Timestamp>,
     pub last_completed: Option<Timestamp>,
     pub last_outcome: Option<LastOutcome>,
@@ -176,6 +181,26 @@ mod tests {
         let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(value["v"], 1);
         assert_eq!(JobRecord::from_bytes(&bytes).unwrap(), record);
+    }
+
+    #[test]
+    fn a_version_1_record_without_first_seen_still_loads() {
+        // As the first release wrote them, before `first_seen` existed.
+        let old = br#"{"v":1,"unfinished_run":null,"last_started":"2026-01-01T00:00:00Z",
+            "last_completed":"2026-01-01T01:00:00Z","last_outcome":{"kind":"completed",
+            "at":"2026-01-01T01:00:00Z"},"last_error":null,"pause":null,
+            "consecutive_failures":0,"last_run_counters":{},"last_completed_totals":{}}"#;
+        let record = JobRecord::from_bytes(old).unwrap();
+        assert_eq!(record.first_seen, None);
+        assert_eq!(record.last_completed, Some(ts("2026-01-01T01:00:00Z")));
+        let seen = JobRecord {
+            first_seen: Some(ts("2026-01-02T00:00:00Z")),
+            ..record
+        };
+        let bytes = seen.to_bytes();
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(value["v"], 1);
+        assert_eq!(JobRecord::from_bytes(&bytes).unwrap(), seen);
     }
 
     #[test]

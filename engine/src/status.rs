@@ -56,6 +56,29 @@ pub struct JobStatus {
     pub progress: ProgressSnapshot,
     pub last_run_counters: BTreeMap<String, u64>,
     pub last_completed_totals: BTreeMap<String, u64>,
+    /// When the engine first saw the job (a job never completed counts as overdue from here).
+    pub first_seen: Option<Timestamp>,
+    /// `overdue_after` in seconds; `None` when it is `off`.
+    pub overdue_after_secs: Option<u64>,
+    /// Set while the job is overdue: it has not completed for longer than `overdue_after`
+    /// (see [`crate::policy::overdue`]).
+    pub overdue: Option<OverdueView>,
+}
+
+/// Since when a job is overdue, and for how long at the snapshot's instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OverdueView {
+    pub since: Timestamp,
+    pub for_secs: u64,
+}
+
+impl From<crate::policy::Overdue> for OverdueView {
+    fn from(o: crate::policy::Overdue) -> Self {
+        OverdueView {
+            since: o.since,
+            for_secs: o.for_.as_secs(),
+        }
+    }
 }
 
 /// The state's name, its instant (until / opens / since / retry at) and its stop reason.

@@ -12,7 +12,7 @@ use tahoe_jobs_config::{
     BudgetSettings, Config, CpuShare, DaemonSettings, JobConfig, JobLimits, RateSchedule, Schedule,
     Setting, TaskParams,
 };
-use tahoe_jobs_engine::status::{ErrorView, StateKind, StateView, WindowView};
+use tahoe_jobs_engine::status::{ErrorView, OverdueView, StateKind, StateView, WindowView};
 use tahoe_jobs_engine::{EngineStatus, JobStatus, LiveOverrides, ProgressSnapshot, Warning};
 
 use super::rates::RateTracker;
@@ -37,7 +37,9 @@ pub fn config() -> Config {
             frequency: Duration::from_secs(7 * 86_400),
             allowed_times: "2200-0400".parse().unwrap(),
             enabled: true,
-            overdue_after: None,
+            overdue_after: Some(Schedule::default_overdue_after(Duration::from_secs(
+                7 * 86_400,
+            ))),
         },
         limits: JobLimits {
             bandwidth: "1MiB/s".parse().unwrap(),
@@ -137,8 +139,35 @@ pub fn status() -> EngineStatus {
             },
             last_run_counters: BTreeMap::new(),
             last_completed_totals: BTreeMap::new(),
+            first_seen: Some(ts("2025-06-01T10:00:00Z")),
+            overdue_after_secs: Some(15 * 86_400),
+            overdue: None,
         }],
     }
+}
+
+/// The same backup, idle and overdue: last completed 16 days ago, a day past its
+/// `overdue_after` of 15 days (the default for a weekly job), waiting for its window.
+pub fn overdue_status() -> EngineStatus {
+    let mut status = status();
+    let job = &mut status.jobs[0];
+    job.state = StateView {
+        kind: StateKind::WaitingForWindow,
+        at: Some(ts("2026-01-09T21:00:00Z")),
+        reason: None,
+    };
+    job.window = WindowView {
+        open: false,
+        next_change: Some(ts("2026-01-09T21:00:00Z")),
+    };
+    job.last_completed = Some(ts("2025-12-23T22:00:00Z"));
+    job.unfinished_run_since = None;
+    job.progress.current = None;
+    job.overdue = Some(OverdueView {
+        since: ts("2026-01-07T22:00:00Z"),
+        for_secs: 86_400,
+    });
+    status
 }
 
 /// Rates as sampled over the last minute: 100 kB/s walked, 50 kB/s uploaded.

@@ -25,11 +25,11 @@ use crate::actors::window::{CurrentWindow, SetWindows, StopWindow, WindowActor, 
 use crate::budget::{BudgetGate, BudgetHandle};
 use crate::clock::SharedClock;
 use crate::error::EngineError;
-use crate::policy::{self, Plan, RunCheck, RunNow};
+use crate::policy::{self, OverdueWatch, Plan, RunCheck, RunNow};
 use crate::progress::ProgressSink;
 use crate::record::{JobRecord, LastError, LastOutcome, PauseState};
 use crate::state::{short, JobState};
-use crate::status::{JobStatus, OutcomeView};
+use crate::status::{JobStatus, OutcomeView, OverdueView};
 use crate::stop::{StopReason, StopSignal};
 use crate::store::Store;
 use crate::task::{Outcome, Registry, TaskContext, TaskError};
@@ -85,6 +85,8 @@ pub struct JobActor {
     runs_started: u64,
     /// The current run's progress, kept after it ends for the status.
     progress: ProgressSink,
+    /// Which overdue spell was logged already, so the warning is given once per spell.
+    overdue_watch: OverdueWatch,
     /// Set once the actor is told to go: no new runs, stop when the current one ends.
     retiring: Option<StopReason>,
     retire_waiters: Vec<oneshot::Sender<()>>,
@@ -113,6 +115,7 @@ impl JobActor {
             run: None,
             runs_started: 0,
             progress: ProgressSink::new(),
+            overdue_watch: OverdueWatch::default(),
             retiring: None,
             retire_waiters: Vec::new(),
             _gone: setup.gone,
@@ -154,6 +157,9 @@ impl JobActor {
             return;
         }
         let now = self.clock.now();
+        // Here because the job looks at least once a minute whatever its state (MAX_SLEEP), so
+        // the warning comes within a minute of the instant, without a timer of its own.
+        self.note_overdue(now);
         let Some(window) = self.window.filter(|w| policy::window_still_holds(*w, now)) else {
             self.ask_window(ctx);
             return;
@@ -231,6 +237,48 @@ impl JobActor {
             None => info!(job = %self.id, state = %state, "job state"),
         }
         self.state = state;
+    }
+
+    /// The job's overdue-ness at `now`, by the policy.
+    fn overdue(&self, now: Timestamp) -> Option<policy::Overdue> {
+        policy::overdue(
+            now,
+            self.record.last_completed,
+            self.record.first_seen,
+            self.config.schedule.overdue_after,
+            self.config.schedule.enabled,
+        )
+    }
+
+    /// Logs a warning when the job has just become overdue (once per spell).
+    fn note_overdue(&mut self, now: Timestamp) {
+        let current = self.overdue(now);
+        let Some(o) = self.overdue_watch.observe(current) else {
+            return;
+        };
+        // Only the job id, instants and a duration: nothing here can hold a capability or a
+        // path.
+        let after_secs = self
+            .config
+            .schedule
+            .overdue_after
+            .map_or(0, |d| d.as_secs());
+        match self.record.last_completed {
+            Some(at) => warn!(
+                job = %self.id,
+                since = %short(o.since),
+                last_completed = %short(at),
+                overdue_after_secs = after_secs,
+                "job is overdue: it has not completed for longer than overdue_after"
+            ),
+            None => warn!(
+                job = %self.id,
+                since = %short(o.since),
+                first_seen = ?self.record.first_seen.map(short),
+                overdue_after_secs = after_secs,
+                "job is overdue: it has never completed"
+            ),
+        }
     }
 
     fn expire_pause(&mut self, now: Timestamp) {
@@ -475,6 +523,9 @@ impl JobActor {
             progress: self.progress.snapshot(),
             last_run_counters: self.record.last_run_counters.clone(),
             last_completed_totals: self.record.last_completed_totals.clone(),
+            first_seen: self.record.first_seen,
+            overdue_after_secs: self.config.schedule.overdue_after.map(|d| d.as_secs()),
+            overdue: self.overdue(now).map(OverdueView::from),
         }
     }
 }
@@ -500,6 +551,12 @@ impl Actor for JobActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         if self.record.unfinished_run.is_some() {
             info!(job = %self.id, "an unfinished run will be resumed");
+        }
+        if self.record.first_seen.is_none() {
+            // A new job, or a record from before `first_seen` existed: either way, a job that
+            // never completed counts as overdue from now, not from some unknown past.
+            self.record.first_seen = Some(self.clock.now());
+            self.persist(true);
         }
         let windows = WindowActor::new(
             self.id.clone(),
