@@ -366,6 +366,11 @@ fn every_page_and_its_json_form_answers() {
     assert_eq!(public["jobs"][0]["id"], "backup.b1");
     assert_eq!(public["jobs"][0]["state"], "waiting_for_window");
     assert_eq!(public["jobs"][0]["window"]["open"], false);
+    // Just set up: not overdue (that comes 15 days after it was first seen), and said so.
+    assert!(public["jobs"][0]["overdue"].is_null());
+    assert!(public["jobs"][0]["last_completed"].is_null());
+    assert_eq!(public["jobs"][0]["overdue_after_secs"], 15 * 86_400);
+    assert!(public["jobs"][0]["first_seen"].is_string());
     assert!(public.get("private").is_none());
     assert!(public["jobs"][0].get("private").is_none());
     assert_eq!(
@@ -383,11 +388,16 @@ fn every_page_and_its_json_form_answers() {
     for line in [
         "tahoe_jobs_job_info{job=\"backup.b1\",type=\"backup\"} 1",
         "tahoe_jobs_job_state{job=\"backup.b1\",state=\"waiting_for_window\"} 1",
+        "tahoe_jobs_job_overdue{job=\"backup.b1\"} 0",
         "tahoe_jobs_budget_total_limit_bytes_per_second{direction=\"upload\"} 2097152",
     ] {
         assert!(metrics.contains(line), "missing {line}:\n{metrics}");
     }
     assert!(!metrics.contains(&token));
+    assert!(
+        !metrics.contains("tahoe_jobs_last_completed_timestamp_seconds{"),
+        "never completed: no sample"
+    );
 
     let (status, _, control) = h.get(&d.control(""));
     assert_eq!(status, StatusCode::OK);

@@ -68,7 +68,22 @@ pub fn render_job(job: &JobView, view: &StatusView, tz: &TimeZone) -> String {
     let when = |t: Option<tahoe_jobs_config::jiff::Timestamp>, none: &str| {
         t.map_or(none.to_string(), |t| short_time(t, view.now, tz))
     };
-    let mut out = format!("{} ({}): {}\n", job.id, job.task_type, job.state_text);
+    // Overdue is the one thing a glance must not miss: it leads the job's first line. The exit
+    // code stays 0 (the command worked; monitoring reads `overdue` from --json or /metrics).
+    let flag = if job.overdue.is_some() {
+        " OVERDUE"
+    } else {
+        ""
+    };
+    let mut out = format!("{} ({}){flag}: {}\n", job.id, job.task_type, job.state_text);
+    if let Some(o) = &job.overdue {
+        let prefix = format!("{} is overdue: ", job.id);
+        out.push_str(&format!(
+            "  overdue since {}: {}\n",
+            short_time(o.since, view.now, tz),
+            o.text.strip_prefix(&prefix).unwrap_or(&o.text)
+        ));
+    }
     out.push_str(&format!(
         "  window {}; last completed {}; next due {}\n",
         job.window.text,
@@ -139,4 +154,54 @@ pub fn render_job(job: &JobView, view: &StatusView, tz: &TimeZone) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::web::fixture;
+    use crate::web::view::{build, Audience, Inputs};
+
+    fn view(status: &tahoe_jobs_engine::EngineStatus) -> StatusView {
+        let (config, overrides, rates) =
+            (fixture::config(), fixture::overrides(), fixture::rates());
+        build(
+            &Inputs {
+                status,
+                budget: None,
+                overrides: &overrides,
+                config: &config,
+                rates: &rates,
+            },
+            Audience::Private,
+        )
+    }
+
+    #[test]
+    fn an_overdue_job_says_so_on_its_first_line() {
+        let tz = fixture::config().daemon.timezone;
+        let v = view(&fixture::overdue_status());
+        let text = render_job(&v.jobs[0], &v, &tz);
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next(),
+            Some("backup.b1 (backup) OVERDUE: waiting for the window (opens Fri 22:00)")
+        );
+        assert_eq!(
+            lines.next(),
+            Some("  overdue since Wed 23:00: last completed 16 days ago, expected every 1 week")
+        );
+    }
+
+    #[test]
+    fn a_job_on_time_has_no_overdue_mark() {
+        let tz = fixture::config().daemon.timezone;
+        let v = view(&fixture::status());
+        let text = render_job(&v.jobs[0], &v, &tz);
+        assert!(
+            text.starts_with("backup.b1 (backup): running since 22:00\n"),
+            "{text}"
+        );
+        assert!(!text.to_lowercase().contains("overdue"), "{text}");
+    }
 }

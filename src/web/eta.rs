@@ -127,6 +127,24 @@ pub fn short_duration(d: Duration) -> String {
     }
 }
 
+/// A duration in whole words, rounded down, for sentences such as "last completed 16 days
+/// ago, expected every 1 week": whole weeks read as weeks, anything from a day up as days.
+pub fn long_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    let (n, unit) = match s {
+        0..=59 => (s, "second"),
+        60..=3599 => (s / 60, "minute"),
+        3600..=86_399 => (s / 3600, "hour"),
+        _ if s.is_multiple_of(604_800) => (s / 604_800, "week"),
+        _ => (s / 86_400, "day"),
+    };
+    if n == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{n} {unit}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,5 +241,18 @@ mod tests {
             short_duration(Duration::from_secs(2 * 86_400 + 4 * 3600)),
             "2 d 4 h"
         );
+    }
+
+    #[test]
+    fn long_durations_read_as_words() {
+        let d = Duration::from_secs;
+        assert_eq!(long_duration(d(1)), "1 second");
+        assert_eq!(long_duration(d(119)), "1 minute");
+        assert_eq!(long_duration(d(5 * 3600 + 59)), "5 hours");
+        assert_eq!(long_duration(d(86_400)), "1 day");
+        assert_eq!(long_duration(d(7 * 86_400)), "1 week");
+        assert_eq!(long_duration(d(14 * 86_400)), "2 weeks");
+        assert_eq!(long_duration(d(15 * 86_400)), "15 days");
+        assert_eq!(long_duration(d(16 * 86_400 + 3600)), "16 days");
     }
 }

@@ -39,7 +39,10 @@ table{border-collapse:collapse;margin:.5em 0}td,th{padding:.2em .8em .2em 0;text
 th{font-weight:600}.muted{color:#777}.state{font-weight:600}\
 .running{color:#06c}.failed{color:#b00}.paused{color:#a60}.live{color:#a60;font-weight:600}\
 form{display:inline-block;margin:.2em .6em .2em 0}input[type=text]{width:14em}\
-.warn{font-family:monospace;font-size:.9em}";
+.warn{font-family:monospace;font-size:.9em}\
+.banner{border:2px solid #b00;background:#fee;color:#700;padding:.4em 1em;margin:1em 0}\
+.banner ul{margin:.3em 0;padding-left:1.2em}.banner a{color:#700}\
+.badge{background:#b00;color:#fff;font-size:.75em;font-weight:600;padding:.1em .4em;border-radius:.3em}";
 
 /// A whole page around `body`.
 pub fn page(title: &str, refresh: Refresh, body: &str) -> String {

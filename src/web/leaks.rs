@@ -7,7 +7,10 @@ use super::pages::{control_page, public_page};
 use super::view::{build, Audience, Inputs, StatusView};
 
 fn view(audience: Audience) -> StatusView {
-    let status = fixture::status();
+    view_of(fixture::status(), audience)
+}
+
+fn view_of(status: tahoe_jobs_engine::EngineStatus, audience: Audience) -> StatusView {
     let config = fixture::config();
     let overrides = fixture::overrides();
     let rates = fixture::rates();
@@ -63,4 +66,15 @@ fn the_control_page_shows_what_the_public_one_hides() {
     // Capabilities are hidden even here.
     assert!(!page.contains("URI:") && !json.contains("URI:"));
     assert!(!json.contains(SECRET_CAP));
+}
+
+#[test]
+fn an_overdue_job_s_banner_and_metrics_hold_no_secrets() {
+    let tz = fixture::config().daemon.timezone;
+    let public = view_of(fixture::overdue_status(), Audience::Public);
+    let page = public_page(&public, &tz);
+    assert!(page.contains("role=\"alert\""), "the banner is there");
+    assert_clean("the public page with the banner", &page);
+    assert_clean("the public JSON", &serde_json::to_string(&public).unwrap());
+    assert_clean("the metrics", &metrics::render(&public));
 }

@@ -131,11 +131,16 @@ fn jobs(o: &mut Out, view: &StatusView) {
         }
     }
     type Flag = fn(&super::view::JobView) -> bool;
-    let flags: [(&str, &str, Flag); 2] = [
+    let flags: [(&str, &str, Flag); 3] = [
         (
             "tahoe_jobs_job_paused",
             "1 while the job is paused by the user.",
             |j| j.paused,
+        ),
+        (
+            "tahoe_jobs_job_overdue",
+            "1 while the job has not completed for longer than its overdue_after.",
+            |j| j.overdue.is_some(),
         ),
         (
             "tahoe_jobs_job_window_open",
@@ -153,7 +158,7 @@ fn jobs(o: &mut Out, view: &StatusView) {
     let stamps: [(&str, &str, Stamp); 5] = [
         (
             "tahoe_jobs_last_completed_timestamp_seconds",
-            "When the job last completed a run.",
+            "When the job last completed a run (absent when it never has).",
             |j| ts(j.last_completed),
         ),
         (
@@ -462,5 +467,48 @@ mod render_tests {
                 assert!(announced.contains(name), "{name} before its TYPE");
             }
         }
+    }
+
+    fn render_status(status: &tahoe_jobs_engine::EngineStatus) -> String {
+        let (config, overrides, rates) =
+            (fixture::config(), fixture::overrides(), fixture::rates());
+        render(&build(
+            &Inputs {
+                status,
+                budget: None,
+                overrides: &overrides,
+                config: &config,
+                rates: &rates,
+            },
+            Audience::Public,
+        ))
+    }
+
+    #[test]
+    fn overdue_and_last_completion_are_exported() {
+        let text = render_status(&fixture::overdue_status());
+        assert!(text.contains("# TYPE tahoe_jobs_job_overdue gauge"));
+        assert!(text.contains("tahoe_jobs_job_overdue{job=\"backup.b1\"} 1\n"));
+        // 2025-12-23T22:00:00Z.
+        assert!(text.contains(
+            "tahoe_jobs_last_completed_timestamp_seconds{job=\"backup.b1\"} 1766527200\n"
+        ));
+
+        let text = render_status(&fixture::status());
+        assert!(text.contains("tahoe_jobs_job_overdue{job=\"backup.b1\"} 0\n"));
+    }
+
+    #[test]
+    fn a_job_never_completed_has_no_last_completion_sample() {
+        let mut status = fixture::overdue_status();
+        status.jobs[0].last_completed = None;
+        let text = render_status(&status);
+        assert!(text.contains("# TYPE tahoe_jobs_last_completed_timestamp_seconds gauge"));
+        assert!(
+            !text.contains("tahoe_jobs_last_completed_timestamp_seconds{"),
+            "absent, not NaN or 0:\n{text}"
+        );
+        assert!(!text.contains("NaN"));
+        assert!(text.contains("tahoe_jobs_job_overdue{job=\"backup.b1\"} 1\n"));
     }
 }

@@ -27,7 +27,7 @@ pub mod token;
 pub mod view;
 
 #[cfg(test)]
-mod fixture;
+pub(crate) mod fixture;
 #[cfg(test)]
 mod leaks;
 

@@ -21,12 +21,17 @@ location.replace(location.pathname)}setTimeout(r,5000);";
 
 /// The public status page.
 pub fn public_page(view: &StatusView, tz: &TimeZone) -> String {
-    let mut body = String::new();
+    let mut body = String::from("<h1>tahoe-jobs status</h1>");
+    overdue_banner(&mut body, view);
     let _ = write!(
         body,
-        "<h1>tahoe-jobs status</h1><p class=\"muted\">{} ({}). Refreshes every {PUBLIC_REFRESH_SECS} s. \
+        "<p class=\"muted\">{} ({}). Refreshes every {PUBLIC_REFRESH_SECS} s. \
          Also as <a href=\"?t=json\">JSON</a> and <a href=\"/metrics\">Prometheus metrics</a>.</p>",
-        esc(&view.now.to_zoned(tz.clone()).strftime("%a %Y-%m-%d %H:%M:%S").to_string()),
+        esc(&view
+            .now
+            .to_zoned(tz.clone())
+            .strftime("%a %Y-%m-%d %H:%M:%S")
+            .to_string()),
         esc(&view.timezone),
     );
     jobs_html(&mut body, view, tz, None);
@@ -34,7 +39,7 @@ pub fn public_page(view: &StatusView, tz: &TimeZone) -> String {
         budget_html(&mut body, budget, None);
     }
     page(
-        "tahoe-jobs status",
+        &title("tahoe-jobs status", view),
         Refresh::Meta(PUBLIC_REFRESH_SECS),
         &body,
     )
@@ -42,10 +47,11 @@ pub fn public_page(view: &StatusView, tz: &TimeZone) -> String {
 
 /// The control page; `csrf` goes into every form.
 pub fn control_page(view: &StatusView, tz: &TimeZone, csrf: &str) -> String {
-    let mut body = String::new();
+    let mut body = String::from("<h1>tahoe-jobs control</h1>");
+    overdue_banner(&mut body, view);
     let _ = write!(
         body,
-        "<h1>tahoe-jobs control</h1><p><strong>This page's address is a secret:</strong> anyone who \
+        "<p><strong>This page's address is a secret:</strong> anyone who \
          has it can pause, start and reconfigure your jobs. The <a href=\"/\">public status page</a> \
          shows the same without file names or controls.</p><p class=\"muted\">{} ({}). Refreshes \
          every 5 s while you are not typing. Also as <a href=\"?t=json\">JSON</a>.</p>",
@@ -84,10 +90,44 @@ pub fn control_page(view: &StatusView, tz: &TimeZone, csrf: &str) -> String {
         body.push_str("</table>");
     }
     page(
-        "tahoe-jobs control",
+        &title("tahoe-jobs control", view),
         Refresh::Script(CONTROL_REFRESH_SCRIPT),
         &body,
     )
+}
+
+/// The page title, which also says how many jobs are overdue, so a tab or a bookmark shows it.
+fn title(base: &str, view: &StatusView) -> String {
+    match view.jobs.iter().filter(|j| j.overdue.is_some()).count() {
+        0 => base.to_string(),
+        1 => format!("{base}: 1 job overdue"),
+        n => format!("{base}: {n} jobs overdue"),
+    }
+}
+
+/// The loud part: every overdue job, first thing on the page, linking to the job.
+fn overdue_banner(out: &mut String, view: &StatusView) {
+    let overdue: Vec<(&str, &str)> = view
+        .jobs
+        .iter()
+        .filter_map(|j| j.overdue.as_ref().map(|o| (j.id.as_str(), o.text.as_str())))
+        .collect();
+    if overdue.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<div class=\"banner\" id=\"overdue\" role=\"alert\"><strong>Overdue: these jobs have \
+         not completed for longer than their overdue_after.</strong><ul>",
+    );
+    for (id, text) in overdue {
+        let _ = write!(
+            out,
+            "<li><a href=\"#job-{}\">{}</a></li>",
+            esc(id),
+            esc(text)
+        );
+    }
+    out.push_str("</ul></div>");
 }
 
 fn jobs_html(out: &mut String, view: &StatusView, tz: &TimeZone, csrf: Option<&str>) {
@@ -116,13 +156,30 @@ fn state_class(state: &str) -> &'static str {
 }
 
 fn job_html(out: &mut String, job: &JobView, now: Timestamp, tz: &TimeZone, csrf: Option<&str>) {
+    let badge = if job.overdue.is_some() {
+        " <span class=\"badge\">OVERDUE</span>"
+    } else {
+        ""
+    };
     let _ = write!(
         out,
-        "<h2 id=\"job-{}\">{} <span class=\"muted\">{}</span></h2><table>",
+        "<h2 id=\"job-{}\">{} <span class=\"muted\">{}</span>{badge}</h2><table>",
         esc(&job.id),
         esc(&job.id),
         esc(&job.task_type)
     );
+    if let Some(o) = &job.overdue {
+        out.push_str(&row(
+            "Overdue",
+            &format!(
+                "<span class=\"failed\">since {}, for {}</span>",
+                esc(&short_time(o.since, now, tz)),
+                esc(&super::eta::long_duration(std::time::Duration::from_secs(
+                    o.for_secs
+                )))
+            ),
+        ));
+    }
     out.push_str(&row(
         "State",
         &format!(
@@ -573,5 +630,64 @@ mod tests {
         assert!(!page.contains("<script>alert"));
         assert!(!page.contains("<img"));
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    }
+
+    fn overdue_view(audience: Audience) -> StatusView {
+        let status = fixture::overdue_status();
+        let (config, overrides, rates, budget) = (
+            fixture::config(),
+            fixture::overrides(),
+            fixture::rates(),
+            fixture::budget(),
+        );
+        build(
+            &Inputs {
+                status: &status,
+                budget: Some(&budget),
+                overrides: &overrides,
+                config: &config,
+                rates: &rates,
+            },
+            audience,
+        )
+    }
+
+    const SENTENCE: &str =
+        "backup.b1 is overdue: last completed 16 days ago, expected every 1 week";
+
+    #[test]
+    fn an_overdue_job_gets_a_banner_at_the_top_and_a_badge() {
+        let tz = fixture::config().daemon.timezone;
+        let page = public_page(&overdue_view(Audience::Public), &tz);
+        let banner = page
+            .find("role=\"alert\"")
+            .expect("a banner on the public page");
+        let first_job = page.find("<h2 id=\"job-").unwrap();
+        assert!(banner < first_job, "the banner comes before the jobs");
+        assert!(
+            page.contains(&format!("<a href=\"#job-backup.b1\">{SENTENCE}</a>")),
+            "{page}"
+        );
+        assert!(page.contains(
+            "<h2 id=\"job-backup.b1\">backup.b1 <span class=\"muted\">backup</span> \
+             <span class=\"badge\">OVERDUE</span></h2>"
+        ));
+        assert!(page.contains("since Wed 23:00, for 1 day"));
+        assert!(page.contains("<title>tahoe-jobs status: 1 job overdue</title>"));
+
+        let control = control_page(&overdue_view(Audience::Private), &tz, "c5rf");
+        assert!(control.contains("role=\"alert\""));
+        assert!(control.contains(SENTENCE));
+        assert!(control.contains("<span class=\"badge\">OVERDUE</span>"));
+    }
+
+    #[test]
+    fn no_banner_while_nothing_is_overdue() {
+        let tz = fixture::config().daemon.timezone;
+        let page = public_page(&view(Audience::Public), &tz);
+        assert!(page.contains("backup.b1"));
+        assert!(!page.contains("role=\"alert\""));
+        assert!(!page.contains("OVERDUE"));
+        assert!(page.contains("<title>tahoe-jobs status</title>"));
     }
 }

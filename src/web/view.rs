@@ -80,6 +80,15 @@ pub struct JobView {
     pub consecutive_failures: u32,
     pub paused: bool,
     pub paused_until: Option<Timestamp>,
+    /// When the daemon first saw the job (a job never completed is overdue counting from here).
+    #[serde(default)]
+    pub first_seen: Option<Timestamp>,
+    /// `overdue_after` in seconds; `None` when it is `off`.
+    #[serde(default)]
+    pub overdue_after_secs: Option<u64>,
+    /// Set while the job has not completed for longer than `overdue_after`; `null` otherwise.
+    #[serde(default)]
+    pub overdue: Option<OverdueView>,
     /// The current run's counters while running, else the last run's.
     pub counters: BTreeMap<String, u64>,
     /// Totals expected for this run (the previous completed run's).
@@ -97,6 +106,15 @@ pub struct WindowView {
     pub open: bool,
     pub next_change: Option<Timestamp>,
     /// "open until 08:00", "closed, opens Sat 22:00", "always open", "never opens".
+    pub text: String,
+}
+
+/// An overdue job: since when, for how long, and the sentence the banner shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverdueView {
+    pub since: Timestamp,
+    pub for_secs: u64,
+    /// "backup.b1 is overdue: last completed 16 days ago, expected every 1 week".
     pub text: String,
 }
 
@@ -292,6 +310,13 @@ fn job_view(
         consecutive_failures: job.consecutive_failures,
         paused: job.paused,
         paused_until: job.paused_until,
+        first_seen: job.first_seen,
+        overdue_after_secs: job.overdue_after_secs,
+        overdue: job.overdue.map(|o| OverdueView {
+            since: o.since,
+            for_secs: o.for_secs,
+            text: overdue_text(job, now),
+        }),
         counters: if running || !job.progress.counters.is_empty() {
             job.progress.counters.clone()
         } else {
@@ -414,6 +439,23 @@ fn state_text(job: &JobStatus, now: Timestamp, tz: &TimeZone) -> String {
         (StateKind::Failed, Some(at)) => format!("failed, retrying at {}", t(at)),
         (StateKind::Failed, None) => "failed".into(),
     }
+}
+
+/// What the banner says about an overdue job: how long since it last completed (or, never
+/// completed, since it was first seen) and how often it should run. Only the id, durations and
+/// the frequency: nothing a public page may not show.
+fn overdue_text(job: &JobStatus, now: Timestamp) -> String {
+    let ago = |at: Timestamp| {
+        let d = std::time::Duration::try_from(now.duration_since(at)).unwrap_or_default();
+        eta::long_duration(d)
+    };
+    let every = eta::long_duration(std::time::Duration::from_secs(job.frequency_secs));
+    let last = match (job.last_completed, job.first_seen) {
+        (Some(at), _) => format!("last completed {} ago", ago(at)),
+        (None, Some(seen)) => format!("never completed in the {} since it was set up", ago(seen)),
+        (None, None) => "never completed".to_string(),
+    };
+    format!("{} is overdue: {last}, expected every {every}", job.id)
 }
 
 fn window_view(job: &JobStatus, now: Timestamp, tz: &TimeZone) -> WindowView {
@@ -706,5 +748,64 @@ mod tests {
         assert_eq!(p.eta, None);
         assert_eq!(p.files_left, None);
         assert!(p.eta_missing.as_deref().unwrap().contains("no previous"));
+    }
+
+    fn view_of(status: &EngineStatus, audience: Audience) -> StatusView {
+        let (config, overrides, rates) =
+            (fixture::config(), fixture::overrides(), fixture::rates());
+        build(
+            &Inputs {
+                status,
+                budget: None,
+                overrides: &overrides,
+                config: &config,
+                rates: &rates,
+            },
+            audience,
+        )
+    }
+
+    #[test]
+    fn an_overdue_job_says_since_when_for_how_long_and_why() {
+        let v = view_of(&fixture::overdue_status(), Audience::Public);
+        let job = v.job("backup.b1").unwrap();
+        assert_eq!(
+            job.overdue,
+            Some(OverdueView {
+                since: fixture::ts("2026-01-07T22:00:00Z"),
+                for_secs: 86_400,
+                text: "backup.b1 is overdue: last completed 16 days ago, expected every 1 week"
+                    .into(),
+            })
+        );
+        let json = serde_json::to_value(&v).unwrap();
+        let job = &json["jobs"][0];
+        assert_eq!(job["overdue"]["since"], "2026-01-07T22:00:00Z");
+        assert_eq!(job["overdue"]["for_secs"], 86_400);
+        assert_eq!(job["last_completed"], "2025-12-23T22:00:00Z");
+        assert_eq!(job["overdue_after_secs"], 15 * 86_400);
+    }
+
+    #[test]
+    fn a_job_on_time_has_overdue_null_in_its_json() {
+        let json = serde_json::to_value(public()).unwrap();
+        let job = json["jobs"][0].as_object().unwrap();
+        assert!(job.contains_key("overdue"), "the key is always there");
+        assert!(job["overdue"].is_null());
+        assert_eq!(job["last_completed"], "2026-01-01T03:00:00Z");
+    }
+
+    #[test]
+    fn a_job_never_completed_counts_from_when_it_was_set_up() {
+        let mut status = fixture::overdue_status();
+        let job = &mut status.jobs[0];
+        job.last_completed = None;
+        job.first_seen = Some(fixture::ts("2025-12-23T22:00:00Z"));
+        let v = view_of(&status, Audience::Public);
+        assert_eq!(
+            v.jobs[0].overdue.as_ref().unwrap().text,
+            "backup.b1 is overdue: never completed in the 16 days since it was set up, expected \
+             every 1 week"
+        );
     }
 }
