@@ -734,3 +734,176 @@ fn unknown_alias_and_stopped_node_are_clear_errors() {
         "{stderr}"
     );
 }
+
+/// The storage index of the file at `path` (below an alias), from `tahoe check --raw`.
+fn storage_index(grid: &Grid, path: &str) -> String {
+    let out = grid.tahoe(["check", "--raw", path]);
+    assert!(
+        out.status.success(),
+        "tahoe check {path}: {}",
+        text(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("check JSON");
+    let si = v["storage-index"].as_str().unwrap_or_default().to_string();
+    assert!(!si.is_empty(), "no storage index for {path}");
+    si
+}
+
+/// Deletes every share of `storage_index` on every storage node; returns how many were there.
+fn delete_shares(grid: &Grid, storage_index: &str) -> usize {
+    let mut deleted = 0;
+    for i in 0..grid.storage_nodes() {
+        let dir = grid
+            .shares_dir(i)
+            .join(&storage_index[..2])
+            .join(storage_index);
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            deleted += entries.count();
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+    deleted
+}
+
+/// A backup job as the daemon gets it: from the configuration (here `--set`-style overrides)
+/// through the registry, with its recheck keys.
+fn configured_task(grid: &Grid, src: &Path, target: &str, recheck: Option<&str>) -> Box<dyn Task> {
+    let mut overrides = vec![
+        ("backup.b1.source".to_string(), src.display().to_string()),
+        ("backup.b1.target".to_string(), target.to_string()),
+    ];
+    if let Some(r) = recheck {
+        overrides.push(("backup.b1.recheck_after".into(), r.into()));
+        overrides.push(("backup.b1.recheck_all_after".into(), r.into()));
+    }
+    let config = tahoe_jobs_config::load(&tahoe_jobs_config::LoadOptions {
+        node_dir: grid.node_dir().to_path_buf(),
+        config_file: None,
+        overrides,
+        read_env: false,
+        extra_task_types: Vec::new(),
+    })
+    .expect("configuration");
+    let mut registry = tahoe_jobs_engine::Registry::new();
+    tahoe_jobs_tasks::register(&mut registry, grid.node_dir());
+    registry
+        .build(config.job("backup.b1").expect("the backup job"))
+        .expect("a backup task")
+}
+
+/// With `recheck_after = recheck_all_after = 0s`, every capability the backupdb would reuse is
+/// checked first; a file whose shares are all gone from the grid is found unhealthy and
+/// uploaded again (only it), and the restore is whole again. The default policy right after
+/// trusts what was just checked and uploads nothing. Both through the daemon's path (job
+/// configuration -> registry -> task) and the one-shot command's flags.
+#[test]
+fn recheck_after_zero_checks_every_reused_cap_and_reuploads_a_lost_file() {
+    // A grid of its own: shares are deleted, and upload counts must be exact.
+    let grid = Grid::start(GridSpec::ONE_OF_ONE);
+    grid.create_alias("rc");
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    // Every file above 55 bytes, so none is a literal capability (those hold their data and
+    // have no shares to lose).
+    write(&src.join("a.bin"), &bytes(501, 3_000));
+    write(&src.join("sub/b.bin"), &bytes(502, 40_000));
+    write(&src.join("sub/c.txt"), &bytes(503, 200));
+    write(&src.join("sub/deeper/d.bin"), &bytes(504, 70_000));
+    let (files, dirs) = (4, 3);
+    let rt = runtime();
+    let store = open_backupdb(
+        &tmp.path().join("db"),
+        &Target::Alias {
+            alias: "rc".into(),
+            path: "job".into(),
+        },
+    )
+    .unwrap();
+    let run = |label: &str, recheck: Option<&str>| {
+        let mut task = configured_task(&grid, &src, "rc:job", recheck);
+        let ctx = context(
+            store.clone(),
+            StopSignal::new(),
+            BudgetHandle::unlimited("t"),
+        );
+        let before = node_uploads(&grid);
+        let outcome = rt
+            .block_on(task.run(&ctx))
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        assert_eq!(outcome, Outcome::Completed, "{label}");
+        let p = ctx.progress();
+        let counts = [
+            counter::FILES_UPLOADED,
+            counter::FILES_CHECKED,
+            counter::FILES_REUSED,
+            counter::DIRS_CREATED,
+            counter::DIRS_CHECKED,
+            counter::DIRS_REUSED,
+        ]
+        .map(|c| p.get(c));
+        (counts, node_uploads(&grid) - before)
+    };
+
+    let (counts, uploads) = run("first run", None);
+    assert_eq!(counts, [files, 0, 0, dirs, 0, 0]);
+    assert_eq!(uploads, files + dirs);
+
+    let lost = storage_index(&grid, "rc:job/Latest/sub/b.bin");
+    assert!(delete_shares(&grid, &lost) > 0, "no shares found to delete");
+    assert_eq!(delete_shares(&grid, &lost), 0);
+
+    // Every reused capability is checked; b.bin alone is unhealthy and uploaded again. Its
+    // new capability is the old one (same content, same convergence secret), so every
+    // directory is reused after its check.
+    let (counts, uploads) = run("run with recheck 0s", Some("0s"));
+    assert_eq!(
+        counts,
+        [1, files, files - 1, 0, dirs, dirs],
+        "[files uploaded, checked, reused, dirs created, checked, reused]"
+    );
+    assert_eq!(
+        uploads, 1,
+        "only the file whose shares were lost is uploaded"
+    );
+    assert_same_tree(&restore(&grid, "rc:job", tmp.path()), &tree_of(&src));
+
+    // The default policy trusts what was just uploaded or checked.
+    let (counts, uploads) = run("run with the default policy", None);
+    assert_eq!(counts, [0, 0, files, 0, 0, dirs]);
+    assert_eq!(uploads, 0);
+    assert_eq!(archive_count(&grid, "rc:job"), 3);
+
+    // The one-shot command: its own backupdb, so its first run uploads everything again
+    // (the node counts the uploads even where the servers already hold the shares).
+    let cli = |args: &[&str]| {
+        let before = node_uploads(&grid);
+        let mut all: Vec<&OsStr> = args.iter().map(|a| os(a)).collect();
+        all.extend([src.as_os_str(), os("rc:cli")]);
+        let out = cli_backup(&grid, &all, false);
+        assert_exit(&out, 0, &format!("tahoe-jobs backup {args:?}"));
+        (text(&out.stdout), node_uploads(&grid) - before)
+    };
+    let (_, uploads) = cli(&[]);
+    assert_eq!(uploads, files + dirs);
+    let lost = storage_index(&grid, "rc:cli/Latest/sub/deeper/d.bin");
+    assert!(delete_shares(&grid, &lost) > 0, "no shares found to delete");
+    let (stdout, uploads) = cli(&["-v", "--recheck-after", "0s", "--recheck-all-after", "0s"]);
+    assert!(
+        stdout.contains(&format!(
+            " 1 files uploaded ({} reused), 0 files skipped, 0 directories created ({dirs} reused)",
+            files - 1
+        )) && stdout.contains(&format!(
+            " {files} files checked, {dirs} directories checked"
+        )),
+        "{stdout}"
+    );
+    assert_eq!(uploads, 1);
+    assert_same_tree(&restore(&grid, "rc:cli", tmp.path()), &tree_of(&src));
+    let (stdout, uploads) = cli(&["-v"]);
+    assert!(
+        stdout.contains(&format!(" 0 files uploaded ({files} reused)"))
+            && stdout.contains(" 0 files checked, 0 directories checked"),
+        "{stdout}"
+    );
+    assert_eq!(uploads, 0);
+}
