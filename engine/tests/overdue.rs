@@ -140,3 +140,70 @@ fn a_disabled_job_and_overdue_after_off_are_never_overdue() {
         engine.shutdown().await.unwrap();
     });
 }
+
+/// Log lines written while the returned guard is held, on this thread (the paused runtime and
+/// its actors run on it).
+fn capture_logs() -> (
+    std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    tracing::subscriber::DefaultGuard,
+) {
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(move || Sink(sink.clone()))
+        .finish();
+    (logs, tracing::subscriber::set_default(subscriber))
+}
+
+#[test]
+fn the_warning_is_logged_once_per_overdue_spell_not_at_every_look() {
+    let (logs, _guard) = capture_logs();
+    let warnings = || {
+        String::from_utf8_lossy(&logs.lock().unwrap())
+            .lines()
+            .filter(|l| l.contains("job is overdue"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    run_paused(|| async {
+        let h = Harness::new(ts("2026-01-10T12:00:00Z"), "UTC");
+        let id = "count.s";
+        let engine = h.start(vec![stale("s")]).unwrap();
+        pass(3 * DAY - HOUR).await;
+        assert!(warnings().is_empty());
+
+        // Overdue: one warning within a minute, however often the status is asked for and
+        // however long it stays overdue.
+        pass(HOUR + secs_d(60)).await;
+        assert_eq!(warnings().len(), 1, "{:?}", warnings());
+        for _ in 0..20 {
+            job_status(&engine, id).await;
+        }
+        pass(DAY).await;
+        let logged = warnings();
+        assert_eq!(logged.len(), 1, "{logged:?}");
+        assert!(logged[0].contains("count.s") && logged[0].contains("never completed"));
+
+        // A completed run ends the spell; the next one is announced again.
+        engine.run_now(id, true).await.unwrap();
+        pass(secs_d(5)).await;
+        assert_eq!(job_status(&engine, id).await.overdue, None);
+        pass(3 * DAY + secs_d(60)).await;
+        let logged = warnings();
+        assert_eq!(logged.len(), 2, "{logged:?}");
+        assert!(logged[1].contains("not completed for longer than overdue_after"));
+        engine.shutdown().await.unwrap();
+    });
+}
