@@ -820,6 +820,8 @@ fn recheck_after_zero_checks_every_reused_cap_and_reuploads_a_lost_file() {
     )
     .unwrap();
     let run = |label: &str, recheck: Option<&str>| {
+        // Archives are named by the second: each run gets its own.
+        std::thread::sleep(Duration::from_millis(1100));
         let mut task = configured_task(&grid, &src, "rc:job", recheck);
         let ctx = context(
             store.clone(),
