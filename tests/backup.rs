@@ -436,18 +436,14 @@ fn uploads_only_what_changed_and_resumes_after_a_stop() {
                 std::thread::sleep(Duration::from_millis(5));
             }
             stop.stop(StopReason::WindowClosed);
-            Instant::now()
         }
     });
     let mut task = BackupTask::new(grid.node_dir(), p2.clone(), BackupOptions::default());
     let outcome = rt.block_on(task.run(&ctx)).expect("stopped run");
-    let returned = Instant::now();
-    let stopped_at = stopper.join().unwrap();
+    stopper.join().unwrap();
+    // How promptly a stop is obeyed is a timing matter, tested on tokio's paused clock in the
+    // engine's tests; here: the run ended early, and with fewer files than the tree has.
     assert_eq!(outcome, Outcome::StoppedEarly);
-    assert!(
-        returned.duration_since(stopped_at) < Duration::from_secs(1),
-        "the task must return promptly after the stop"
-    );
     let done_before_stop = ctx.progress().get(counter::FILES_UPLOADED);
     assert!((15..40).contains(&done_before_stop), "{done_before_stop}");
     assert_eq!(

@@ -15,6 +15,7 @@ use reqwest::{header, Method, RequestBuilder, Response};
 use serde_json::Value;
 
 use super::cap::Cap;
+use super::detach::FinishOnceSent;
 use super::error::TahoeError;
 use super::node_dir::read_node_url;
 use super::types::{mkdir_immutable_json, CheckOptions, CheckReport, DirListing, NewChild};
@@ -153,7 +154,9 @@ impl TahoeClient {
             .put(format!("{}uri", self.base))
             .header(header::CONTENT_LENGTH, len)
             .body(body);
-        self.send_for_cap(req).await
+        self.send_for_cap_to_the_end(req, Arc::new(AtomicBool::new(true)))
+            .join()
+            .await?
     }
 
     /// `PUT /uri` of exactly `len` bytes from `body`, for bodies that may arrive slowly (paced
@@ -169,14 +172,14 @@ impl TahoeClient {
         let body = WatchedBody {
             inner: Box::pin(body),
             watch: watch.clone(),
+            remaining: len,
         };
         let req = self
             .streaming
             .put(format!("{}uri", self.base))
             .header(header::CONTENT_LENGTH, len)
             .body(reqwest::Body::wrap_stream(body));
-        let send = self.send_for_cap(req);
-        tokio::pin!(send);
+        let mut send = Some(self.send_for_cap_to_the_end(req, watch.sent.clone()));
         loop {
             // While the body waits on its own source, look again a timeout later.
             let deadline = if watch.body_waiting() {
@@ -185,11 +188,17 @@ impl TahoeClient {
                 watch.last_activity() + self.request_timeout
             };
             tokio::select! {
-                result = &mut send => return result,
+                result = send.as_mut().expect("until answered").join_ref() => {
+                    return result.and_then(|r| r);
+                }
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     if !watch.body_waiting() && watch.last_activity() + self.request_timeout
                         <= Instant::now()
                     {
+                        // Silent after the whole body, or not reading it: give up on it.
+                        if let Some(send) = send.take() {
+                            send.abort();
+                        }
                         return Err(TahoeError::NodeUnreachable {
                             url: self.base.clone(),
                             message: format!(
@@ -221,7 +230,10 @@ impl TahoeClient {
             .http
             .post(format!("{}uri?t=mkdir-immutable", self.base))
             .body(body);
-        self.send_for_cap(req).await
+        // A directory is stored like a file: let the node finish it (see `detach`).
+        self.send_for_cap_to_the_end(req, Arc::new(AtomicBool::new(true)))
+            .join()
+            .await?
     }
 
     /// `POST /uri?t=mkdir`: a new, unlinked mutable directory.
@@ -320,6 +332,21 @@ impl TahoeClient {
             .map_err(|e| TahoeError::Protocol(format!("the answer is not JSON: {e}")))
     }
 
+    /// [`TahoeClient::send_for_cap`] on a task of its own that is let finish once `sent` says
+    /// the node has the whole request, even if the caller goes away (see `detach`).
+    fn send_for_cap_to_the_end(
+        &self,
+        req: RequestBuilder,
+        sent: Arc<AtomicBool>,
+    ) -> FinishOnceSent<Result<Cap, TahoeError>> {
+        let client = self.clone();
+        FinishOnceSent::spawn(
+            async move { client.send_for_cap(req).await },
+            sent,
+            self.request_timeout,
+        )
+    }
+
     async fn send_for_cap(&self, req: RequestBuilder) -> Result<Cap, TahoeError> {
         let resp = self.send(req).await?;
         let text = resp
@@ -355,6 +382,8 @@ struct BodyWatch {
     last: Mutex<Instant>,
     /// The body's own source is pending (the budget, the disk): not the node's silence.
     waiting: AtomicBool,
+    /// Every byte of the body has been handed over: from now on the node may be storing it.
+    sent: Arc<AtomicBool>,
 }
 
 impl BodyWatch {
@@ -362,6 +391,7 @@ impl BodyWatch {
         BodyWatch {
             last: Mutex::new(Instant::now()),
             waiting: AtomicBool::new(false),
+            sent: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -382,6 +412,9 @@ impl BodyWatch {
 struct WatchedBody<S> {
     inner: Pin<Box<S>>,
     watch: Arc<BodyWatch>,
+    /// Bytes still to come; the body is complete at zero (with a Content-Length, the HTTP
+    /// stack need not ask for the end of the stream).
+    remaining: u64,
 }
 
 impl<S> futures::Stream for WatchedBody<S>
@@ -397,6 +430,13 @@ where
         self.watch
             .waiting
             .store(poll.is_pending(), Ordering::SeqCst);
+        if let Poll::Ready(Some(Ok(chunk))) = &poll {
+            let len = chunk.len() as u64;
+            self.remaining = self.remaining.saturating_sub(len);
+            if self.remaining == 0 {
+                self.watch.sent.store(true, Ordering::SeqCst);
+            }
+        }
         poll
     }
 }

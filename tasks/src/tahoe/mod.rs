@@ -3,6 +3,7 @@
 
 pub mod cap;
 pub mod client;
+mod detach;
 pub mod error;
 pub mod node_dir;
 pub mod servers;
