@@ -35,14 +35,49 @@ impl FromStr for HumanDuration {
 }
 
 impl fmt::Display for HumanDuration {
+    /// In weeks or days where the duration has them, never in humantime's months and years:
+    /// those are 30.44 and 365.25 days, so 60 days would read "1month 29days 13h 26m 24s".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", humantime::format_duration(self.0))
+        const DAY: u64 = 86_400;
+        let days = self.0.as_secs() / DAY;
+        let rest = self.0 - Duration::from_secs(days * DAY);
+        let plural = |n: u64| if n == 1 { "" } else { "s" };
+        match (days, rest.is_zero()) {
+            (0, _) => write!(f, "{}", humantime::format_duration(self.0)),
+            (d, true) if d % 7 == 0 => write!(f, "{}week{}", d / 7, plural(d / 7)),
+            (d, true) => write!(f, "{d}day{}", plural(d)),
+            (d, false) => write!(
+                f,
+                "{d}day{} {}",
+                plural(d),
+                humantime::format_duration(rest)
+            ),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shows_weeks_and_days_and_reads_back() {
+        let cases = [
+            (7 * 86400, "1week"),
+            (14 * 86400, "2weeks"),
+            (60 * 86400, "60days"),
+            (86400, "1day"),
+            (15 * 86400, "15days"),
+            (36 * 3600, "1day 12h"),
+            (90 * 60, "1h 30m"),
+            (0, "0s"),
+        ];
+        for (secs, text) in cases {
+            let d = HumanDuration(Duration::from_secs(secs));
+            assert_eq!(d.to_string(), text);
+            assert_eq!(humantime::parse_duration(text).unwrap(), d.0, "{text}");
+        }
+    }
 
     #[test]
     fn parses_the_documented_forms() {
