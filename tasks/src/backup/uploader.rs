@@ -83,21 +83,19 @@ async fn upload_once(
     path: &Path,
     stat: &FileStat,
 ) -> Result<UploadOutcome, TahoeError> {
-    // It was a regular file when listed; should it have been replaced by a FIFO since, opening
-    // it would block, so look again right before (symlinks are not followed either).
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_file() => {}
-        Ok(_) => {
-            return Ok(UploadOutcome::Unreadable(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "it is no longer a regular file",
-            )))
+    let file = match tokio::task::spawn_blocking({
+        let path = path.to_path_buf();
+        move || open_for_upload(&path)
+    })
+    .await
+    {
+        Ok(Ok(f)) => tokio::fs::File::from_std(f),
+        Ok(Err(e)) => return Ok(UploadOutcome::Unreadable(e)),
+        Err(e) => {
+            return Ok(UploadOutcome::Unreadable(io::Error::other(format!(
+                "opening the file failed: {e}"
+            ))))
         }
-        Err(e) => return Ok(UploadOutcome::Unreadable(e)),
-    }
-    let file = match tokio::fs::File::open(path).await {
-        Ok(f) => f,
-        Err(e) => return Ok(UploadOutcome::Unreadable(e)),
     };
     if stat.size <= servers::LIT_MAX {
         return Ok(literal(file, path, stat).await);
@@ -128,6 +126,45 @@ async fn upload_once(
             Ok(UploadOutcome::Uploaded { cap, changed })
         }
     }
+}
+
+/// What [`open_for_upload`] says of anything that is not a regular file (any more).
+const NOT_REGULAR: &str = "it is no longer a regular file";
+
+/// Opens `path` for reading, refusing anything that is not a regular file, without ever
+/// blocking on one. The entry was a regular file when its directory was listed, but it may
+/// have been replaced since: opening a FIFO without a writer blocks forever, and a symlink
+/// must not be followed. So the open itself carries `O_NONBLOCK` (a FIFO opens at once) and
+/// `O_NOFOLLOW` (a symlink fails with `ELOOP`), and the type is judged by `fstat` of the
+/// descriptor actually opened, leaving no gap between the check and the open.
+pub fn open_for_upload(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, NOT_REGULAR))
+        }
+        Err(e) => return Err(e),
+    };
+    if !file.metadata()?.file_type().is_file() {
+        // Dropping `file` closes it; a FIFO or device opened without reading is harmless.
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, NOT_REGULAR));
+    }
+    // Regular files ignore O_NONBLOCK, but clear it so reads never see EAGAIN should that
+    // ever change (a network file system, say).
+    let fd = file.as_raw_fd();
+    // SAFETY: `fd` is a descriptor this function owns (through `file`) for the whole call.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(file)
 }
 
 /// A file small enough to live in its capability (`URI:LIT:`): its capability is made here,
@@ -205,4 +242,76 @@ fn body_stream(
         s.progress.add("bytes_uploaded", want as u64);
         Ok(Some((buf.freeze(), s)))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// Runs `open_for_upload` on a thread of its own and waits a few seconds for it: a broken
+    /// open that blocks (on a FIFO without a writer) fails the test instead of hanging it.
+    /// The timeout guards against a hang; it is not a performance bound.
+    fn open_with_hang_guard(path: &Path) -> io::Result<std::fs::File> {
+        let (tx, rx) = mpsc::channel();
+        let path = path.to_path_buf();
+        std::thread::spawn(move || {
+            let _ = tx.send(open_for_upload(&path));
+        });
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("open_for_upload blocked instead of refusing the file")
+    }
+
+    fn assert_not_regular(result: io::Result<std::fs::File>) {
+        let err = result.expect_err("only a regular file may be opened for upload");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(err.to_string(), NOT_REGULAR);
+    }
+
+    #[test]
+    fn a_fifo_is_refused_at_once_instead_of_blocking_the_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        assert_not_regular(open_with_hang_guard(&fifo));
+    }
+
+    #[test]
+    fn a_symlink_is_refused_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"secret elsewhere").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert_not_regular(open_with_hang_guard(&link));
+        // A link to a FIFO neither blocks nor is followed.
+        let fifo = dir.path().join("fifo");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let fifo_link = dir.path().join("fifo-link");
+        std::os::unix::fs::symlink(&fifo, &fifo_link).unwrap();
+        assert_not_regular(open_with_hang_guard(&fifo_link));
+    }
+
+    #[test]
+    fn a_regular_file_opens_for_blocking_reads() {
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"hello").unwrap();
+        let mut file = open_with_hang_guard(&path).unwrap();
+        // SAFETY: `file` owns the descriptor.
+        let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+        assert_eq!(flags & libc::O_NONBLOCK, 0, "O_NONBLOCK is cleared");
+        let mut data = String::new();
+        file.read_to_string(&mut data).unwrap();
+        assert_eq!(data, "hello");
+        let missing = open_with_hang_guard(&dir.path().join("missing")).unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+    }
 }
