@@ -1,6 +1,10 @@
 //! What a file's stat says: the fields the backupdb compares and the per-child metadata that
 //! `tahoe backup` stores in each immutable directory (`ctime`, `mtime` as float seconds, and
 //! `st_mode`, `st_ino`, `st_dev`, `st_uid`, `st_gid`).
+//!
+//! A child waiting for its directory to be sent keeps its metadata as [`TahoeMetadata`], the
+//! stat itself (80 bytes), and the JSON is written only into the directory's request body: a
+//! JSON map per child cost about 670 bytes more, on a directory of 100,000 files 63 MB.
 
 use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
@@ -59,6 +63,29 @@ impl FileStat {
     }
 }
 
+/// A child's metadata as `tahoe backup` writes it, kept as the stat until it is serialized.
+/// It serializes to exactly the bytes of [`FileStat::tahoe_metadata`]'s JSON map: the same
+/// keys in the same (sorted) order, the times as the same floats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TahoeMetadata(pub FileStat);
+
+impl Serialize for TahoeMetadata {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let st = &self.0;
+        // serde_json's map (without `preserve_order`) is a BTreeMap: keys come out sorted.
+        let mut map = s.serialize_map(Some(7))?;
+        map.serialize_entry("ctime", &float_seconds(st.ctime_ns))?;
+        map.serialize_entry("mtime", &float_seconds(st.mtime_ns))?;
+        map.serialize_entry("st_dev", &st.dev)?;
+        map.serialize_entry("st_gid", &st.gid)?;
+        map.serialize_entry("st_ino", &st.ino)?;
+        map.serialize_entry("st_mode", &st.mode)?;
+        map.serialize_entry("st_uid", &st.uid)?;
+        map.end()
+    }
+}
+
 fn nanos(secs: i64, nsec: i64) -> i128 {
     secs as i128 * 1_000_000_000 + nsec as i128
 }
@@ -106,6 +133,61 @@ mod tests {
         assert_eq!(
             keys,
             ["ctime", "mtime", "st_dev", "st_gid", "st_ino", "st_mode", "st_uid"]
+        );
+    }
+
+    #[test]
+    fn compact_metadata_serializes_to_the_same_bytes_as_the_json_map() {
+        let edge = [
+            stat(),
+            FileStat {
+                mtime_ns: 0,
+                ctime_ns: -1,
+                ..stat()
+            },
+            FileStat {
+                mtime_ns: -1_500_000_001,
+                ctime_ns: 1_732_640_000_999_999_999,
+                ..stat()
+            },
+            FileStat {
+                size: u64::MAX,
+                mtime_ns: 1_700_000_000_000_000_001,
+                ctime_ns: 253_402_300_799_123_456_789,
+                ino: u64::MAX,
+                dev: u64::MAX,
+                mode: u32::MAX,
+                uid: u32::MAX,
+                gid: 0,
+            },
+        ];
+        let mut rng = fastrand::Rng::with_seed(7);
+        let random = (0..2000).map(|_| FileStat {
+            size: rng.u64(..),
+            mtime_ns: rng.i128(-4_000_000_000_000_000_000..4_000_000_000_000_000_000),
+            ctime_ns: rng.i64(..) as i128,
+            ino: rng.u64(..),
+            dev: rng.u64(..),
+            mode: rng.u32(..),
+            uid: rng.u32(..),
+            gid: rng.u32(..),
+        });
+        for s in edge.into_iter().chain(random) {
+            assert_eq!(
+                String::from_utf8(serde_json::to_vec(&TahoeMetadata(s)).unwrap()).unwrap(),
+                String::from_utf8(serde_json::to_vec(&s.tahoe_metadata()).unwrap()).unwrap(),
+                "{s:?}"
+            );
+        }
+        let real = {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("f");
+            std::fs::write(&p, b"x").unwrap();
+            FileStat::from_metadata(&std::fs::metadata(&p).unwrap())
+        };
+        assert_eq!(
+            serde_json::to_vec(&TahoeMetadata(real)).unwrap(),
+            serde_json::to_vec(&real.tahoe_metadata()).unwrap()
         );
     }
 

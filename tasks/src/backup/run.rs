@@ -131,7 +131,7 @@ async fn build(
     source: PathBuf,
     scan: DirScan,
 ) -> Result<crate::tahoe::Cap, Halt> {
-    let root = backup_dir(sh.clone(), source, serde_json::Value::Null, scan).await?;
+    let root = backup_dir(sh.clone(), source, None, scan).await?;
     let root = match root {
         Child::Ready(c) => c,
         pending => sh.until_halt(pending.resolve(sh)).await??.ok_or_else(|| {

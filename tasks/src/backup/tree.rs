@@ -8,8 +8,15 @@
 //! the directories on the walk's path and those waiting for uploads in flight, never a list of
 //! the whole tree.
 //!
-//! Every spawned task is owned through an [`Owned`] handle that aborts it when dropped, so when
-//! a run stops (or fails) dropping the walk cancels everything still in flight.
+//! Every spawned task is owned through an [`Owned`] handle or a directory's `JoinSet`, both of
+//! which abort their tasks when dropped, so when a run stops (or fails) dropping the walk
+//! cancels everything still in flight.
+//!
+//! Memory per child of a wide directory: a child is kept as its name, capability and stat
+//! ([`Kid`]) until its directory is sent, and the metadata JSON is written only into the
+//! request body. A child's upload task is reaped as soon as it finishes: a finished task that
+//! nobody has joined yet keeps its whole cell (about 4 KB with the upload's state inline), which
+//! on a directory of 100,000 files was 410 MB of the 570 MB heap peak.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -19,13 +26,14 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 use tahoe_jobs_engine::{TaskContext, TaskError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::backupdb::{
     decide_dir, decide_file, dir_hash, BackupDb, DbError, Decision, LostName, RecheckPolicy,
 };
 use super::excludes::Excludes;
+use super::metadata::TahoeMetadata;
 use super::summary::counter;
 use super::uploader::{upload_file, UploadOutcome};
 use super::walk::{quote, scan_dir, DirScan, Entry};
@@ -188,13 +196,113 @@ impl<T> Drop for Owned<T> {
     }
 }
 
-type ChildResult = Result<Option<NewChild>, Halt>;
+/// A child of a new immutable directory as it waits for the directory to be sent: its stat
+/// stands for the metadata until the body is serialized (`None` only for the source itself,
+/// which is nobody's child).
+pub(crate) type Kid = NewChild<Option<TahoeMetadata>>;
 
-/// A child of a directory being built: known now, or once a task finishes. `None` results are
-/// children that turned out to be skipped (an unreadable file).
+type ChildResult = Result<Option<Kid>, Halt>;
+
+/// A directory being built: known now, or once a task finishes. `None` results are children
+/// that turned out to be skipped (an unreadable file).
 pub(crate) enum Child {
-    Ready(NewChild),
+    Ready(Kid),
     Pending(Owned<ChildResult>),
+}
+
+/// A child as the walk of its directory returns it: known now, or the work that will know it.
+enum Next {
+    Ready(Kid),
+    Later(BoxFuture<'static, ChildResult>),
+}
+
+/// A child's place in its directory's list, which is in name order.
+enum Slot {
+    Ready(Kid),
+    /// Its task is in the directory's `JoinSet`.
+    Waiting,
+    /// It turned out to be skipped.
+    Skipped,
+}
+
+/// The children of one directory while it is walked and until it is sent. Work in flight runs
+/// in `pending`, whose tasks are joined as soon as they finish, so what stays per child is its
+/// [`Slot`], not a finished task.
+struct Kids {
+    slots: Vec<(String, Slot)>,
+    pending: JoinSet<(usize, ChildResult)>,
+}
+
+impl Kids {
+    fn with_capacity(n: usize) -> Kids {
+        Kids {
+            slots: Vec::with_capacity(n),
+            pending: JoinSet::new(),
+        }
+    }
+
+    fn push(&mut self, name: String, next: Next) {
+        let slot = match next {
+            Next::Ready(kid) => Slot::Ready(kid),
+            Next::Later(work) => {
+                let index = self.slots.len();
+                self.pending.spawn(async move { (index, work.await) });
+                Slot::Waiting
+            }
+        };
+        self.slots.push((name, slot));
+    }
+
+    /// Takes in the results of the tasks that have finished, without waiting.
+    fn reap(&mut self, sh: &Shared) -> Result<(), Halt> {
+        while let Some(joined) = self.pending.try_join_next() {
+            self.settle(sh, joined)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every task still in flight.
+    async fn wait_all(&mut self, sh: &Shared) -> Result<(), Halt> {
+        while let Some(joined) = self.pending.join_next().await {
+            self.settle(sh, joined)?;
+        }
+        Ok(())
+    }
+
+    fn settle(
+        &mut self,
+        sh: &Shared,
+        joined: Result<(usize, ChildResult), JoinError>,
+    ) -> Result<(), Halt> {
+        let (index, result) = match joined {
+            Ok(done) => done,
+            Err(e) if e.is_cancelled() => return Err(Halt::Stopped),
+            Err(e) => {
+                return Err(sh.fail(BackupError::Internal(format!("a backup task failed: {e}"))))
+            }
+        };
+        self.slots[index].1 = match result? {
+            Some(kid) => Slot::Ready(kid),
+            None => Slot::Skipped,
+        };
+        Ok(())
+    }
+
+    fn all_ready(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// The children to send, in name order, once nothing is pending.
+    fn into_ready(self) -> Vec<(String, Kid)> {
+        debug_assert!(self.pending.is_empty());
+        self.slots
+            .into_iter()
+            .filter_map(|(name, slot)| match slot {
+                Slot::Ready(kid) => Some((name, kid)),
+                Slot::Waiting | Slot::Skipped => None,
+            })
+            .collect()
+    }
 }
 
 impl Child {
@@ -220,7 +328,7 @@ fn spawn(fut: impl std::future::Future<Output = ChildResult> + Send + 'static) -
 pub(crate) fn backup_dir(
     sh: Arc<Shared>,
     path: PathBuf,
-    metadata: Value,
+    metadata: Option<TahoeMetadata>,
     scan: DirScan,
 ) -> BoxFuture<'static, Result<Child, Halt>> {
     Box::pin(async move {
@@ -236,7 +344,7 @@ pub(crate) fn backup_dir(
             );
             sh.warn(odd.warning());
         }
-        let mut kids: Vec<(String, Child)> = Vec::with_capacity(scan.entries.len());
+        let mut kids = Kids::with_capacity(scan.entries.len());
         for (i, entry) in scan.entries.into_iter().enumerate() {
             if let Some(halt) = sh.halted_now() {
                 return Err(halt);
@@ -245,14 +353,24 @@ pub(crate) fn backup_dir(
                 sh.until_halt(sh.ctx.budget().cpu_checkpoint()).await?;
             }
             let name = entry.name.clone();
-            let child = if entry.is_dir {
-                backup_subdir(&sh, entry).await?
+            let next = if entry.is_dir {
+                match backup_subdir(&sh, entry).await? {
+                    None => None,
+                    Some(Child::Ready(kid)) => Some(Next::Ready(kid)),
+                    Some(pending) => {
+                        let sh = sh.clone();
+                        Some(Next::Later(Box::pin(
+                            async move { pending.resolve(&sh).await },
+                        )))
+                    }
+                }
             } else {
                 Some(backup_file(&sh, entry).await?)
             };
-            if let Some(child) = child {
-                kids.push((name, child));
+            if let Some(next) = next {
+                kids.push(name, next);
             }
+            kids.reap(&sh)?;
         }
         Ok(finish_dir(sh, path, metadata, kids))
     })
@@ -280,7 +398,7 @@ async fn backup_subdir(sh: &Arc<Shared>, entry: Entry) -> Result<Option<Child>, 
             Err(e) => return Err(sh.fail(BackupError::Internal(format!("listing failed: {e}")))),
         }
     };
-    let metadata = entry.stat.tahoe_metadata();
+    let metadata = Some(TahoeMetadata(entry.stat));
     // Each directory level is walked in a task of its own: awaiting a task does not poll it on
     // this stack, whereas awaiting the nested future would, one frame chain per level (a tree
     // 1,000 directories deep would overflow a 2 MiB thread stack).
@@ -299,7 +417,7 @@ async fn backup_subdir(sh: &Arc<Shared>, entry: Entry) -> Result<Option<Child>, 
     }
 }
 
-async fn backup_file(sh: &Arc<Shared>, entry: Entry) -> Result<Child, Halt> {
+async fn backup_file(sh: &Arc<Shared>, entry: Entry) -> Result<Next, Halt> {
     sh.count(counter::FILES_SEEN, 1);
     sh.count(counter::BYTES_SEEN, entry.stat.size);
     let record = sh.db.file(&entry.path).map_err(|e| sh.fail(e))?;
@@ -313,24 +431,25 @@ async fn backup_file(sh: &Arc<Shared>, entry: Entry) -> Result<Child, Halt> {
     if let Decision::Reuse(cap) = decision {
         sh.count(counter::FILES_REUSED, 1);
         sh.observer.file(&entry.path, FileAction::Reused);
-        return Ok(Child::Ready(file_child(cap, &entry)));
+        return Ok(Next::Ready(file_child(cap, &entry)));
     }
     let permit = sh.permit(&sh.uploads).await?;
     let sh2 = sh.clone();
-    Ok(spawn(async move {
+    // Boxed, so the task's cell holds a pointer and the upload's state is freed as it ends.
+    Ok(Next::Later(Box::pin(async move {
         let _permit = permit;
         let result = sh2
             .until_halt(upload_or_check(&sh2, &entry, decision))
             .await;
         result.and_then(|r| r)
-    }))
+    })))
 }
 
-fn file_child(cap: Cap, entry: &Entry) -> NewChild {
+fn file_child(cap: Cap, entry: &Entry) -> Kid {
     NewChild {
         kind: NodeKind::File,
         cap,
-        metadata: entry.stat.tahoe_metadata(),
+        metadata: Some(TahoeMetadata(entry.stat)),
     }
 }
 
@@ -419,17 +538,11 @@ async fn upload_or_check(sh: &Shared, entry: &Entry, decision: Decision) -> Chil
 fn finish_dir(
     sh: Arc<Shared>,
     path: PathBuf,
-    metadata: Value,
-    kids: Vec<(String, Child)>,
+    metadata: Option<TahoeMetadata>,
+    kids: Kids,
 ) -> Child {
-    if kids.iter().all(|(_, k)| matches!(k, Child::Ready(_))) {
-        let ready: Vec<(String, NewChild)> = kids
-            .into_iter()
-            .map(|(n, k)| match k {
-                Child::Ready(c) => (n, c),
-                Child::Pending(_) => unreachable!("all children are ready"),
-            })
-            .collect();
+    if kids.all_ready() {
+        let ready = kids.into_ready();
         let hash = dir_hash(ready.iter().map(|(n, c)| (n.as_str(), &c.cap)));
         let record = match sh.db.dir(&hash) {
             Ok(r) => r,
@@ -452,12 +565,9 @@ fn finish_dir(
         });
     }
     spawn(async move {
-        let mut ready = Vec::with_capacity(kids.len());
-        for (name, kid) in kids {
-            if let Some(c) = kid.resolve(&sh).await? {
-                ready.push((name, c));
-            }
-        }
+        let mut kids = kids;
+        kids.wait_all(&sh).await?;
+        let ready = kids.into_ready();
         let hash = dir_hash(ready.iter().map(|(n, c)| (n.as_str(), &c.cap)));
         let record = sh.db.dir(&hash).map_err(|e| sh.fail(e))?;
         let decision = decide_dir(record.as_ref(), sh.now(), &sh.policy, fastrand::f64());
@@ -473,7 +583,7 @@ fn finish_dir(
     })
 }
 
-fn dir_child(cap: Cap, metadata: Value) -> NewChild {
+fn dir_child(cap: Cap, metadata: Option<TahoeMetadata>) -> Kid {
     NewChild {
         kind: NodeKind::Directory,
         cap,
@@ -507,21 +617,23 @@ fn report_lost(sh: &Shared, path: &Path, lost: &[LostName]) {
 
 /// Whether two of `children` may have names that are equal after NFC, as the node stores
 /// them: only possible when one of the names is not ASCII.
-fn may_collide(children: &[(String, NewChild)]) -> bool {
+fn may_collide(children: &[(String, Kid)]) -> bool {
     children.len() > 1 && children.iter().any(|(name, _)| !name.is_ascii())
 }
 
 /// The children of a new immutable directory that its `listing` does not hold: the node
 /// NFC-normalises names, and of names that become equal it keeps one. A kept child is found
 /// by its name, else by its capability and metadata (its name was normalised).
-fn lost_children(children: &[(String, NewChild)], listing: &DirListing) -> Vec<LostName> {
+fn lost_children(children: &[(String, Kid)], listing: &DirListing) -> Vec<LostName> {
     if listing.children.len() >= children.len() {
         return Vec::new();
     }
-    let same = |listed: &ListedChild, child: &NewChild| {
+    let same = |listed: &ListedChild, child: &Kid| {
+        // The JSON the node was sent, made again: this runs only after a listing that lacks
+        // children, which is rare.
+        let ours = serde_json::to_value(child.metadata).unwrap_or(Value::Null);
         listed.ro_cap.as_ref() == Some(&child.cap)
-            && child
-                .metadata
+            && ours
                 .as_object()
                 .is_none_or(|ours| ours.iter().all(|(k, v)| listed.metadata.get(k) == Some(v)))
     };
@@ -554,7 +666,7 @@ fn lost_children(children: &[(String, NewChild)], listing: &DirListing) -> Vec<L
 async fn create_dir(
     sh: &Shared,
     path: &Path,
-    children: Vec<(String, NewChild)>,
+    children: Vec<(String, Kid)>,
     hash: [u8; 32],
     decision: Decision,
     known_lost: Vec<LostName>,
@@ -600,4 +712,75 @@ async fn create_dir(
     sh.observer.directory(path, DirAction::Created);
     report_lost(sh, path, &lost);
     Ok(cap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::metadata::FileStat;
+    use crate::tahoe::types::mkdir_immutable_json;
+
+    /// The `mkdir-immutable` body built from the compact children is byte for byte the one
+    /// built from JSON maps, as before: same keys, values and order as `tahoe backup`'s.
+    #[test]
+    fn the_directory_body_from_compact_children_is_unchanged() {
+        let stat = |i: u64| FileStat {
+            size: i,
+            mtime_ns: 1_700_000_000_123_456_789 + i as i128 * 1_000_000_007,
+            ctime_ns: 1_700_000_100_000_000_000 - i as i128,
+            ino: 1000 + i,
+            dev: 2049,
+            mode: if i.is_multiple_of(3) {
+                0o40755
+            } else {
+                0o100644
+            },
+            uid: 1000,
+            gid: 100 + i as u32,
+        };
+        let entries: Vec<Entry> = (0..50u64)
+            .map(|i| Entry {
+                name: format!("n\u{e9}\"\n{}", 49 - i),
+                path: PathBuf::from(format!("/src/{i}")),
+                is_dir: i.is_multiple_of(3),
+                stat: stat(i),
+            })
+            .collect();
+        let cap = |i: usize| Cap::literal(format!("content {i}").as_bytes());
+        let compact: Vec<(String, Kid)> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let kid = if e.is_dir {
+                    dir_child(cap(i), Some(TahoeMetadata(e.stat)))
+                } else {
+                    file_child(cap(i), e)
+                };
+                (e.name.clone(), kid)
+            })
+            .collect();
+        let maps: Vec<(String, NewChild)> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let kind = if e.is_dir {
+                    NodeKind::Directory
+                } else {
+                    NodeKind::File
+                };
+                let child = NewChild {
+                    kind,
+                    cap: cap(i),
+                    metadata: e.stat.tahoe_metadata(),
+                };
+                (e.name.clone(), child)
+            })
+            .collect();
+        let new = mkdir_immutable_json(compact.iter().map(|(n, c)| (n.as_str(), c))).unwrap();
+        let old = mkdir_immutable_json(maps.iter().map(|(n, c)| (n.as_str(), c))).unwrap();
+        assert_eq!(
+            String::from_utf8(new).unwrap(),
+            String::from_utf8(old).unwrap()
+        );
+    }
 }

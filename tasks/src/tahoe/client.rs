@@ -220,9 +220,9 @@ impl TahoeClient {
     }
 
     /// `POST /uri?t=mkdir-immutable`: a new immutable directory holding `children`.
-    pub async fn mkdir_immutable<'a>(
+    pub async fn mkdir_immutable<'a, M: serde::Serialize + 'a>(
         &self,
-        children: impl IntoIterator<Item = (&'a str, &'a NewChild)>,
+        children: impl IntoIterator<Item = (&'a str, &'a NewChild<M>)>,
     ) -> Result<Cap, TahoeError> {
         let body =
             mkdir_immutable_json(children).map_err(|e| TahoeError::Protocol(e.to_string()))?;

@@ -37,12 +37,14 @@ impl NodeKind {
     }
 }
 
-/// One child of a new immutable directory: its read cap and metadata.
+/// One child of a new immutable directory: its read cap and metadata. The metadata is anything
+/// that serializes to the JSON object wanted: a caller holding many children can keep them in a
+/// compact form and have the JSON written only into the request body.
 #[derive(Debug, Clone, PartialEq)]
-pub struct NewChild {
+pub struct NewChild<M = Value> {
     pub kind: NodeKind,
     pub cap: Cap,
-    pub metadata: Value,
+    pub metadata: M,
 }
 
 /// The `t=mkdir-immutable` body: `{"name": ["filenode", {"ro_uri": .., "metadata": {..}}], ..}`.
@@ -73,19 +75,19 @@ pub fn mkdir_immutable_body<'a>(
 /// The same body as [`mkdir_immutable_body`], serialized straight from the children, sorted by
 /// name, without building a JSON tree first: a directory of 100,000 children needs its bytes
 /// once, not a copy of every child's metadata as well.
-pub fn mkdir_immutable_json<'a>(
-    children: impl IntoIterator<Item = (&'a str, &'a NewChild)>,
+pub fn mkdir_immutable_json<'a, M: Serialize + 'a>(
+    children: impl IntoIterator<Item = (&'a str, &'a NewChild<M>)>,
 ) -> Result<Vec<u8>, serde_json::Error> {
     use serde::ser::{SerializeMap, SerializeTuple};
 
-    struct Kids<'a>(Vec<(&'a str, &'a NewChild)>);
-    struct Kid<'a>(&'a NewChild);
+    struct Kids<'a, M>(Vec<(&'a str, &'a NewChild<M>)>);
+    struct Kid<'a, M>(&'a NewChild<M>);
     #[derive(Serialize)]
-    struct Props<'a> {
+    struct Props<'a, M> {
         ro_uri: &'a str,
-        metadata: &'a Value,
+        metadata: &'a M,
     }
-    impl Serialize for Kids<'_> {
+    impl<M: Serialize> Serialize for Kids<'_, M> {
         fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
             let mut map = s.serialize_map(Some(self.0.len()))?;
             for (name, child) in &self.0 {
@@ -94,7 +96,7 @@ pub fn mkdir_immutable_json<'a>(
             map.end()
         }
     }
-    impl Serialize for Kid<'_> {
+    impl<M: Serialize> Serialize for Kid<'_, M> {
         fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
             let mut pair = s.serialize_tuple(2)?;
             pair.serialize_element(self.0.kind.tag())?;
@@ -105,7 +107,7 @@ pub fn mkdir_immutable_json<'a>(
             pair.end()
         }
     }
-    let mut kids: Vec<(&str, &NewChild)> = children.into_iter().collect();
+    let mut kids: Vec<(&str, &NewChild<M>)> = children.into_iter().collect();
     // The order a JSON object of them would have (and so which of two names that are equal
     // after NFC the node keeps: the later).
     kids.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
