@@ -11,26 +11,23 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tahoe_jobs_config::{BackupParams, Target};
-use tahoe_jobs_engine::{
-    BudgetGate, BudgetHandle, ByteRequest, Outcome, ProgressSink, StopReason, StopSignal,
-    SystemClock, Task, TaskContext,
-};
+use tahoe_jobs_config::Target;
+use tahoe_jobs_engine::{BudgetHandle, ByteRequest, Outcome, StopReason, StopSignal, Task};
 use tahoe_jobs_tasks::backup::{
     counter, open_backupdb, run_backup, BackupOptions, BackupTask, RunEnd,
 };
 
-use crate::support::{http_client, shared_grid, Grid, GridSpec};
+use crate::support::backup_run::{backup_params, task_context, Hook};
+use crate::support::files::{assert_same_tree, seeded_bytes, tree_of, write_file};
+use crate::support::node::{latest_cap, node_counter, restore};
+use crate::support::process::{describe_output, lossy_text, os, runtime, tahoe_jobs_command};
+use crate::support::{shared_grid, Grid, GridSpec};
 
 /// The one-shot command keeps its backupdb in the node directory, and sled allows one process
 /// at a time there: CLI runs against the shared grid take turns.
 fn oneshot_lock() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn tahoe_jobs() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tahoe-jobs"))
 }
 
 /// `tahoe-jobs -d NODEDIR backup ARGS...`; with `as_plain_root`, root runs it without the
@@ -44,7 +41,7 @@ fn cli_backup(grid: &Grid, args: &[&OsStr], as_plain_root: bool) -> Output {
             .arg(env!("CARGO_BIN_EXE_tahoe-jobs"));
         c
     } else {
-        tahoe_jobs()
+        tahoe_jobs_command()
     };
     cmd.arg("-d").arg(grid.node_dir()).arg("backup").args(args);
     cmd.output().expect("cannot run tahoe-jobs")
@@ -55,15 +52,7 @@ fn running_as_root() -> bool {
         .arg("-u")
         .output()
         .expect("cannot run id -u");
-    text(&out.stdout).trim() == "0"
-}
-
-fn os(s: &str) -> &OsStr {
-    OsStr::new(s)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    lossy_text(&out.stdout).trim() == "0"
 }
 
 /// Panics with the command's stderr unless it exited with `code`. Only stderr is shown: our
@@ -72,132 +61,14 @@ fn assert_exit(out: &Output, code: i32, what: &str) {
     assert_eq!(
         out.status.code(),
         Some(code),
-        "{what}: exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
+        "{what}: {}",
+        describe_output(out)
     );
-}
-
-/// Every regular file below `root` by relative path, with its bytes; directories as `None`.
-fn tree_of(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Option<Vec<u8>>>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            let path = entry.path();
-            let rel = path.strip_prefix(root).unwrap().to_path_buf();
-            let ft = entry.file_type().unwrap();
-            if ft.is_dir() {
-                out.insert(rel, None);
-                walk(root, &path, out);
-            } else if ft.is_file() {
-                out.insert(rel, Some(std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
-}
-
-/// Restores `alias:path/Latest` with stock `tahoe cp -r` into a fresh directory; returns the
-/// restored tree's root.
-fn restore(grid: &Grid, target: &str, into: &Path) -> PathBuf {
-    let out_dir = into.join(format!("restored-{}", fastrand_name()));
-    let latest = if target.ends_with(':') {
-        format!("{target}Latest")
-    } else {
-        format!("{target}/Latest")
-    };
-    let out = grid.tahoe([os("cp"), os("-r"), OsStr::new(&latest), out_dir.as_os_str()]);
-    assert!(
-        out.status.success(),
-        "tahoe cp -r failed: {}",
-        text(&out.stderr)
-    );
-    // `tahoe cp -r DIR OUT` copies DIR into OUT under DIR's own name.
-    out_dir.join("Latest")
-}
-
-fn fastrand_name() -> String {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn assert_same_tree(restored: &Path, expected: &BTreeMap<PathBuf, Option<Vec<u8>>>) {
-    let got = tree_of(restored);
-    let names = |t: &BTreeMap<PathBuf, Option<Vec<u8>>>| t.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(names(&got), names(expected), "restored paths differ");
-    for (path, content) in expected {
-        assert!(
-            got[path] == *content,
-            "{} differs after restore",
-            path.display()
-        );
-    }
-}
-
-/// Deterministic pseudo-random bytes (xorshift), so sizes and contents vary without a crate.
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn write(path: &Path, data: &[u8]) {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).unwrap();
-    }
-    std::fs::write(path, data).unwrap();
 }
 
 /// The node's count of immutable uploads (files and immutable directories alike).
 fn node_uploads(grid: &Grid) -> u64 {
-    let url = format!("{}/statistics?t=json", grid.web_url());
-    let stats: serde_json::Value = runtime().block_on(async {
-        http_client()
-            .get(url)
-            .send()
-            .await
-            .expect("statistics")
-            .json()
-            .await
-            .expect("statistics JSON")
-    });
-    stats["counters"]["uploader.files_uploaded"]
-        .as_u64()
-        .unwrap_or(0)
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// The capability `Latest` links to, or None. A secret: compared, never printed.
-fn latest_cap(grid: &Grid, target: &str) -> Option<String> {
-    let out = grid.tahoe(["ls", "--json", target]);
-    if !out.status.success() {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    v[1]["children"]["Latest"][1]["ro_uri"]
-        .as_str()
-        .map(str::to_owned)
+    node_counter(grid, "uploader.files_uploaded")
 }
 
 fn archive_count(grid: &Grid, target: &str) -> usize {
@@ -205,82 +76,23 @@ fn archive_count(grid: &Grid, target: &str) -> usize {
     assert!(
         out.status.success(),
         "tahoe ls Archives: {}",
-        text(&out.stderr)
+        lossy_text(&out.stderr)
     );
-    text(&out.stdout)
+    lossy_text(&out.stdout)
         .lines()
         .filter(|l| !l.trim().is_empty())
         .count()
 }
 
-fn params(source: &Path, alias: &str, path: &str, concurrency: usize) -> BackupParams {
-    BackupParams {
-        source: source.to_path_buf(),
-        target: Target::Alias {
-            alias: alias.into(),
-            path: path.into(),
-        },
-        exclude: Vec::new(),
-        exclude_from: None,
-        exclude_vcs: false,
-        concurrency,
-        recheck_after: tahoe_jobs_config::DEFAULT_RECHECK_AFTER,
-        recheck_all_after: tahoe_jobs_config::DEFAULT_RECHECK_ALL_AFTER,
-    }
-}
-
-/// A context as the engine would give, with a stop signal, progress sink and budget we hold.
-fn context(
-    store: tahoe_jobs_tasks::sled::Tree,
-    stop: StopSignal,
-    budget: BudgetHandle,
-) -> TaskContext {
-    TaskContext::new(
-        "backup.test",
-        stop,
-        budget,
-        ProgressSink::new(),
-        store,
-        Arc::new(SystemClock),
-    )
-}
-
-/// A budget gate that calls `hook` on every chunk the uploader asks to send.
-struct Hook<F: Fn(&ByteRequest) + Send + Sync + 'static>(F);
-
-type GateFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
-
-// Written out as `#[async_trait]` expands it (this crate does not depend on async-trait).
-impl<F: Fn(&ByteRequest) + Send + Sync + 'static> BudgetGate for Hook<F> {
-    fn acquire<'a, 'b, 'c>(&'a self, _job: &'b str, request: ByteRequest) -> GateFuture<'c>
-    where
-        'a: 'c,
-        'b: 'c,
-        Self: 'c,
-    {
-        (self.0)(&request);
-        Box::pin(async {})
-    }
-
-    fn cpu_checkpoint<'a, 'b, 'c>(&'a self, _job: &'b str) -> GateFuture<'c>
-    where
-        'a: 'c,
-        'b: 'c,
-        Self: 'c,
-    {
-        Box::pin(async {})
-    }
-}
-
 /// A tree with nested and empty directories, an empty file, a file of several chunks, and
 /// names with spaces and non-ASCII letters.
 fn sample_tree(root: &Path) {
-    write(&root.join("top.txt"), b"top level\n");
-    write(&root.join("empty-file"), b"");
-    write(&root.join("docs/ünïcode ✓.txt"), &bytes(1, 3000));
-    write(&root.join("docs/a b/c.bin"), &bytes(2, 70_000));
-    write(&root.join("docs/a b/deeper/d.txt"), b"deep\n");
-    write(&root.join("big.bin"), &bytes(3, 1_300_000));
+    write_file(&root.join("top.txt"), b"top level\n");
+    write_file(&root.join("empty-file"), b"");
+    write_file(&root.join("docs/ünïcode ✓.txt"), &seeded_bytes(1, 3000));
+    write_file(&root.join("docs/a b/c.bin"), &seeded_bytes(2, 70_000));
+    write_file(&root.join("docs/a b/deeper/d.txt"), b"deep\n");
+    write_file(&root.join("big.bin"), &seeded_bytes(3, 1_300_000));
     std::fs::create_dir_all(root.join("empty-dir")).unwrap();
 }
 
@@ -295,34 +107,38 @@ fn restores_byte_identical_and_alternates_with_tahoe_backup() {
 
     let out = cli_backup(grid, &[src.as_os_str(), os(target)], false);
     assert_exit(&out, 0, "first tahoe-jobs backup");
-    let stdout = text(&out.stdout);
+    let stdout = lossy_text(&out.stdout);
     assert!(
         stdout.contains(
             " 6 files uploaded (0 reused), 0 files skipped, 5 directories created (0 reused), 0 directories skipped"
         ),
         "{stdout}"
     );
-    assert!(!stdout.contains("URI:") && !text(&out.stderr).contains("URI:"));
+    assert!(!stdout.contains("URI:") && !lossy_text(&out.stderr).contains("URI:"));
     assert_same_tree(&restore(grid, target, tmp.path()), &tree_of(&src));
 
     // Stock `tahoe backup` continues on the same target (Archives names are per second).
     std::thread::sleep(Duration::from_millis(1100));
-    write(&src.join("docs/added by tahoe.txt"), b"new\n");
+    write_file(&src.join("docs/added by tahoe.txt"), b"new\n");
     let out = grid.tahoe([os("backup"), src.as_os_str(), os(target)]);
-    assert!(out.status.success(), "tahoe backup: {}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tahoe backup: {}",
+        lossy_text(&out.stderr)
+    );
     assert_same_tree(&restore(grid, target, tmp.path()), &tree_of(&src));
     let by_tahoe = grid.tahoe(["ls", "--json", &format!("{target}/Latest/docs")]);
     let by_tahoe: serde_json::Value = serde_json::from_slice(&by_tahoe.stdout).unwrap();
 
     // ... and tahoe-jobs after it again.
     std::thread::sleep(Duration::from_millis(1100));
-    write(&src.join("top.txt"), b"top level, edited\n");
+    write_file(&src.join("top.txt"), b"top level, edited\n");
     let out = cli_backup(grid, &[src.as_os_str(), os(target)], false);
     assert_exit(&out, 0, "tahoe-jobs after tahoe backup");
     assert!(
-        text(&out.stdout).contains(" 2 files uploaded (5 reused)"),
+        lossy_text(&out.stdout).contains(" 2 files uploaded (5 reused)"),
         "{}",
-        text(&out.stdout)
+        lossy_text(&out.stdout)
     );
     assert_same_tree(&restore(grid, target, tmp.path()), &tree_of(&src));
     assert_eq!(archive_count(grid, target), 3);
@@ -359,25 +175,29 @@ fn uploads_only_what_changed_and_resumes_after_a_stop() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     for i in 0..5 {
-        write(
+        write_file(
             &src.join(format!("d1/f{i}")),
-            &bytes(10 + i, 1000 + 300 * i as usize),
+            &seeded_bytes(10 + i, 1000 + 300 * i as usize),
         );
     }
     for i in 0..3 {
-        write(&src.join(format!("d2/g{i}")), &bytes(20 + i, 2000));
+        write_file(&src.join(format!("d2/g{i}")), &seeded_bytes(20 + i, 2000));
     }
     for i in 0..2 {
-        write(&src.join(format!("d2/sub/h{i}")), &bytes(30 + i, 2500));
+        write_file(
+            &src.join(format!("d2/sub/h{i}")),
+            &seeded_bytes(30 + i, 2500),
+        );
     }
-    write(&src.join("top.txt"), &bytes(40, 900));
+    write_file(&src.join("top.txt"), &seeded_bytes(40, 900));
     let db_dir = tmp.path().join("db");
     let rt = runtime();
     let opts = BackupOptions::default();
-    let p = params(&src, "bk", "t", 4);
+    let p = backup_params(&src, "bk", "t", 4);
     let store = open_backupdb(&db_dir, &p.target).unwrap();
     let once = |label: &str| {
-        let ctx = context(
+        let ctx = task_context(
+            "backup.test",
             store.clone(),
             StopSignal::new(),
             BudgetHandle::unlimited("t"),
@@ -403,7 +223,7 @@ fn uploads_only_what_changed_and_resumes_after_a_stop() {
     // One modified file and one renamed directory: the file, the renamed directory's files
     // (the backupdb knows files by path, as tahoe backup's does), and the two directories whose
     // children changed (d1 and the root); the renamed directory itself is reused by content.
-    write(&src.join("d1/f0"), &bytes(99, 1000));
+    write_file(&src.join("d1/f0"), &seeded_bytes(99, 1000));
     std::fs::rename(src.join("d2"), src.join("d2-renamed")).unwrap();
     let (third, uploads) = once("after modify and rename");
     assert_eq!(third.files_uploaded, 6);
@@ -417,15 +237,20 @@ fn uploads_only_what_changed_and_resumes_after_a_stop() {
     // until the run that completes.
     let big = tmp.path().join("big");
     for i in 0..40 {
-        write(
+        write_file(
             &big.join(format!("dir{}/file{i}", i % 4)),
-            &bytes(100 + i, 20_000),
+            &seeded_bytes(100 + i, 20_000),
         );
     }
-    let p2 = params(&big, "bk", "resume", 2);
+    let p2 = backup_params(&big, "bk", "resume", 2);
     let store2 = open_backupdb(&tmp.path().join("db2"), &p2.target).unwrap();
     let stop = StopSignal::new();
-    let ctx = context(store2.clone(), stop.clone(), BudgetHandle::unlimited("t"));
+    let ctx = task_context(
+        "backup.test",
+        store2.clone(),
+        stop.clone(),
+        BudgetHandle::unlimited("t"),
+    );
     let before = node_uploads(&grid);
     let progress = ctx.progress().clone();
     let stopper = std::thread::spawn({
@@ -452,7 +277,12 @@ fn uploads_only_what_changed_and_resumes_after_a_stop() {
         "a stopped run links nothing"
     );
 
-    let ctx = context(store2, StopSignal::new(), BudgetHandle::unlimited("t"));
+    let ctx = task_context(
+        "backup.test",
+        store2,
+        StopSignal::new(),
+        BudgetHandle::unlimited("t"),
+    );
     let outcome = rt.block_on(task.run(&ctx)).expect("resumed run");
     assert_eq!(outcome, Outcome::Completed);
     let resumed = ctx.progress().get(counter::FILES_UPLOADED);
@@ -473,10 +303,10 @@ fn a_file_changed_during_its_upload_is_not_remembered() {
     grid.create_alias("bk_changing");
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    write(&src.join("steady.txt"), &bytes(1, 5000));
+    write_file(&src.join("steady.txt"), &seeded_bytes(1, 5000));
     let moving = src.join("moving.bin");
-    write(&moving, &bytes(2, 300_000));
-    let p = params(&src, "bk_changing", "", 1);
+    write_file(&moving, &seeded_bytes(2, 300_000));
+    let p = backup_params(&src, "bk_changing", "", 1);
     let store = open_backupdb(&tmp.path().join("db"), &p.target).unwrap();
     let rt = runtime();
 
@@ -495,7 +325,8 @@ fn a_file_changed_during_its_upload_is_not_remembered() {
             }
         })
     };
-    let ctx = context(
+    let ctx = task_context(
+        "backup.test",
         store.clone(),
         StopSignal::new(),
         BudgetHandle::new("t", Arc::new(hook)),
@@ -520,7 +351,12 @@ fn a_file_changed_during_its_upload_is_not_remembered() {
         .any(|w| w.message.contains("changed while it was uploaded")
             && w.message.contains("moving.bin")));
 
-    let ctx = context(store, StopSignal::new(), BudgetHandle::unlimited("t"));
+    let ctx = task_context(
+        "backup.test",
+        store,
+        StopSignal::new(),
+        BudgetHandle::unlimited("t"),
+    );
     let end = rt
         .block_on(run_backup(
             grid.node_dir(),
@@ -550,18 +386,18 @@ fn excludes_follow_tahoe_backup() {
     grid.create_alias("bk_excl");
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    write(&src.join("keep.txt"), b"keep");
-    write(&src.join("skip.tmp"), b"tmp");
-    write(&src.join("sub/skip.tmp"), b"tmp, deeper");
-    write(&src.join("sub/keep.TMP"), b"case matters");
-    write(&src.join("cache/inside"), b"in an excluded directory");
-    write(&src.join(".git/config"), b"vcs");
-    write(&src.join(".gitignore"), b"vcs");
-    write(&src.join("sub/.svn/entries"), b"vcs");
-    write(&src.join("sub/.github/ci.yml"), b"not vcs");
-    write(&src.join("listed.o"), b"from the exclude file");
+    write_file(&src.join("keep.txt"), b"keep");
+    write_file(&src.join("skip.tmp"), b"tmp");
+    write_file(&src.join("sub/skip.tmp"), b"tmp, deeper");
+    write_file(&src.join("sub/keep.TMP"), b"case matters");
+    write_file(&src.join("cache/inside"), b"in an excluded directory");
+    write_file(&src.join(".git/config"), b"vcs");
+    write_file(&src.join(".gitignore"), b"vcs");
+    write_file(&src.join("sub/.svn/entries"), b"vcs");
+    write_file(&src.join("sub/.github/ci.yml"), b"not vcs");
+    write_file(&src.join("listed.o"), b"from the exclude file");
     let exclude_file = tmp.path().join("excludes");
-    write(&exclude_file, b"*.o\n\n");
+    write_file(&exclude_file, b"*.o\n\n");
 
     let out = cli_backup(
         grid,
@@ -605,8 +441,8 @@ fn odd_files_are_skipped_with_warnings() {
     grid.create_alias("bk_odd");
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    write(&src.join("fine.txt"), b"fine");
-    write(&src.join("dir/also-fine.txt"), b"also fine");
+    write_file(&src.join("fine.txt"), b"fine");
+    write_file(&src.join("dir/also-fine.txt"), b"also fine");
     std::os::unix::fs::symlink("fine.txt", src.join("link")).unwrap();
     assert!(Command::new("mkfifo")
         .arg(src.join("fifo"))
@@ -614,18 +450,18 @@ fn odd_files_are_skipped_with_warnings() {
         .unwrap()
         .success());
     let secret = src.join("dir/secret.txt");
-    write(&secret, b"unreadable");
+    write_file(&secret, b"unreadable");
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
     let closed = src.join("closed");
-    write(&closed.join("inside.txt"), b"behind a closed door");
+    write_file(&closed.join("inside.txt"), b"behind a closed door");
     std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o000)).unwrap();
     let bad_name = src.join(OsStr::from_bytes(b"caf\xe9.txt"));
-    write(&bad_name, b"latin-1 name");
+    write_file(&bad_name, b"latin-1 name");
 
     let out = cli_backup(grid, &[src.as_os_str(), os("bk_odd:")], true);
     std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o755)).unwrap();
     assert_exit(&out, 2, "backup with odd files");
-    let stderr = text(&out.stderr);
+    let stderr = lossy_text(&out.stderr);
     let src_s = src.display();
     for warning in [
         format!("WARNING: cannot backup symlink '{src_s}/link'"),
@@ -640,11 +476,11 @@ fn odd_files_are_skipped_with_warnings() {
         );
     }
     assert!(
-        text(&out.stdout).contains(
+        lossy_text(&out.stdout).contains(
             " 2 files uploaded (0 reused), 4 files skipped, 2 directories created (0 reused), 1 directories skipped"
         ),
         "{}",
-        text(&out.stdout)
+        lossy_text(&out.stdout)
     );
     let mut expected = BTreeMap::new();
     expected.insert(PathBuf::from("fine.txt"), Some(b"fine".to_vec()));
@@ -673,15 +509,15 @@ fn unplugged_source_fails_and_keeps_latest() {
     let out = cli_backup(grid, &[src.as_os_str(), os("bk_unplug:pics")], false);
     assert_exit(&out, 1, "backup of a missing source");
     assert!(
-        text(&out.stderr).contains("does not exist"),
+        lossy_text(&out.stderr).contains("does not exist"),
         "{}",
-        text(&out.stderr)
+        lossy_text(&out.stderr)
     );
 
     std::fs::create_dir(&src).unwrap();
     let out = cli_backup(grid, &[src.as_os_str(), os("bk_unplug:pics")], false);
     assert_exit(&out, 1, "backup of an empty mount point");
-    let stderr = text(&out.stderr);
+    let stderr = lossy_text(&out.stderr);
     assert!(
         stderr.contains("is empty") && stderr.contains("Latest is unchanged"),
         "{stderr}"
@@ -699,7 +535,7 @@ fn unplugged_source_fails_and_keeps_latest() {
 fn unknown_alias_and_stopped_node_are_clear_errors() {
     let grid = shared_grid();
     let tmp = tempfile::tempdir().unwrap();
-    write(&tmp.path().join("src/f"), b"x");
+    write_file(&tmp.path().join("src/f"), b"x");
     let out = cli_backup(
         grid,
         &[tmp.path().join("src").as_os_str(), os("no_such_alias:x")],
@@ -707,9 +543,9 @@ fn unknown_alias_and_stopped_node_are_clear_errors() {
     );
     assert_exit(&out, 1, "unknown alias");
     assert!(
-        text(&out.stderr).contains("tahoe create-alias no_such_alias"),
+        lossy_text(&out.stderr).contains("tahoe create-alias no_such_alias"),
         "{}",
-        text(&out.stderr)
+        lossy_text(&out.stderr)
     );
 
     // A node directory whose node.url points at a port nothing listens on.
@@ -717,14 +553,14 @@ fn unknown_alias_and_stopped_node_are_clear_errors() {
     std::fs::create_dir_all(fake.join("private")).unwrap();
     std::fs::write(fake.join("node.url"), "http://127.0.0.1:1/\n").unwrap();
     std::fs::write(fake.join("private/aliases"), "a: URI:DIR2:aaaa:bbbb\n").unwrap();
-    let out = tahoe_jobs()
+    let out = tahoe_jobs_command()
         .arg("-d")
         .arg(&fake)
         .args([os("backup"), tmp.path().join("src").as_os_str(), os("a:x")])
         .output()
         .unwrap();
     assert_exit(&out, 1, "node down");
-    let stderr = text(&out.stderr);
+    let stderr = lossy_text(&out.stderr);
     assert!(
         stderr.contains("unreachable") && !stderr.contains("aaaa"),
         "{stderr}"
@@ -737,7 +573,7 @@ fn storage_index(grid: &Grid, path: &str) -> String {
     assert!(
         out.status.success(),
         "tahoe check {path}: {}",
-        text(&out.stderr)
+        lossy_text(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("check JSON");
     let si = v["storage-index"].as_str().unwrap_or_default().to_string();
@@ -801,10 +637,10 @@ fn recheck_after_zero_checks_every_reused_cap_and_reuploads_a_lost_file() {
     let src = tmp.path().join("src");
     // Every file above 55 bytes, so none is a literal capability (those hold their data and
     // have no shares to lose).
-    write(&src.join("a.bin"), &bytes(501, 3_000));
-    write(&src.join("sub/b.bin"), &bytes(502, 40_000));
-    write(&src.join("sub/c.txt"), &bytes(503, 200));
-    write(&src.join("sub/deeper/d.bin"), &bytes(504, 70_000));
+    write_file(&src.join("a.bin"), &seeded_bytes(501, 3_000));
+    write_file(&src.join("sub/b.bin"), &seeded_bytes(502, 40_000));
+    write_file(&src.join("sub/c.txt"), &seeded_bytes(503, 200));
+    write_file(&src.join("sub/deeper/d.bin"), &seeded_bytes(504, 70_000));
     let (files, dirs) = (4, 3);
     let rt = runtime();
     let store = open_backupdb(
@@ -819,7 +655,8 @@ fn recheck_after_zero_checks_every_reused_cap_and_reuploads_a_lost_file() {
         // Archives are named by the second: each run gets its own.
         std::thread::sleep(Duration::from_millis(1100));
         let mut task = configured_task(&grid, &src, "rc:job", recheck);
-        let ctx = context(
+        let ctx = task_context(
+            "backup.test",
             store.clone(),
             StopSignal::new(),
             BudgetHandle::unlimited("t"),
@@ -879,7 +716,7 @@ fn recheck_after_zero_checks_every_reused_cap_and_reuploads_a_lost_file() {
         all.extend([src.as_os_str(), os("rc:cli")]);
         let out = cli_backup(&grid, &all, false);
         assert_exit(&out, 0, &format!("tahoe-jobs backup {args:?}"));
-        (text(&out.stdout), node_uploads(&grid) - before)
+        (lossy_text(&out.stdout), node_uploads(&grid) - before)
     };
     let (_, uploads) = cli(&[]);
     assert_eq!(uploads, files + dirs);

@@ -12,12 +12,12 @@
 //! everything slower, never faster.
 
 use std::path::Path;
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tahoe_jobs_config::jiff::Timestamp;
 
+use crate::support::process::describe_output;
 use crate::support::{shared_grid, Grid, GridSpec};
 use crate::web::{free_port, http, Daemon};
 
@@ -51,15 +51,6 @@ fn make_source(dir: &Path, seed: u64, files: usize, size: usize) -> u64 {
         std::fs::write(dir.join(format!("f{i}.bin")), data).unwrap();
     }
     (files * size) as u64
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// The budget section of the public status JSON.
@@ -264,16 +255,20 @@ fn with_shaping_a_limited_server_receives_no_faster_than_its_limit_and_another_g
 
     // The node does not use the proxy yet: the command prints the lines and says so.
     let out = d.cli(&["shaping"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", describe_output(&out));
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(
         printed.contains(&format!("socks.port = tcp:127.0.0.1:{port}"))
             && printed.contains("force_foolscap = true")
             && printed.contains("tcp = tor"),
         "{}",
-        text(&out)
+        describe_output(&out)
     );
-    assert!(printed.contains("WRONG tahoe.cfg"), "{}", text(&out));
+    assert!(
+        printed.contains("WRONG tahoe.cfg"),
+        "{}",
+        describe_output(&out)
+    );
     assert_eq!(budget(&d)["accounting"], "estimated");
 
     // Route the client's storage traffic through the daemon's proxy.
@@ -291,11 +286,11 @@ fn with_shaping_a_limited_server_receives_no_faster_than_its_limit_and_another_g
         std::thread::sleep(Duration::from_millis(250));
     }
     let out = d.cli(&["shaping"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", describe_output(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("Verified"),
         "{}",
-        text(&out)
+        describe_output(&out)
     );
     let b = budget(&d);
     let notes = b["notes"].to_string();
@@ -325,7 +320,7 @@ fn with_shaping_a_limited_server_receives_no_faster_than_its_limit_and_another_g
     ];
     let first = sample();
     let out = d.cli(&["start", "backup.s", "--ignore-window"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", describe_output(&out));
     let mut samples = vec![first];
     let deadline = Instant::now() + RUN_TIMEOUT;
     loop {

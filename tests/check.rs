@@ -7,15 +7,15 @@
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tahoe_jobs_config::{CheckParams, Target};
 use tahoe_jobs_engine::{
-    BudgetGate, BudgetHandle, ByteRequest, Direction, Outcome, ProgressSink, StopReason,
-    StopSignal, SystemClock, Task, TaskContext,
+    BudgetGate, BudgetHandle, ByteRequest, Direction, Outcome, StopReason, StopSignal, Task,
+    TaskContext,
 };
 use tahoe_jobs_tasks::check::record::ObjectKind;
 use tahoe_jobs_tasks::check::{
@@ -23,7 +23,11 @@ use tahoe_jobs_tasks::check::{
     Rebalance,
 };
 
-use crate::support::{http_client, shared_grid, Grid, GridSpec};
+use crate::support::backup_run::task_context;
+use crate::support::files::{seeded_bytes, write_file};
+use crate::support::node::node_counter;
+use crate::support::process::{lossy_text, runtime, tahoe_jobs_command};
+use crate::support::{shared_grid, Grid, GridSpec};
 
 /// 2-of-3 on three storage nodes, happy 3: one server down leaves every file recoverable but
 /// unhealthy, and any two servers are too few to be balanced.
@@ -41,36 +45,6 @@ fn three_node_turn() -> MutexGuard<'static, ()> {
     TURN.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Deterministic pseudo-random bytes (xorshift).
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn write(path: &Path, data: &[u8]) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, data).unwrap();
-}
-
 /// Uploads the local directory `dir` below `alias:` with stock `tahoe cp -r`.
 fn upload(grid: &Grid, dir: &Path, alias: &str) {
     let out = grid.tahoe([
@@ -79,7 +53,11 @@ fn upload(grid: &Grid, dir: &Path, alias: &str) {
         dir.as_os_str(),
         OsStr::new(&format!("{alias}:")),
     ]);
-    assert!(out.status.success(), "tahoe cp -r: {}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tahoe cp -r: {}",
+        lossy_text(&out.stderr)
+    );
 }
 
 fn params(alias: &str, verify: bool, repair: bool, add_lease: bool) -> CheckParams {
@@ -157,13 +135,11 @@ impl BudgetGate for Gate {
 }
 
 fn context(tree: &tahoe_jobs_tasks::sled::Tree, stop: StopSignal, gate: Arc<Gate>) -> TaskContext {
-    TaskContext::new(
+    task_context(
         "check.test",
+        tree.clone(),
         stop,
         BudgetHandle::new("check.test", gate),
-        ProgressSink::new(),
-        tree.clone(),
-        Arc::new(SystemClock),
     )
 }
 
@@ -218,7 +194,7 @@ fn tahoe_jobs(grid: &Grid, args: &[&str]) -> Output {
     // The one-shot command keeps its traversal in the node directory, one run at a time.
     static LOCK: Mutex<()> = Mutex::new(());
     let _turn = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    Command::new(env!("CARGO_BIN_EXE_tahoe-jobs"))
+    tahoe_jobs_command()
         .arg("-d")
         .arg(grid.node_dir())
         .arg("check")
@@ -229,14 +205,14 @@ fn tahoe_jobs(grid: &Grid, args: &[&str]) -> Output {
 
 /// The `done: ...` line of a deep-check-like output.
 fn done_line(out: &Output) -> String {
-    text(&out.stdout)
+    lossy_text(&out.stdout)
         .lines()
         .find(|l| l.starts_with("done:"))
         .unwrap_or_else(|| {
             panic!(
                 "no done line in: {}{}",
-                text(&out.stdout),
-                text(&out.stderr)
+                lossy_text(&out.stdout),
+                lossy_text(&out.stderr)
             )
         })
         .to_string()
@@ -268,10 +244,10 @@ fn wipe(grid: &Grid, i: usize) {
 /// Three immutable files of several sizes in two directories, and one literal (inline) file.
 fn sample(root: &Path) -> PathBuf {
     let data = root.join("data");
-    write(&data.join("a.bin"), &bytes(1, 120_000));
-    write(&data.join("b.bin"), &bytes(2, 60_000));
-    write(&data.join("sub/c.bin"), &bytes(3, 30_000));
-    write(&data.join("sub/tiny.txt"), b"tiny\n");
+    write_file(&data.join("a.bin"), &seeded_bytes(1, 120_000));
+    write_file(&data.join("b.bin"), &seeded_bytes(2, 60_000));
+    write_file(&data.join("sub/c.bin"), &seeded_bytes(3, 30_000));
+    write_file(&data.join("sub/tiny.txt"), b"tiny\n");
     data
 }
 
@@ -298,7 +274,7 @@ fn stopped_node_repair_onto_a_replacement_and_rebalance() {
     );
     assert_eq!(s.dirs_listed, 3);
     let cli = tahoe_jobs(&grid, &["ck:"]);
-    assert_eq!(cli.status.code(), Some(0), "{}", text(&cli.stderr));
+    assert_eq!(cli.status.code(), Some(0), "{}", lossy_text(&cli.stderr));
 
     // One server down: everything with shares is unhealthy, and still recoverable.
     grid.stop_node(2);
@@ -317,17 +293,17 @@ fn stopped_node_repair_onto_a_replacement_and_rebalance() {
     }
     // The one-shot command says the same as `tahoe deep-check`, and fails.
     let cli = tahoe_jobs(&grid, &["ck:"]);
-    assert_eq!(cli.status.code(), Some(1), "{}", text(&cli.stderr));
+    assert_eq!(cli.status.code(), Some(1), "{}", lossy_text(&cli.stderr));
     let deep = grid.tahoe(["deep-check", "ck:"]);
-    assert!(deep.status.success(), "{}", text(&deep.stderr));
+    assert!(deep.status.success(), "{}", lossy_text(&deep.stderr));
     assert_eq!(done_line(&cli), done_line(&deep));
     assert_eq!(
         done_line(&cli),
         "done: 7 objects checked, 1 healthy, 6 unhealthy"
     );
-    assert!(text(&cli.stdout).contains("ck:data/a.bin: not healthy"));
+    assert!(lossy_text(&cli.stdout).contains("ck:data/a.bin: not healthy"));
     assert!(
-        !text(&cli.stdout).contains("URI:"),
+        !lossy_text(&cli.stdout).contains("URI:"),
         "no capability is printed"
     );
 
@@ -354,7 +330,7 @@ fn stopped_node_repair_onto_a_replacement_and_rebalance() {
         assert_eq!(r.good_hosts_now(), 3, "{path}: {r:?}");
     }
     let cli = tahoe_jobs(&grid, &["ck:"]);
-    assert_eq!(cli.status.code(), Some(0), "{}", text(&cli.stdout));
+    assert_eq!(cli.status.code(), Some(0), "{}", lossy_text(&cli.stdout));
     assert_eq!(
         done_line(&cli),
         "done: 7 objects checked, 7 healthy, 0 unhealthy"
@@ -424,8 +400,8 @@ fn verify_finds_deleted_and_corrupt_shares_and_repair_restores_them() {
     grid.create_alias("cv");
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    write(&data.join("corrupt.bin"), &bytes(10, 100_000));
-    write(&data.join("deleted.bin"), &bytes(11, 100_000));
+    write_file(&data.join("corrupt.bin"), &seeded_bytes(10, 100_000));
+    write_file(&data.join("deleted.bin"), &seeded_bytes(11, 100_000));
     upload(&grid, &data, "cv");
     let tree = open_tree(&tmp.path().join("db"));
     let plain = params("cv", false, false, false);
@@ -473,9 +449,9 @@ fn verify_finds_deleted_and_corrupt_shares_and_repair_restores_them() {
     let cli = tahoe_jobs(&grid, &["--verify", "cv:"]);
     assert_eq!(cli.status.code(), Some(1));
     assert!(
-        text(&cli.stdout).contains("1 corrupt shares"),
+        lossy_text(&cli.stdout).contains("1 corrupt shares"),
         "{}",
-        text(&cli.stdout)
+        lossy_text(&cli.stdout)
     );
 
     // Repair restores the deleted share. Tahoe 1.20 cannot replace the corrupt one: the server
@@ -509,20 +485,7 @@ fn verify_finds_deleted_and_corrupt_shares_and_repair_restores_them() {
 /// `storage_server.get` of the node's own storage server: one per immutable check on a 1-of-1
 /// grid (mutable directories are read with `readv`).
 fn node_gets(grid: &Grid) -> u64 {
-    let url = format!("{}/statistics?t=json", grid.web_url());
-    let stats: serde_json::Value = runtime().block_on(async {
-        http_client()
-            .get(url)
-            .send()
-            .await
-            .expect("statistics")
-            .json()
-            .await
-            .expect("statistics JSON")
-    });
-    stats["counters"]["storage_server.get"]
-        .as_u64()
-        .unwrap_or(0)
+    node_counter(grid, "storage_server.get")
 }
 
 #[test]
@@ -533,9 +496,9 @@ fn a_stopped_pass_resumes_without_checking_anything_twice() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     for i in 0..12 {
-        write(
+        write_file(
             &data.join(format!("d{}/f{i}", i % 3)),
-            &bytes(20 + i, 2_000),
+            &seeded_bytes(20 + i, 2_000),
         );
     }
     upload(&grid, &data, "cr");
@@ -654,7 +617,7 @@ fn add_lease_renews_the_leases_on_the_servers() {
     grid.create_alias("cl");
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("leased");
-    write(&data.join("f.bin"), &bytes(30, 50_000));
+    write_file(&data.join("f.bin"), &seeded_bytes(30, 50_000));
     upload(grid, &data, "cl");
     let tree = open_tree(&tmp.path().join("db"));
     let no_lease = params("cl", false, false, false);
@@ -699,7 +662,7 @@ fn check_jobs_come_from_configuration_through_the_registry() {
     grid.create_alias("cj");
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("cfgdata");
-    write(&data.join("x.bin"), &bytes(40, 5_000));
+    write_file(&data.join("x.bin"), &seeded_bytes(40, 5_000));
     upload(grid, &data, "cj");
     let config = tahoe_jobs_config::load(&tahoe_jobs_config::LoadOptions {
         node_dir: grid.node_dir().to_path_buf(),

@@ -4,12 +4,13 @@
 //! property tests in config/tests/parsers_never_panic.rs.)
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
+use crate::support::process::tahoe_jobs_command;
 use crate::web::free_port;
 
 fn tahoe_jobs(node: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tahoe-jobs"))
+    tahoe_jobs_command()
         .arg("-d")
         .arg(node)
         .args(args)

@@ -1,8 +1,6 @@
 //! Hostile and odd input for the backup task, on a real grid: each case has the behaviour that
 //! `docs/guarantees.md` defines for it, and each test here checks that behaviour (restoring
 //! with stock `tahoe cp -r` where a restore is possible).
-//!
-//! The helpers at the top are shared with `reliability.rs`.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -11,300 +9,22 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use tahoe_jobs_config::{BackupParams, Target};
-use tahoe_jobs_engine::{
-    BudgetGate, BudgetHandle, ByteRequest, ProgressSink, StopSignal, SystemClock, TaskContext,
-};
-use tahoe_jobs_tasks::backup::{
-    open_backupdb, run_backup, BackupError, BackupObserver, BackupOptions, BackupSummary, RunEnd,
-};
+use tahoe_jobs_config::BackupParams;
+use tahoe_jobs_engine::{BudgetHandle, ByteRequest};
+use tahoe_jobs_tasks::backup::BackupError;
 use tahoe_jobs_tasks::tahoe::Cap;
 
+use crate::support::backup_run::{backup_params, observed_backup, observed_backup_with, Hook};
+use crate::support::files::{assert_same_tree, seeded_bytes, tree_of, write_file};
+use crate::support::node::{get_below_cap, latest_cap, ls_json, restore};
+use crate::support::process::{lossy_text, os, runtime, tahoe_jobs_command};
 use crate::support::{http_client, shared_grid, Grid};
-
-// ---- helpers (also used by reliability.rs) -------------------------------------------------
-
-pub(crate) fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-pub(crate) fn write(path: &Path, data: &[u8]) {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).unwrap();
-    }
-    std::fs::write(path, data).unwrap();
-}
-
-/// Deterministic pseudo-random bytes (xorshift).
-pub(crate) fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-pub(crate) fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Every regular file below `root` by relative path with its bytes; directories as `None`.
-pub(crate) fn tree_of(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Option<Vec<u8>>>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            let path = entry.path();
-            let rel = path.strip_prefix(root).unwrap().to_path_buf();
-            let ft = entry.file_type().unwrap();
-            if ft.is_dir() {
-                out.insert(rel, None);
-                walk(root, &path, out);
-            } else if ft.is_file() {
-                out.insert(rel, Some(std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
-}
-
-fn unique() -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Restores `target/Latest` with stock `tahoe cp -r` into a fresh directory below `into`;
-/// returns the restored tree's root.
-pub(crate) fn restore(grid: &Grid, target: &str, into: &Path) -> PathBuf {
-    let out_dir = into.join(format!("restored-{}", unique()));
-    let latest = if target.ends_with(':') {
-        format!("{target}Latest")
-    } else {
-        format!("{target}/Latest")
-    };
-    let out = grid.tahoe([
-        OsStr::new("cp"),
-        OsStr::new("-r"),
-        OsStr::new(&latest),
-        out_dir.as_os_str(),
-    ]);
-    assert!(
-        out.status.success(),
-        "tahoe cp -r failed: {}",
-        text(&out.stderr)
-    );
-    out_dir.join("Latest")
-}
-
-pub(crate) fn assert_same_tree(restored: &Path, expected: &BTreeMap<PathBuf, Option<Vec<u8>>>) {
-    let got = tree_of(restored);
-    let names = |t: &BTreeMap<PathBuf, Option<Vec<u8>>>| t.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(names(&got), names(expected), "restored paths differ");
-    for (path, content) in expected {
-        assert!(
-            got[path] == *content,
-            "{} differs after restore",
-            path.display()
-        );
-    }
-}
-
-/// `tahoe ls --json TARGET`: the node's JSON for a directory. Holds caps: never print it.
-pub(crate) fn ls_json(grid: &Grid, target: &str) -> serde_json::Value {
-    let out = grid.tahoe(["ls", "--json", target]);
-    assert!(out.status.success(), "tahoe ls: {}", text(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("tahoe ls --json")
-}
-
-/// The capability `target/Latest` links to, if any (a secret: compare it, never print it).
-pub(crate) fn latest_cap(grid: &Grid, target: &str) -> Option<String> {
-    let out = grid.tahoe(["ls", "--json", target]);
-    if !out.status.success() {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    v[1]["children"]["Latest"][1]["ro_uri"]
-        .as_str()
-        .map(str::to_owned)
-}
-
-pub(crate) fn params(source: &Path, alias: &str, path: &str, concurrency: usize) -> BackupParams {
-    BackupParams {
-        source: source.to_path_buf(),
-        target: Target::Alias {
-            alias: alias.into(),
-            path: path.into(),
-        },
-        exclude: Vec::new(),
-        exclude_from: None,
-        exclude_vcs: false,
-        concurrency,
-        recheck_after: tahoe_jobs_config::DEFAULT_RECHECK_AFTER,
-        recheck_all_after: tahoe_jobs_config::DEFAULT_RECHECK_ALL_AFTER,
-    }
-}
-
-/// A budget gate that calls `hook` on every chunk an upload asks to send.
-pub(crate) struct Hook<F: Fn(&ByteRequest) + Send + Sync + 'static>(pub F);
-
-type GateFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
-
-// Written out as `#[async_trait]` expands it (this crate does not depend on async-trait).
-impl<F: Fn(&ByteRequest) + Send + Sync + 'static> BudgetGate for Hook<F> {
-    fn acquire<'a, 'b, 'c>(&'a self, _job: &'b str, request: ByteRequest) -> GateFuture<'c>
-    where
-        'a: 'c,
-        'b: 'c,
-        Self: 'c,
-    {
-        (self.0)(&request);
-        Box::pin(async {})
-    }
-
-    fn cpu_checkpoint<'a, 'b, 'c>(&'a self, _job: &'b str) -> GateFuture<'c>
-    where
-        'a: 'c,
-        'b: 'c,
-        Self: 'c,
-    {
-        Box::pin(async {})
-    }
-}
-
-/// Hears every warning of a run (the progress sink keeps only the last 100).
-#[derive(Default)]
-pub(crate) struct Warnings(Mutex<Vec<String>>);
-
-impl Warnings {
-    pub(crate) fn all(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-
-    /// Panics unless exactly one warning contains every one of `parts`.
-    pub(crate) fn assert_one(&self, parts: &[&str]) {
-        let all = self.all();
-        let found = all
-            .iter()
-            .filter(|w| parts.iter().all(|p| w.contains(p)))
-            .count();
-        assert_eq!(found, 1, "one warning with {parts:?} expected in {all:#?}");
-    }
-}
-
-impl BackupObserver for Warnings {
-    fn warning(&self, message: &str) {
-        self.0.lock().unwrap().push(message.to_string());
-    }
-}
-
-/// One backup run with its own backupdb in `db_dir`, the given budget, and every warning heard.
-pub(crate) struct Run {
-    pub end: Result<RunEnd, BackupError>,
-    pub warnings: Arc<Warnings>,
-}
-
-impl Run {
-    pub(crate) fn completed(&self) -> &BackupSummary {
-        match &self.end {
-            Ok(RunEnd::Completed(s)) => s,
-            other => panic!("the backup did not complete: {other:?}"),
-        }
-    }
-}
-
-pub(crate) fn run_with(
-    grid: &Grid,
-    p: &BackupParams,
-    db_dir: &Path,
-    budget: BudgetHandle,
-    client: tahoe_jobs_tasks::tahoe::ClientOptions,
-) -> Run {
-    let store = open_backupdb(db_dir, &p.target).unwrap();
-    let warnings = Arc::new(Warnings::default());
-    let options = BackupOptions {
-        observer: warnings.clone(),
-        client,
-    };
-    let ctx = TaskContext::new(
-        "backup.hostile",
-        StopSignal::new(),
-        budget,
-        ProgressSink::new(),
-        store,
-        Arc::new(SystemClock),
-    );
-    let end = runtime().block_on(async {
-        tokio::time::timeout(
-            Duration::from_secs(600),
-            run_backup(grid.node_dir(), p, &options, &ctx),
-        )
-        .await
-        .expect("the backup did not end within 10 minutes (did it open a FIFO?)")
-    });
-    for w in warnings.all() {
-        assert!(!w.contains("URI:"), "a warning shows a capability: {w}");
-    }
-    if let Err(e) = &end {
-        assert!(
-            !e.to_string().contains("URI:"),
-            "an error shows a capability"
-        );
-        assert!(
-            !format!("{e:?}").contains("URI:"),
-            "an error shows a capability"
-        );
-    }
-    Run { end, warnings }
-}
-
-pub(crate) fn run(grid: &Grid, p: &BackupParams, db_dir: &Path) -> Run {
-    run_with(
-        grid,
-        p,
-        db_dir,
-        BudgetHandle::unlimited("hostile"),
-        Default::default(),
-    )
-}
-
-fn os(s: &str) -> &OsStr {
-    OsStr::new(s)
-}
 
 /// A GET of the client's web API below `/uri/<cap>/<path>`; the body, or the status as error.
 fn get_below(grid: &Grid, cap: &str, path: &str) -> Result<Vec<u8>, u16> {
-    let escaped: String = cap
-        .bytes()
-        .map(|b| match b {
-            b':' => "%3A".to_string(),
-            b => (b as char).to_string(),
-        })
-        .collect();
-    let url = format!("{}/uri/{escaped}/{path}", grid.web_url());
-    runtime().block_on(async {
-        let resp = http_client().get(url).send().await.expect("GET");
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(status.as_u16());
-        }
-        Ok(resp.bytes().await.expect("body").to_vec())
-    })
+    get_below_cap(grid.web_url(), cap, &format!("/{path}"))
 }
 
 // ---- names ---------------------------------------------------------------------------------
@@ -341,11 +61,11 @@ fn names_with_control_characters_and_255_bytes_round_trip() {
         long_euro.as_str(),
     ];
     for (i, name) in names.iter().enumerate() {
-        write(&src.join(name), &bytes(i as u64, 100 + i * 37));
+        write_file(&src.join(name), &seeded_bytes(i as u64, 100 + i * 37));
     }
     let long_dir = format!("{}x", "\u{c4}".repeat(127));
     assert_eq!(long_dir.len(), 255);
-    write(
+    write_file(
         &src.join(&long_dir).join(&long_ascii),
         b"in a 255-byte directory",
     );
@@ -353,8 +73,8 @@ fn names_with_control_characters_and_255_bytes_round_trip() {
     let fifo = src.join("evil\nWARNING: forged");
     mkfifo(&fifo);
 
-    let p = params(&src, "hz_names", "", 2);
-    let r = run(grid, &p, &tmp.path().join("db"));
+    let p = backup_params(&src, "hz_names", "", 2);
+    let r = observed_backup(grid, &p, &tmp.path().join("db"));
     let s = r.completed();
     assert_eq!(s.files_uploaded, names.len() as u64 + 1);
     assert_eq!(s.files_skipped, 1);
@@ -376,17 +96,17 @@ fn names_equal_after_nfc_are_never_silently_overwritten() {
     let src = tmp.path().join("src");
     let nfc = "caf\u{e9}.txt";
     let nfd = "cafe\u{301}.txt";
-    write(&src.join("pair").join(nfc), b"precomposed");
-    write(&src.join("pair").join(nfd), b"decomposed");
+    write_file(&src.join("pair").join(nfc), b"precomposed");
+    write_file(&src.join("pair").join(nfd), b"decomposed");
     // The Kelvin sign is K after NFC: an ASCII name can collide too.
-    write(&src.join("kelvin/K"), b"letter");
-    write(&src.join("kelvin/\u{212a}"), b"kelvin sign");
-    write(&src.join("alone").join("re\u{301}sume\u{301}"), b"only NFD");
-    write(&src.join("plain.txt"), b"plain");
+    write_file(&src.join("kelvin/K"), b"letter");
+    write_file(&src.join("kelvin/\u{212a}"), b"kelvin sign");
+    write_file(&src.join("alone").join("re\u{301}sume\u{301}"), b"only NFD");
+    write_file(&src.join("plain.txt"), b"plain");
 
-    let p = params(&src, "hz_nfc", "", 2);
+    let p = backup_params(&src, "hz_nfc", "", 2);
     let db = tmp.path().join("db");
-    let r = run(grid, &p, &db);
+    let r = observed_backup(grid, &p, &db);
     let s = r.completed();
     assert_eq!(s.files_skipped, 2, "{:?}", r.warnings.all());
     let lost_pair = src.join("pair").join(nfd);
@@ -419,7 +139,7 @@ fn names_equal_after_nfc_are_never_silently_overwritten() {
     assert_same_tree(&restore(grid, "hz_nfc:", tmp.path()), &expected);
 
     // An unchanged re-run reuses everything and says the same.
-    let r = run(grid, &p, &db);
+    let r = observed_backup(grid, &p, &db);
     let s = r.completed();
     assert_eq!((s.files_uploaded, s.dirs_created), (0, 0));
     assert_eq!(s.files_skipped, 2);
@@ -435,17 +155,17 @@ fn names_that_are_not_utf8_are_skipped_with_a_warning() {
     grid.create_alias("hz_latin1");
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    write(&src.join("ok.txt"), b"ok");
-    write(
+    write_file(&src.join("ok.txt"), b"ok");
+    write_file(
         &src.join(OsStr::from_bytes(b"caf\xe9.txt")),
         b"latin-1 file",
     );
-    write(
+    write_file(
         &src.join(OsStr::from_bytes(b"r\xe9pertoire"))
             .join("inside.txt"),
         b"in a latin-1 directory",
     );
-    let r = run(grid, &p_of(&src, "hz_latin1"), &tmp.path().join("db"));
+    let r = observed_backup(grid, &p_of(&src, "hz_latin1"), &tmp.path().join("db"));
     let s = r.completed();
     assert_eq!(
         (s.files_uploaded, s.files_skipped, s.dirs_skipped),
@@ -464,7 +184,7 @@ fn names_that_are_not_utf8_are_skipped_with_a_warning() {
 }
 
 fn p_of(src: &Path, alias: &str) -> BackupParams {
-    params(src, alias, "", 2)
+    backup_params(src, alias, "", 2)
 }
 
 // ---- shapes --------------------------------------------------------------------------------
@@ -485,11 +205,11 @@ fn a_tree_1000_directories_deep_does_not_overflow_the_stack() {
         deep.push("d");
         rel.push_str("d/");
         if i == 499 {
-            write(&deep.join("middle.txt"), b"half way down");
+            write_file(&deep.join("middle.txt"), b"half way down");
         }
     }
-    write(&deep.join("leaf.txt"), &bytes(7, 5000));
-    let p = params(&src, "hz_deep", "deep", 8);
+    write_file(&deep.join("leaf.txt"), &seeded_bytes(7, 5000));
+    let p = backup_params(&src, "hz_deep", "deep", 8);
     let db = tmp.path().join("db");
     // Run on a thread of the default size, as a test thread or a tokio worker has.
     let outcome = std::thread::Builder::new()
@@ -497,7 +217,7 @@ fn a_tree_1000_directories_deep_does_not_overflow_the_stack() {
         .spawn({
             let (p, db) = (p.clone(), db.clone());
             move || {
-                let r = run(shared_grid(), &p, &db);
+                let r = observed_backup(shared_grid(), &p, &db);
                 let s = r.completed();
                 (s.files_uploaded, s.dirs_created)
             }
@@ -508,7 +228,7 @@ fn a_tree_1000_directories_deep_does_not_overflow_the_stack() {
     assert_eq!(outcome, (2, 1001));
     let cap = grid.alias_cap("hz_deep").unwrap();
     let leaf = get_below(grid, &cap, &format!("deep/Latest/{rel}leaf.txt")).unwrap();
-    assert!(leaf == bytes(7, 5000), "the deepest file differs");
+    assert!(leaf == seeded_bytes(7, 5000), "the deepest file differs");
     let middle = get_below(
         grid,
         &cap,
@@ -527,12 +247,12 @@ fn empty_and_literal_sized_files_round_trip_with_the_nodes_own_caps() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     for size in 0..=56usize {
-        write(
+        write_file(
             &src.join(format!("s{size:02}")),
-            &bytes(size as u64 + 1, size),
+            &seeded_bytes(size as u64 + 1, size),
         );
     }
-    let r = run(grid, &p_of(&src, "hz_lit"), &tmp.path().join("db"));
+    let r = observed_backup(grid, &p_of(&src, "hz_lit"), &tmp.path().join("db"));
     assert_eq!(r.completed().files_uploaded, 57);
     assert_same_tree(&restore(grid, "hz_lit:", tmp.path()), &tree_of(&src));
 
@@ -544,7 +264,7 @@ fn empty_and_literal_sized_files_round_trip_with_the_nodes_own_caps() {
             .as_str()
             .unwrap()
             .to_string();
-        let data = bytes(size as u64 + 1, size);
+        let data = seeded_bytes(size as u64 + 1, size);
         let node = rt.block_on(async {
             let resp = http_client()
                 .put(format!("{}/uri", grid.web_url()))
@@ -588,13 +308,13 @@ fn a_sparse_file_is_backed_up_whole() {
         f.set_len(size).unwrap();
         for at in [0, size / 2 + 12_345, size - 4096] {
             f.seek(SeekFrom::Start(at)).unwrap();
-            f.write_all(&bytes(at, 4096)).unwrap();
+            f.write_all(&seeded_bytes(at, 4096)).unwrap();
         }
     }
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(&path).unwrap();
     assert!(m.blocks() * 512 < size / 4, "the test file is not sparse");
-    let r = run(grid, &p_of(&src, "hz_sparse"), &tmp.path().join("db"));
+    let r = observed_backup(grid, &p_of(&src, "hz_sparse"), &tmp.path().join("db"));
     assert_eq!(r.completed().bytes_uploaded, size);
     let restored = restore(grid, "hz_sparse:", tmp.path()).join("sparse.img");
     assert_eq!(std::fs::metadata(&restored).unwrap().len(), size);
@@ -627,7 +347,7 @@ fn symlink_loops_fifos_and_sockets_are_skipped_without_being_opened() {
     grid.create_alias("hz_special");
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    write(&src.join("real/file.txt"), b"real");
+    write_file(&src.join("real/file.txt"), b"real");
     std::os::unix::fs::symlink("self", src.join("self")).unwrap();
     std::os::unix::fs::symlink("pong", src.join("ping")).unwrap();
     std::os::unix::fs::symlink("ping", src.join("pong")).unwrap();
@@ -636,7 +356,7 @@ fn symlink_loops_fifos_and_sockets_are_skipped_without_being_opened() {
     mkfifo(&src.join("fifo"));
     let _socket = std::os::unix::net::UnixListener::bind(src.join("socket")).unwrap();
 
-    let r = run(grid, &p_of(&src, "hz_special"), &tmp.path().join("db"));
+    let r = observed_backup(grid, &p_of(&src, "hz_special"), &tmp.path().join("db"));
     let s = r.completed();
     assert_eq!((s.files_uploaded, s.files_skipped), (1, 7));
     for (kind, name) in [
@@ -670,10 +390,10 @@ fn files_and_directories_deleted_after_listing_are_left_out() {
     grid.create_alias("hz_vanish");
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    write(&src.join("a-big.bin"), &bytes(1, 300_000));
-    write(&src.join("b-doomed.txt"), &bytes(2, 5000));
-    write(&src.join("c-doomed-dir/inside.txt"), b"inside");
-    write(&src.join("d-kept.txt"), b"kept");
+    write_file(&src.join("a-big.bin"), &seeded_bytes(1, 300_000));
+    write_file(&src.join("b-doomed.txt"), &seeded_bytes(2, 5000));
+    write_file(&src.join("c-doomed-dir/inside.txt"), b"inside");
+    write_file(&src.join("d-kept.txt"), b"kept");
     // Concurrency 1: the walk has listed the root and waits for a-big.bin's upload to end
     // before it reads b-doomed.txt or lists c-doomed-dir; both go during that upload.
     let fired = AtomicUsize::new(0);
@@ -686,9 +406,9 @@ fn files_and_directories_deleted_after_listing_are_left_out() {
             }
         })
     };
-    let r = run_with(
+    let r = observed_backup_with(
         grid,
-        &params(&src, "hz_vanish", "", 1),
+        &backup_params(&src, "hz_vanish", "", 1),
         &tmp.path().join("db"),
         BudgetHandle::new("hostile", Arc::new(hook)),
         Default::default(),
@@ -717,8 +437,8 @@ fn a_source_that_is_a_file_is_refused() {
     grid.create_alias("hz_file_src");
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("not-a-dir.txt");
-    write(&file, b"I am a file");
-    let r = run(grid, &p_of(&file, "hz_file_src"), &tmp.path().join("db"));
+    write_file(&file, b"I am a file");
+    let r = observed_backup(grid, &p_of(&file, "hz_file_src"), &tmp.path().join("db"));
     match &r.end {
         Err(e @ BackupError::SourceNotDirectory { .. }) => {
             assert!(e.to_string().contains("is not a directory"), "{e}")
@@ -738,9 +458,9 @@ fn a_source_that_vanishes_mid_run_links_nothing() {
     grid.create_alias("hz_unplug");
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("drive");
-    write(&src.join("a.bin"), &bytes(1, 200_000));
+    write_file(&src.join("a.bin"), &seeded_bytes(1, 200_000));
     for i in 0..5 {
-        write(&src.join(format!("b{i}.txt")), &bytes(10 + i, 3000));
+        write_file(&src.join(format!("b{i}.txt")), &seeded_bytes(10 + i, 3000));
     }
     let fired = AtomicUsize::new(0);
     let hook = {
@@ -752,9 +472,9 @@ fn a_source_that_vanishes_mid_run_links_nothing() {
             }
         })
     };
-    let r = run_with(
+    let r = observed_backup_with(
         grid,
-        &params(&src, "hz_unplug", "", 1),
+        &backup_params(&src, "hz_unplug", "", 1),
         &tmp.path().join("db"),
         BudgetHandle::new("hostile", Arc::new(hook)),
         Default::default(),
@@ -804,7 +524,7 @@ fn run_measured(mut cmd: Command) -> (u64, Output) {
 
 /// A node directory of our own for the shared grid's client (its `node.url` and aliases), so
 /// that the one-shot command's backupdb does not contend with other tests' runs.
-pub(crate) fn own_node_dir(grid: &Grid, dir: &Path) -> PathBuf {
+fn own_node_dir(grid: &Grid, dir: &Path) -> PathBuf {
     let node = dir.join("node");
     std::fs::create_dir_all(node.join("private")).unwrap();
     std::fs::write(node.join("node.url"), format!("{}/\n", grid.web_url())).unwrap();
@@ -834,7 +554,7 @@ fn a_directory_of_100000_files_is_backed_up_in_bounded_memory() {
         std::fs::write(src.join(format!("f{i:06}")), format!("{i}")).unwrap();
     }
     let node = own_node_dir(grid, tmp.path());
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tahoe-jobs"));
+    let mut cmd = tahoe_jobs_command();
     cmd.arg("-d")
         .arg(&node)
         .args([os("backup"), src.as_os_str(), os("hz_wide:")]);
@@ -842,12 +562,12 @@ fn a_directory_of_100000_files_is_backed_up_in_bounded_memory() {
     assert!(
         out.status.success(),
         "tahoe-jobs backup failed: {}",
-        text(&out.stderr)
+        lossy_text(&out.stderr)
     );
     assert!(
-        text(&out.stdout).contains(&format!(" {FILES} files uploaded (0 reused)")),
+        lossy_text(&out.stdout).contains(&format!(" {FILES} files uploaded (0 reused)")),
         "{}",
-        text(&out.stdout)
+        lossy_text(&out.stdout)
     );
     eprintln!(
         "100,000-file directory: peak RSS {} MiB",
@@ -859,18 +579,18 @@ fn a_directory_of_100000_files_is_backed_up_in_bounded_memory() {
         max_rss_kib / 1024
     );
     // An unchanged re-run reuses the directory and every file.
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tahoe-jobs"));
+    let mut cmd = tahoe_jobs_command();
     cmd.arg("-d")
         .arg(&node)
         .args([os("backup"), src.as_os_str(), os("hz_wide:")]);
     let (rerun_rss_kib, out) = run_measured(cmd);
-    assert!(out.status.success(), "re-run: {}", text(&out.stderr));
+    assert!(out.status.success(), "re-run: {}", lossy_text(&out.stderr));
     assert!(
-        text(&out.stdout).contains(&format!(
+        lossy_text(&out.stdout).contains(&format!(
             " 0 files uploaded ({FILES} reused), 0 files skipped, 0 directories created (1 reused)"
         )),
         "{}",
-        text(&out.stdout)
+        lossy_text(&out.stdout)
     );
     assert!(
         rerun_rss_kib < 400 * 1024,

@@ -27,10 +27,11 @@ use tahoe_jobs_tasks::backup::BackupTask;
 use tahoe_jobs_tasks::sled;
 use tahoe_jobs_tasks::tahoe::ClientOptions;
 
-use crate::hostile::{
-    assert_same_tree, bytes, latest_cap, params, restore, run_with, runtime, text, tree_of, write,
-};
-use crate::support::{http_client, shared_grid, Grid, GridSpec};
+use crate::support::backup_run::{backup_params, observed_backup_with};
+use crate::support::files::{assert_same_tree, seeded_bytes, tree_of, write_file};
+use crate::support::node::{get_below_cap, latest_cap, restore};
+use crate::support::process::{lossy_text, os, runtime, tahoe_jobs_command};
+use crate::support::{shared_grid, Grid, GridSpec};
 use crate::web::{free_port, http, idle_job_file};
 
 /// How long a daemon may take to answer after it starts (CI runs many builds on two cores).
@@ -64,7 +65,7 @@ impl Daemon {
     }
 
     fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tahoe-jobs"));
+        let mut cmd = tahoe_jobs_command();
         cmd.arg("-d")
             .arg(&self.node_dir)
             .arg("--config")
@@ -149,7 +150,7 @@ impl Daemon {
 
     /// `tahoe-jobs <this daemon's global options> ARGS...`: a client of the running daemon.
     fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_tahoe-jobs"))
+        tahoe_jobs_command()
             .arg("-d")
             .arg(&self.node_dir)
             .arg("--config")
@@ -228,18 +229,6 @@ impl Rng {
 
 // ---- the state store, read after the daemon is gone ----------------------------------------
 
-/// GETs `/uri/<cap>` + `suffix` from the client; the body, or the status.
-fn get_cap(web_url: &str, cap: &str, suffix: &str) -> Result<Vec<u8>, u16> {
-    let url = format!("{web_url}/uri/{}{suffix}", cap.replace(':', "%3A"));
-    runtime().block_on(async {
-        let resp = http_client().get(url).send().await.expect("GET");
-        if !resp.status().is_success() {
-            return Err(resp.status().as_u16());
-        }
-        Ok(resp.bytes().await.expect("body").to_vec())
-    })
-}
-
 /// What the backup task keeps for one job, read from a state directory no daemon holds.
 struct Recorded {
     /// Local path and cap of every file record.
@@ -293,7 +282,7 @@ fn check_recorded_caps(grid: &Grid, rec: &Recorded, seen: &mut BTreeSet<String>,
         if !seen.insert(cap.clone()) {
             continue;
         }
-        let got = get_cap(grid.web_url(), cap, "").unwrap_or_else(|s| {
+        let got = get_below_cap(grid.web_url(), cap, "").unwrap_or_else(|s| {
             panic!(
                 "{when}: the cap recorded for {} answers {s}",
                 path.display()
@@ -308,7 +297,7 @@ fn check_recorded_caps(grid: &Grid, rec: &Recorded, seen: &mut BTreeSet<String>,
     }
     for cap in &rec.dirs {
         if seen.insert(cap.clone()) {
-            let listing = get_cap(grid.web_url(), cap, "?t=json")
+            let listing = get_below_cap(grid.web_url(), cap, "?t=json")
                 .unwrap_or_else(|s| panic!("{when}: a recorded directory answers {s}"));
             let v: Value = serde_json::from_slice(&listing).unwrap();
             assert_eq!(v[0], "dirnode", "{when}: a recorded directory is not one");
@@ -357,18 +346,18 @@ fn kill_9_at_random_moments_never_loses_or_corrupts_the_backup() {
     // 128-384 KiB (two at a time, 0.3-1 s each) mostly finish between kills.
     for d in 0..4u64 {
         for f in 0..24u64 {
-            let len = 128 * 1024 + (bytes(d * 100 + f, 1)[0] as usize) * 1024;
-            write(
+            let len = 128 * 1024 + (seeded_bytes(d * 100 + f, 1)[0] as usize) * 1024;
+            write_file(
                 &src.join(format!("dir{d}/file{f:02}.bin")),
-                &bytes(d * 100 + f, len),
+                &seeded_bytes(d * 100 + f, len),
             );
         }
-        write(
+        write_file(
             &src.join(format!("dir{d}/small.txt")),
             format!("{d}").as_bytes(),
         );
     }
-    write(&src.join("top.txt"), b"top level\n");
+    write_file(&src.join("top.txt"), b"top level\n");
     std::fs::create_dir_all(src.join("empty")).unwrap();
     let toml = format!(
         "[backup.crash]\nsource = \"{}\"\ntarget = \"rl_crash:home\"\nfrequency = \"1week\"\n\
@@ -416,7 +405,7 @@ fn kill_9_at_random_moments_never_loses_or_corrupts_the_backup() {
                     grid.start_client();
                     node_restarts += 1;
                     let out = d.cli(&["start", job]);
-                    assert!(out.status.success(), "{}", text(&out.stderr));
+                    assert!(out.status.success(), "{}", lossy_text(&out.stderr));
                     remedied = Some(at);
                 }
             }
@@ -524,7 +513,7 @@ impl Tmpfs {
             out.status.success(),
             "this test needs to mount a small tmpfs as the state directory (run the tests as \
              root, or in a container with CAP_SYS_ADMIN): {}",
-            text(&out.stderr)
+            lossy_text(&out.stderr)
         );
         Tmpfs(at.to_path_buf())
     }
@@ -564,7 +553,10 @@ fn a_full_state_disk_is_a_clear_error_and_loses_nothing_recorded() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     for i in 0..60u64 {
-        write(&src.join(format!("f{i:02}.bin")), &bytes(500 + i, 60_000));
+        write_file(
+            &src.join(format!("f{i:02}.bin")),
+            &seeded_bytes(500 + i, 60_000),
+        );
     }
     let state_dir = tmp.path().join("state");
     let _tmpfs = Tmpfs::mount(&state_dir, "8m");
@@ -660,7 +652,7 @@ fn a_record_from_a_future_release_stops_the_daemon_with_a_clear_error() {
             .unwrap();
         store.flush().unwrap();
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_tahoe-jobs"))
+    let out = tahoe_jobs_command()
         .arg("-d")
         .arg(&node)
         .arg("--set")
@@ -671,7 +663,7 @@ fn a_record_from_a_future_release_stops_the_daemon_with_a_clear_error() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    let stderr = text(&out.stderr);
+    let stderr = lossy_text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("backup.b1")
@@ -739,7 +731,7 @@ fn backup_job(
             bandwidth: bandwidth.parse().unwrap(),
             cpu: CpuShare::UNLIMITED,
         },
-        params: TaskParams::Backup(params(source, alias, "", concurrency)),
+        params: TaskParams::Backup(backup_params(source, alias, "", concurrency)),
     }
 }
 
@@ -843,9 +835,9 @@ fn a_stopped_node_is_waited_for_and_the_backup_goes_on_where_it_was() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     for i in 0..40u64 {
-        write(
+        write_file(
             &src.join(format!("d{}/f{i:02}.bin", i % 4)),
-            &bytes(i, 100_000),
+            &seeded_bytes(i, 100_000),
         );
     }
     let ticks = Arc::new(AtomicU64::new(0));
@@ -948,7 +940,7 @@ fn too_few_storage_servers_is_a_clear_error_that_links_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     for i in 0..5u64 {
-        write(&src.join(format!("f{i}.bin")), &bytes(i, 20_000));
+        write_file(&src.join(format!("f{i}.bin")), &seeded_bytes(i, 20_000));
     }
     let mut registry = Registry::new();
     tahoe_jobs_tasks::backup::register(&mut registry, grid.node_dir(), Default::default());
@@ -1024,9 +1016,9 @@ fn one_shot_commands_take_the_request_timeout_from_node_timeout() {
     std::fs::write(node.join("tahoe.cfg"), "[client]\nshares.needed = 1\n").unwrap();
     std::fs::write(node.join("tahoe-jobs.cfg"), "[jobs]\nnode.timeout = 1s\n").unwrap();
     let src = tmp.path().join("src");
-    write(&src.join("f.bin"), &bytes(1, 200_000));
+    write_file(&src.join("f.bin"), &seeded_bytes(1, 200_000));
     let run = |args: &[&std::ffi::OsStr]| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tahoe-jobs"))
+        let mut child = tahoe_jobs_command()
             .arg("-d")
             .arg(&node)
             .args(args)
@@ -1048,13 +1040,12 @@ fn one_shot_commands_take_the_request_timeout_from_node_timeout() {
         let out = child.wait_with_output().unwrap();
         (out, took)
     };
-    let os = std::ffi::OsStr::new;
     for args in [
         vec![os("backup"), src.as_os_str(), os("hang:x")],
         vec![os("check"), os("hang:")],
     ] {
         let (out, took) = run(&args);
-        let stderr = text(&out.stderr);
+        let stderr = lossy_text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(stderr.contains("is unreachable"), "{args:?}: {stderr}");
         assert!(!stderr.contains("aaaa"), "{stderr}");
@@ -1065,7 +1056,7 @@ fn one_shot_commands_take_the_request_timeout_from_node_timeout() {
     // where the timeout comes from and how to do without it.
     std::fs::write(node.join("tahoe-jobs.cfg"), "[jobs]\nnode.timeout = 0s\n").unwrap();
     let (out, _) = run(&[os("check"), os("hang:")]);
-    let stderr = text(&out.stderr);
+    let stderr = lossy_text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("node.timeout") && stderr.contains("--timeout"),
@@ -1073,7 +1064,7 @@ fn one_shot_commands_take_the_request_timeout_from_node_timeout() {
     );
     // ... and --timeout needs no configuration.
     let (out, _) = run(&[os("check"), os("--timeout"), os("1s"), os("hang:")]);
-    let stderr = text(&out.stderr);
+    let stderr = lossy_text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("is unreachable"), "{stderr}");
 }
@@ -1110,11 +1101,11 @@ fn a_hanging_node_times_out_and_a_window_close_still_stops_the_job() {
     let node = fake_node_dir(tmp.path(), &url);
     let src = tmp.path().join("src");
     for i in 0..3u64 {
-        write(&src.join(format!("f{i}.bin")), &bytes(i, 200_000));
+        write_file(&src.join(format!("f{i}.bin")), &seeded_bytes(i, 200_000));
     }
 
     // A short request timeout: the one-shot backup fails as unreachable.
-    let p = params(&src, "hang", "x", 2);
+    let p = backup_params(&src, "hang", "x", 2);
     let short = tahoe_jobs_tasks::tahoe::ClientOptions {
         request_timeout: Duration::from_millis(500),
     };
@@ -1138,7 +1129,7 @@ fn a_hanging_node_times_out_and_a_window_close_still_stops_the_job() {
         TaskError::Unavailable { .. }
     ));
     // The one-shot command takes the timeout as an option.
-    let out = Command::new(env!("CARGO_BIN_EXE_tahoe-jobs"))
+    let out = tahoe_jobs_command()
         .arg("-d")
         .arg(&node)
         .args(["backup", "--timeout", "1s"])
@@ -1147,7 +1138,7 @@ fn a_hanging_node_times_out_and_a_window_close_still_stops_the_job() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    let stderr = text(&out.stderr);
+    let stderr = lossy_text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("is unreachable"), "{stderr}");
 
@@ -1248,10 +1239,10 @@ fn uploads_paced_slower_than_the_request_timeout_complete() {
     grid.create_alias("rl_slow");
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    write(&src.join("slow.bin"), &bytes(9, 10 * 64 * 1024));
-    let r = run_with(
+    write_file(&src.join("slow.bin"), &seeded_bytes(9, 10 * 64 * 1024));
+    let r = observed_backup_with(
         grid,
-        &params(&src, "rl_slow", "", 1),
+        &backup_params(&src, "rl_slow", "", 1),
         &tmp.path().join("db"),
         tahoe_jobs_engine::BudgetHandle::new("slow", Arc::new(Slow)),
         tahoe_jobs_tasks::tahoe::ClientOptions {

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderMap;
@@ -16,6 +16,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
+use crate::support::process::{describe_output, tahoe_jobs_command};
 use crate::support::shared_grid;
 
 /// How long the daemon may take to answer after it starts (CI runs many builds on two cores).
@@ -114,7 +115,7 @@ impl Daemon {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_tahoe-jobs"))
+        let child = tahoe_jobs_command()
             .args(self.global_args())
             .arg("run")
             .env("RUST_LOG", "info")
@@ -197,7 +198,7 @@ impl Daemon {
 
     /// `tahoe-jobs <global args> ARGS...`.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_tahoe-jobs"))
+        tahoe_jobs_command()
             .args(self.global_args())
             .args(args)
             .stdin(Stdio::null())
@@ -323,15 +324,6 @@ fn idle_daemon() -> Daemon {
     let mut d = Daemon::with_job_file(&idle_job_file(src.path()));
     d.keep.push(src);
     d
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[test]
@@ -604,7 +596,7 @@ fn posts_without_the_csrf_token_or_from_another_origin_change_nothing() {
 fn the_cli_pauses_resumes_and_starts_jobs_in_the_running_daemon() {
     let d = idle_daemon();
     let out = d.cli(&["pause", "b1", "--for", "2h"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", describe_output(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("paused b1 for 2h"));
     let job = d.job_json("backup.b1");
     assert_eq!(job["state"], "paused");
@@ -614,7 +606,7 @@ fn the_cli_pauses_resumes_and_starts_jobs_in_the_running_daemon() {
     assert!((7100..=7200).contains(&secs), "{secs}");
 
     let out = d.cli(&["status"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", describe_output(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("backup.b1 (backup): paused until"),
@@ -622,22 +614,22 @@ fn the_cli_pauses_resumes_and_starts_jobs_in_the_running_daemon() {
     );
 
     let out = d.cli(&["status", "--json", "backup.b1"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", describe_output(&out));
     let job: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(job["paused"], true);
 
     // A paused job cannot be started.
     let out = d.cli(&["start", "backup.b1"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", describe_output(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("resume it first"));
 
     let out = d.cli(&["resume", "backup.b1"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", describe_output(&out));
     assert_eq!(d.job_json("backup.b1")["paused"], false);
 
     // Started outside its window, it runs (and fails at once: there is no node here).
     let out = d.cli(&["start", "b1", "--ignore-window"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", describe_output(&out));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let job = d.job_json("backup.b1");
@@ -660,11 +652,11 @@ fn the_cli_pauses_resumes_and_starts_jobs_in_the_running_daemon() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("no job nope"),
         "{}",
-        text(&out)
+        describe_output(&out)
     );
 
     let out = d.cli(&["control-url"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", describe_output(&out));
     let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert_eq!(url, d.control(""));
     assert_eq!(http().get(&url).0, StatusCode::OK);
@@ -867,7 +859,7 @@ fn a_real_backup_shows_its_progress_and_never_leaks_the_token_or_a_capability() 
     };
     limit(json!("16KiB/s"));
     let out = d.cli(&["start", "backup.w"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", describe_output(&out));
     let deadline = Instant::now() + Duration::from_secs(120);
     let eta = loop {
         let body = h.get(&d.url("/?t=json")).2;

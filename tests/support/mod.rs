@@ -4,6 +4,10 @@
 //! dead-code warnings would only reflect which tests happen to exist today.
 #![allow(dead_code)]
 
+pub mod backup_run;
+pub mod files;
 pub mod grid;
+pub mod node;
+pub mod process;
 
 pub use grid::{http_client, shared_grid, Grid, GridSpec};
