@@ -28,6 +28,7 @@ pub use excludes::{ExcludeFileError, Excludes, VCS_PATTERNS};
 pub use run::{run_backup, RunEnd};
 pub use summary::{counter, BackupSummary};
 
+use crate::tahoe::error::unreachable_node_error;
 use crate::tahoe::{ClientOptions, SharedClientOptions, TahoeError};
 
 /// What happened to one file, for an observer (`tahoe-jobs backup -v`).
@@ -122,13 +123,8 @@ impl BackupError {
 
 impl From<BackupError> for TaskError {
     fn from(e: BackupError) -> TaskError {
-        if let Some(t) = e.tahoe() {
-            if t.is_unreachable() {
-                return TaskError::Unavailable {
-                    what: "the Tahoe node".into(),
-                    message: e.to_string(),
-                };
-            }
+        if let Some(waiting) = unreachable_node_error(&e, e.tahoe()) {
+            return waiting;
         }
         match e {
             BackupError::Tahoe(t) => t.into(),

@@ -31,6 +31,7 @@ pub use record::{ObjectRecord, Rebalance};
 pub use run::PassEnd;
 pub use summary::{counter, CheckSummary};
 
+use crate::tahoe::error::unreachable_node_error;
 use crate::tahoe::{Aliases, ClientOptions, SharedClientOptions, TahoeClient, TahoeError};
 use inspect::Inspector;
 use run::Pass;
@@ -112,11 +113,8 @@ impl CheckError {
 
 impl From<CheckError> for TaskError {
     fn from(e: CheckError) -> TaskError {
-        if e.tahoe().is_some_and(TahoeError::is_unreachable) {
-            return TaskError::Unavailable {
-                what: "the Tahoe node".into(),
-                message: e.to_string(),
-            };
+        if let Some(waiting) = unreachable_node_error(&e, e.tahoe()) {
+            return waiting;
         }
         match e {
             CheckError::Tahoe(t) => t.into(),

@@ -102,16 +102,34 @@ impl TahoeError {
 impl From<TahoeError> for TaskError {
     fn from(e: TahoeError) -> TaskError {
         match e {
-            TahoeError::NodeUnreachable { .. } => TaskError::Unavailable {
-                what: "the Tahoe node".into(),
-                message: e.to_string(),
-            },
+            TahoeError::NodeUnreachable { .. } => node_unavailable(e.to_string()),
             TahoeError::UnknownAlias { .. }
             | TahoeError::NodeDir { .. }
             | TahoeError::NotWritable(_) => TaskError::Config(e.to_string()),
             other => TaskError::Failed(other.to_string()),
         }
     }
+}
+
+/// The task error that makes the engine wait for the node (it retries the job with growing
+/// delays) rather than count a failure; `message` says what failed.
+fn node_unavailable(message: String) -> TaskError {
+    TaskError::Unavailable {
+        what: "the Tahoe node".into(),
+        message,
+    }
+}
+
+/// For a task's `failure` caused by the node error `source` (if any): the task error that waits
+/// for the node when the node was unreachable, whatever step failed, with the whole failure
+/// (its context included) as the message; `None` when the failure is something else.
+pub(crate) fn unreachable_node_error(
+    failure: &dyn std::fmt::Display,
+    source: Option<&TahoeError>,
+) -> Option<TaskError> {
+    source
+        .is_some_and(TahoeError::is_unreachable)
+        .then(|| node_unavailable(failure.to_string()))
 }
 
 /// The useful line of a node's error body: Tahoe sends a traceback (whose last line is the
