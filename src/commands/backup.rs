@@ -5,20 +5,20 @@
 //! Its backupdb is a sled database in `NODEDIR/private/tahoe-jobs/oneshot`, one tree per target,
 //! so running it again over an unchanged tree uploads nothing.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::Args;
 use tahoe_jobs_config::load::DEFAULT_CONCURRENCY;
-use tahoe_jobs_config::{BackupParams, Target, DEFAULT_RECHECK_AFTER, DEFAULT_RECHECK_ALL_AFTER};
+use tahoe_jobs_config::{BackupParams, DEFAULT_RECHECK_AFTER, DEFAULT_RECHECK_ALL_AFTER};
 use tahoe_jobs_tasks::backup::{
     backup_once, oneshot_db_dir, open_backupdb, BackupObserver, BackupOptions, DirAction,
     FileAction,
 };
-use tahoe_jobs_tasks::tahoe::ClientOptions;
 
+use super::oneshot::{
+    block_on, client_options, parse_concurrency, parse_target, parse_timeout, print_lines,
+};
 use crate::cli::GlobalArgs;
 
 #[derive(Debug, Args)]
@@ -43,7 +43,7 @@ pub struct BackupArgs {
     /// answering) before it counts as unreachable. An upload's answer comes only once the node
     /// has encoded and stored the whole file, so this must cover the largest file. Default:
     /// [jobs] node.timeout from NODEDIR/tahoe-jobs.cfg (10min when not set there).
-    #[arg(long, value_name = "DURATION", value_parser = super::parse_timeout)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     pub timeout: Option<std::time::Duration>,
     /// Use a file or directory uploaded or checked less than this long ago again without
     /// checking it.
@@ -78,7 +78,7 @@ pub fn run(global: &GlobalArgs, args: &BackupArgs) -> anyhow::Result<i32> {
             args.recheck_after
         );
     }
-    let timeout = super::node_timeout(global, args.timeout)?;
+    let client = client_options(global, args.timeout)?;
     let params = BackupParams {
         source: args.source.clone(),
         target: target.clone(),
@@ -94,22 +94,15 @@ pub fn run(global: &GlobalArgs, args: &BackupArgs) -> anyhow::Result<i32> {
         observer: Arc::new(Printer {
             verbose: args.verbose,
         }),
-        client: ClientOptions {
-            request_timeout: timeout,
-        },
+        client,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let summary = runtime.block_on(backup_once(&node_dir, &params, tree, &options))?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", summary.summary_line())?;
+    let summary = block_on(backup_once(&node_dir, &params, tree, &options))??;
+    let mut lines = vec![summary.summary_line()];
     if args.verbose {
-        writeln!(out, "{}", summary.checked_line())?;
+        lines.push(summary.checked_line());
     }
-    writeln!(out, "{}", summary.elapsed_line())?;
+    lines.push(summary.elapsed_line());
+    print_lines(lines)?;
     Ok(summary.exit_code())
 }
 
@@ -135,25 +128,6 @@ fn parse_recheck(s: &str) -> Result<HumanDurationOrZero, String> {
     tahoe_jobs_config::parse_duration_or_zero(s)
         .map(HumanDurationOrZero)
         .map_err(|_| format!("{s:?} is not a duration, such as 30d, 8weeks or 0s"))
-}
-
-fn parse_concurrency(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n @ 1..=64) => Ok(n),
-        _ => Err(format!("{s:?} is not a number from 1 to 64")),
-    }
-}
-
-/// `ALIAS:PATH`, a directory capability, or (as `tahoe backup` allows) a bare path below the
-/// default `tahoe:` alias.
-fn parse_target(s: &str) -> anyhow::Result<Target> {
-    if !s.contains(':') {
-        return Ok(Target::Alias {
-            alias: tahoe_jobs_tasks::tahoe::DEFAULT_ALIAS.into(),
-            path: s.trim_matches('/').to_string(),
-        });
-    }
-    tahoe_jobs_config::parse_target(s).map_err(|e| anyhow::anyhow!("bad target: {e}"))
 }
 
 /// Prints warnings as `tahoe backup` does, and with `-v` every file and directory.

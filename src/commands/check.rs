@@ -8,21 +8,22 @@
 //! memory stays flat on any tree, and nothing is kept between runs, so every run checks every
 //! object. (A scheduled `[check]` job keeps its records and resumes; this command does not.)
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use tahoe_jobs_config::{CheckParams, NodeFacts, Target};
+use tahoe_jobs_config::{CheckParams, NodeFacts};
 use tahoe_jobs_tasks::check::summary::describe;
 use tahoe_jobs_tasks::check::{
     check_once, oneshot_db_dir, CheckObserver, CheckOptions, ObjectRecord, DEFAULT_CONCURRENCY,
 };
 use tahoe_jobs_tasks::sled;
-use tahoe_jobs_tasks::tahoe::ClientOptions;
 
+use super::oneshot::{
+    block_on, client_options, parse_concurrency, parse_target, parse_timeout, print_lines,
+};
 use crate::cli::GlobalArgs;
 
 #[derive(Debug, Args)]
@@ -40,7 +41,7 @@ pub struct CheckArgs {
     /// How long the node may stay silent on one request before it counts as unreachable (a
     /// verify or repair of a large file answers only when it is done). Default: [jobs]
     /// node.timeout from NODEDIR/tahoe-jobs.cfg (10min when not set there).
-    #[arg(long, value_name = "DURATION", value_parser = super::parse_timeout)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     pub timeout: Option<std::time::Duration>,
     /// How many objects to check at once.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
@@ -62,7 +63,7 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<i32> {
         add_lease: args.add_lease,
         recheck_after: std::time::Duration::ZERO,
     };
-    let timeout = super::node_timeout(global, args.timeout)?;
+    let client = client_options(global, args.timeout)?;
     let happy = NodeFacts::read(&node_dir)
         .with_context(|| format!("cannot read the node's settings in {}", node_dir.display()))?
         .encoding
@@ -74,23 +75,13 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<i32> {
             seen: AtomicU64::new(0),
         }),
         concurrency: args.concurrency,
-        client: ClientOptions {
-            request_timeout: timeout,
-        },
+        client,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let result = runtime.block_on(check_once(&node_dir, &params, tree.clone(), &options));
+    let result = block_on(check_once(&node_dir, &params, tree.clone(), &options))?;
     // The traversal is of no use once the run is over, whether it finished or not.
     let _ = db.drop_tree(tree.name());
     let summary = result?;
-    let mut out = std::io::stdout().lock();
-    for line in summary.lines(args.repair, happy) {
-        writeln!(out, "{line}")?;
-    }
+    print_lines(summary.lines(args.repair, happy))?;
     Ok(summary.exit_code())
 }
 
@@ -112,25 +103,6 @@ fn open_fresh(node_dir: &Path) -> anyhow::Result<(sled::Db, sled::Tree)> {
     db.drop_tree("oneshot")?;
     let tree = db.open_tree("oneshot")?;
     Ok((db, tree))
-}
-
-fn parse_concurrency(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n @ 1..=64) => Ok(n),
-        _ => Err(format!("{s:?} is not a number from 1 to 64")),
-    }
-}
-
-/// `ALIAS:PATH`, a directory capability, or (as `tahoe deep-check` allows) a bare path below the
-/// default `tahoe:` alias.
-fn parse_target(s: &str) -> anyhow::Result<Target> {
-    if !s.contains(':') {
-        return Ok(Target::Alias {
-            alias: tahoe_jobs_tasks::tahoe::DEFAULT_ALIAS.into(),
-            path: s.trim_matches('/').to_string(),
-        });
-    }
-    tahoe_jobs_config::parse_target(s).map_err(|e| anyhow::anyhow!("bad target: {e}"))
 }
 
 /// Prints as `tahoe deep-check` does: a progress line every 100 objects, every object with

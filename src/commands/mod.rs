@@ -6,6 +6,7 @@ pub mod client;
 pub mod config;
 pub mod control_url;
 pub mod node_watch;
+pub mod oneshot;
 pub mod pause;
 pub mod resume;
 pub mod run;
@@ -53,30 +54,6 @@ pub fn registry(node_dir: &Path, client: SharedClientOptions) -> Registry {
     let mut registry = Registry::new();
     tahoe_jobs_tasks::register_with(&mut registry, node_dir, client);
     registry
-}
-
-/// The request timeout of a one-shot command: `--timeout` when given, else `[jobs]
-/// node.timeout` as the daemon would use it (NODEDIR/tahoe-jobs.cfg, `--config`, the
-/// environment, `--set`).
-pub fn node_timeout(
-    global: &GlobalArgs,
-    flag: Option<std::time::Duration>,
-) -> anyhow::Result<std::time::Duration> {
-    if let Some(timeout) = flag {
-        return Ok(timeout);
-    }
-    let config = load_config(global).context(
-        "cannot read the request timeout ([jobs] node.timeout) from the configuration; fix it, \
-         or give --timeout",
-    )?;
-    Ok(config.daemon.node_timeout)
-}
-
-/// A `--timeout` value: a duration above zero.
-pub fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
-    s.parse::<tahoe_jobs_config::HumanDuration>()
-        .map(tahoe_jobs_config::HumanDuration::as_duration)
-        .map_err(|_| format!("{s:?} is not a duration above zero, such as 30s or 10min"))
 }
 
 /// Loads the layered configuration for the given global options, accepting a section for every
