@@ -16,9 +16,35 @@ use tahoe_jobs_engine::status::{ErrorView, OverdueView, StateKind, StateView, Wi
 use tahoe_jobs_engine::{EngineStatus, JobStatus, LiveOverrides, ProgressSnapshot, Warning};
 
 use super::rates::RateTracker;
+use super::view::{build, Audience, Inputs, StatusView};
 
 pub const SECRET_CAP: &str = "URI:DIR2:secretsecret:keykeykey";
 pub const SECRET_PATH: &str = "/home/alice/Private/diary.txt";
+
+/// What the view builder makes of `status` for `audience`, with the fixture's configuration,
+/// live overrides and rates, and `budget` as the budget's report (`None`: none yet).
+pub fn view(
+    status: &EngineStatus,
+    budget: Option<&tahoe_jobs_engine::BudgetReport>,
+    audience: Audience,
+) -> StatusView {
+    let (config, overrides, rates) = (config(), overrides(), rates());
+    build(
+        &Inputs {
+            status,
+            budget,
+            overrides: &overrides,
+            config: &config,
+            rates: &rates,
+        },
+        audience,
+    )
+}
+
+/// [`view`] with the fixture's budget report.
+pub fn view_with_budget(status: &EngineStatus, audience: Audience) -> StatusView {
+    view(status, Some(&budget()), audience)
+}
 
 pub fn ts(s: &str) -> Timestamp {
     s.parse().unwrap()

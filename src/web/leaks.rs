@@ -4,27 +4,10 @@
 use super::fixture::{self, SECRET_CAP, SECRET_PATH};
 use super::metrics;
 use super::pages::{control_page, public_page};
-use super::view::{build, Audience, Inputs, StatusView};
+use super::view::{Audience, StatusView};
 
 fn view(audience: Audience) -> StatusView {
-    view_of(fixture::status(), audience)
-}
-
-fn view_of(status: tahoe_jobs_engine::EngineStatus, audience: Audience) -> StatusView {
-    let config = fixture::config();
-    let overrides = fixture::overrides();
-    let rates = fixture::rates();
-    let budget = fixture::budget();
-    build(
-        &Inputs {
-            status: &status,
-            budget: Some(&budget),
-            overrides: &overrides,
-            config: &config,
-            rates: &rates,
-        },
-        audience,
-    )
+    fixture::view_with_budget(&fixture::status(), audience)
 }
 
 fn assert_clean(what: &str, text: &str) {
@@ -71,7 +54,7 @@ fn the_control_page_shows_what_the_public_one_hides() {
 #[test]
 fn an_overdue_job_s_banner_and_metrics_hold_no_secrets() {
     let tz = fixture::config().daemon.timezone;
-    let public = view_of(fixture::overdue_status(), Audience::Public);
+    let public = fixture::view_with_budget(&fixture::overdue_status(), Audience::Public);
     let page = public_page(&public, &tz);
     assert!(page.contains("role=\"alert\""), "the banner is there");
     assert_clean("the public page with the banner", &page);

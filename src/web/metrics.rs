@@ -421,24 +421,12 @@ mod tests {
 #[cfg(test)]
 mod render_tests {
     use super::super::fixture;
-    use super::super::view::{build, Audience, Inputs};
+    use super::super::view::Audience;
     use super::*;
 
     #[test]
     fn jobs_runs_and_budgets_are_exported() {
-        let (status, config) = (fixture::status(), fixture::config());
-        let (overrides, rates, budget) =
-            (fixture::overrides(), fixture::rates(), fixture::budget());
-        let view = build(
-            &Inputs {
-                status: &status,
-                budget: Some(&budget),
-                overrides: &overrides,
-                config: &config,
-                rates: &rates,
-            },
-            Audience::Public,
-        );
+        let view = fixture::view_with_budget(&fixture::status(), Audience::Public);
         let text = render(&view);
         for line in [
             "tahoe_jobs_job_info{job=\"backup.b1\",type=\"backup\"} 1",
@@ -470,18 +458,7 @@ mod render_tests {
     }
 
     fn render_status(status: &tahoe_jobs_engine::EngineStatus) -> String {
-        let (config, overrides, rates) =
-            (fixture::config(), fixture::overrides(), fixture::rates());
-        render(&build(
-            &Inputs {
-                status,
-                budget: None,
-                overrides: &overrides,
-                config: &config,
-                rates: &rates,
-            },
-            Audience::Public,
-        ))
+        render(&fixture::view(status, None, Audience::Public))
     }
 
     #[test]

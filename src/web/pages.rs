@@ -540,23 +540,11 @@ fn budget_html(out: &mut String, b: &BudgetView, csrf: Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::super::fixture;
-    use super::super::view::{build, Audience, Inputs};
+    use super::super::view::Audience;
     use super::*;
 
     fn view(audience: Audience) -> StatusView {
-        let (status, config) = (fixture::status(), fixture::config());
-        let (overrides, rates, budget) =
-            (fixture::overrides(), fixture::rates(), fixture::budget());
-        build(
-            &Inputs {
-                status: &status,
-                budget: Some(&budget),
-                overrides: &overrides,
-                config: &config,
-                rates: &rates,
-            },
-            audience,
-        )
+        fixture::view_with_budget(&fixture::status(), audience)
     }
 
     #[test]
@@ -614,42 +602,15 @@ mod tests {
         let mut status = fixture::status();
         status.jobs[0].progress.warnings[0].message = "<script>alert(1)</script>".into();
         status.jobs[0].last_error.as_mut().unwrap().message = "\"><img src=x>".into();
-        let (config, overrides, rates) =
-            (fixture::config(), fixture::overrides(), fixture::rates());
-        let v = build(
-            &Inputs {
-                status: &status,
-                budget: None,
-                overrides: &overrides,
-                config: &config,
-                rates: &rates,
-            },
-            Audience::Private,
-        );
-        let page = control_page(&v, &config.daemon.timezone, "x");
+        let v = fixture::view(&status, None, Audience::Private);
+        let page = control_page(&v, &fixture::config().daemon.timezone, "x");
         assert!(!page.contains("<script>alert"));
         assert!(!page.contains("<img"));
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     }
 
     fn overdue_view(audience: Audience) -> StatusView {
-        let status = fixture::overdue_status();
-        let (config, overrides, rates, budget) = (
-            fixture::config(),
-            fixture::overrides(),
-            fixture::rates(),
-            fixture::budget(),
-        );
-        build(
-            &Inputs {
-                status: &status,
-                budget: Some(&budget),
-                overrides: &overrides,
-                config: &config,
-                rates: &rates,
-            },
-            audience,
-        )
+        fixture::view_with_budget(&fixture::overdue_status(), audience)
     }
 
     const SENTENCE: &str =

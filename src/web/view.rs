@@ -658,19 +658,7 @@ mod tests {
     use super::*;
 
     fn public() -> StatusView {
-        let (status, config) = (fixture::status(), fixture::config());
-        let (overrides, rates, budget) =
-            (fixture::overrides(), fixture::rates(), fixture::budget());
-        build(
-            &Inputs {
-                status: &status,
-                budget: Some(&budget),
-                overrides: &overrides,
-                config: &config,
-                rates: &rates,
-            },
-            Audience::Public,
-        )
+        fixture::view_with_budget(&fixture::status(), Audience::Public)
     }
 
     #[test]
@@ -732,18 +720,7 @@ mod tests {
     fn a_first_run_has_no_eta_and_says_why() {
         let mut status = fixture::status();
         status.jobs[0].progress.estimates.clear();
-        let (config, overrides, rates) =
-            (fixture::config(), fixture::overrides(), fixture::rates());
-        let v = build(
-            &Inputs {
-                status: &status,
-                budget: None,
-                overrides: &overrides,
-                config: &config,
-                rates: &rates,
-            },
-            Audience::Public,
-        );
+        let v = view_of(&status, Audience::Public);
         let p = v.jobs[0].progress.as_ref().unwrap();
         assert_eq!(p.eta, None);
         assert_eq!(p.files_left, None);
@@ -751,18 +728,7 @@ mod tests {
     }
 
     fn view_of(status: &EngineStatus, audience: Audience) -> StatusView {
-        let (config, overrides, rates) =
-            (fixture::config(), fixture::overrides(), fixture::rates());
-        build(
-            &Inputs {
-                status,
-                budget: None,
-                overrides: &overrides,
-                config: &config,
-                rates: &rates,
-            },
-            audience,
-        )
+        fixture::view(status, None, audience)
     }
 
     #[test]
