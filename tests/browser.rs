@@ -14,7 +14,7 @@ use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::web::{free_port, idle_job_file, Daemon};
+use crate::support::daemon::{free_port, idle_job_file, Daemon};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tahoe_jobs_config::jiff::Timestamp;
 
+use crate::support::daemon::{free_port, http, Daemon};
 use crate::support::process::describe_output;
 use crate::support::{shared_grid, Grid, GridSpec};
-use crate::web::{free_port, http, Daemon};
 
 /// How long a test backup may take before the test gives up (slow CI included).
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);

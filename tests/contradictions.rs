@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::process::{Output, Stdio};
 
+use crate::support::daemon::free_port;
 use crate::support::process::tahoe_jobs_command;
-use crate::web::free_port;
 
 fn tahoe_jobs(node: &Path, args: &[&str]) -> Output {
     tahoe_jobs_command()

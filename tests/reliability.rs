@@ -8,15 +8,13 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
 use serde_json::Value;
 use tahoe_jobs_config::{CpuShare, JobConfig, JobLimits, Schedule, TaskParams, Windows};
 use tahoe_jobs_engine::{
@@ -28,172 +26,11 @@ use tahoe_jobs_tasks::sled;
 use tahoe_jobs_tasks::tahoe::ClientOptions;
 
 use crate::support::backup_run::{backup_params, observed_backup_with};
+use crate::support::daemon::{free_port, http, idle_job_file, Daemon};
 use crate::support::files::{assert_same_tree, seeded_bytes, tree_of, write_file};
 use crate::support::node::{get_below_cap, latest_cap, restore};
 use crate::support::process::{lossy_text, os, runtime, tahoe_jobs_command};
 use crate::support::{shared_grid, Grid, GridSpec};
-use crate::web::{free_port, http, idle_job_file};
-
-/// How long a daemon may take to answer after it starts (CI runs many builds on two cores).
-const READY_TIMEOUT: Duration = Duration::from_secs(90);
-
-// ---- a daemon that can be killed -----------------------------------------------------------
-
-/// A `tahoe-jobs run` on the grid's client with jobs from a TOML file, its own state directory
-/// and port; every start appends its stdout and stderr to one log. Killed on drop.
-struct Daemon {
-    child: Option<Child>,
-    node_dir: PathBuf,
-    state_dir: PathBuf,
-    config: PathBuf,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn new(node_dir: &Path, dir: &Path, config_toml: &str, state_dir: PathBuf) -> Daemon {
-        let config = dir.join("jobs.toml");
-        std::fs::write(&config, config_toml).unwrap();
-        Daemon {
-            child: None,
-            node_dir: node_dir.to_path_buf(),
-            state_dir,
-            config,
-            addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
-            log: dir.join("daemon.log"),
-        }
-    }
-
-    fn command(&self) -> Command {
-        let mut cmd = tahoe_jobs_command();
-        cmd.arg("-d")
-            .arg(&self.node_dir)
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--set")
-            .arg(format!("jobs.web.port={}", self.addr))
-            .arg("--set")
-            .arg(format!("jobs.state_dir={}", self.state_dir.display()))
-            .arg("run")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    /// Starts and waits until the status page answers.
-    fn start(&mut self) {
-        assert!(self.child.is_none(), "already running");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = self
-            .command()
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("cannot start tahoe-jobs run");
-        self.child = Some(child);
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("the daemon exited ({status}):\n{}", self.log_text());
-            }
-            if http().get(&self.url("/")).0 == StatusCode::OK {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the daemon did not answer within {READY_TIMEOUT:?}:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-
-    /// SIGTERM, and waits for a clean exit.
-    fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        // SAFETY: plain syscall on our own child, not yet reaped.
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("the daemon did not stop within 30 s:\n{}", self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let status = child.wait().unwrap();
-        assert!(
-            status.success(),
-            "the daemon exited with {status}:\n{}",
-            self.log_text()
-        );
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// `tahoe-jobs <this daemon's global options> ARGS...`: a client of the running daemon.
-    fn cli(&self, args: &[&str]) -> std::process::Output {
-        tahoe_jobs_command()
-            .arg("-d")
-            .arg(&self.node_dir)
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--set")
-            .arg(format!("jobs.web.port={}", self.addr))
-            .arg("--set")
-            .arg(format!("jobs.state_dir={}", self.state_dir.display()))
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("cannot run tahoe-jobs")
-    }
-
-    fn control(&self, rest: &str) -> String {
-        let token = std::fs::read_to_string(self.state_dir.join("control.token")).unwrap();
-        self.url(&format!("/control/{}/{rest}", token.trim()))
-    }
-
-    /// The private JSON of one job.
-    fn job(&self, id: &str) -> Value {
-        let (status, _, body) = http().get(&self.control("api/status"));
-        assert_eq!(status, StatusCode::OK, "{body}");
-        let view: Value = serde_json::from_str(&body).unwrap();
-        view["jobs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|j| j["id"] == id)
-            .unwrap_or_else(|| panic!("no job {id} in {view}"))
-            .clone()
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
 
 /// Polls `probe` every 100 ms until it gives a value; panics with `what` after `limit`.
 fn wait_for<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
@@ -367,7 +204,7 @@ fn kill_9_at_random_moments_never_loses_or_corrupts_the_backup() {
     let job = "backup.crash";
     const KILLS: usize = 12;
     let state_dir = tmp.path().join("state");
-    let mut d = Daemon::new(grid.node_dir(), tmp.path(), &toml, state_dir.clone());
+    let mut d = Daemon::unstarted_on_node(grid.node_dir(), &toml, state_dir.clone());
     let mut seen_caps = BTreeSet::new();
     let mut durable_files: BTreeSet<PathBuf> = BTreeSet::new();
     let mut outputs = Vec::new();
@@ -382,7 +219,7 @@ fn kill_9_at_random_moments_never_loses_or_corrupts_the_backup() {
         let limit = Instant::now() + Duration::from_secs(if killing { 120 } else { 600 });
         let mut kill_at = None;
         let completed = loop {
-            let j = d.job(job);
+            let j = d.job_json(job);
             if j["state"] == "failed" {
                 // The one failure a restart may meet: a kill while the node was writing a
                 // file's shares leaves them partial, and Tahoe refuses that file on those
@@ -467,7 +304,7 @@ fn kill_9_at_random_moments_never_loses_or_corrupts_the_backup() {
         kills, KILLS,
         "the backup completed after {kills} kills: they must all land during it (seed {seed})"
     );
-    let j = d.job(job);
+    let j = d.job_json(job);
     assert_eq!(counter(&j, "files_seen"), 4 * 25 + 1, "{j}");
     outputs.push(("the public page", http().get(&d.url("/")).2));
     outputs.push(("the metrics", http().get(&d.url("/metrics")).2));
@@ -566,12 +403,12 @@ fn a_full_state_disk_is_a_clear_error_and_loses_nothing_recorded() {
         src.display()
     );
     let job = "backup.full";
-    let mut d = Daemon::new(grid.node_dir(), tmp.path(), &toml, state_dir.clone());
+    let mut d = Daemon::unstarted_on_node(grid.node_dir(), &toml, state_dir.clone());
     d.start();
     wait_for("ten files uploaded", Duration::from_secs(120), || {
-        (counter(&d.job(job), "files_uploaded") >= 10).then_some(())
+        (counter(&d.job_json(job), "files_uploaded") >= 10).then_some(())
     });
-    let before = counter(&d.job(job), "files_uploaded");
+    let before = counter(&d.job_json(job), "files_uploaded");
     // sled writes what it holds every 500 ms: these are on disk before it fills.
     std::thread::sleep(Duration::from_millis(1500));
     let filler = fill_disk(&state_dir);
@@ -579,7 +416,7 @@ fn a_full_state_disk_is_a_clear_error_and_loses_nothing_recorded() {
         "the job to fail on the full disk",
         Duration::from_secs(120),
         || {
-            let j = d.job(job);
+            let j = d.job_json(job);
             j["last_error"]["message"]
                 .as_str()
                 .filter(|m| m.contains("No space left on device"))
@@ -598,7 +435,7 @@ fn a_full_state_disk_is_a_clear_error_and_loses_nothing_recorded() {
         "{message}"
     );
     // Still answering, and not working through the rest meanwhile.
-    let uploaded = counter(&d.job(job), "files_uploaded");
+    let uploaded = counter(&d.job_json(job), "files_uploaded");
     assert!(uploaded < 60, "{uploaded}");
     d.stop();
 
@@ -615,7 +452,7 @@ fn a_full_state_disk_is_a_clear_error_and_loses_nothing_recorded() {
 
     d.start();
     let done = wait_for("the backup to complete", Duration::from_secs(180), || {
-        let j = d.job(job);
+        let j = d.job_json(job);
         (!j["last_completed"].is_null()).then_some(j)
     });
     assert!(
@@ -681,7 +518,7 @@ fn a_record_from_a_future_release_stops_the_daemon_with_a_clear_error() {
 fn the_state_dir_and_token_are_private_and_wider_modes_are_warned_about() {
     use std::os::unix::fs::PermissionsExt;
     let src = tempfile::tempdir().unwrap();
-    let mut d = crate::web::Daemon::with_job_file(&idle_job_file(src.path()));
+    let mut d = Daemon::with_job_file(&idle_job_file(src.path()));
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     let token = d.state_dir.join("control.token");
     assert_eq!(mode(&d.state_dir), 0o700);

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod backup_run;
+pub mod daemon;
 pub mod files;
 pub mod grid;
 pub mod node;
