@@ -76,7 +76,16 @@ impl TargetDir {
             .rw_cap
             .clone()
             .ok_or_else(|| TahoeError::NotWritable(format!("{}/{ARCHIVES}", self.shown_path())))?;
-        Ok(PreparedTarget { target, archives })
+        // What `Latest` links to now (read-only form, as an immutable directory's cap is).
+        let latest = listing
+            .children
+            .get(LATEST)
+            .and_then(|c| c.ro_cap.clone().or_else(|| c.rw_cap.clone()));
+        Ok(PreparedTarget {
+            target,
+            archives,
+            latest,
+        })
     }
 
     /// The target as the user wrote it, without the capability: for messages.
@@ -94,6 +103,8 @@ impl TargetDir {
 pub struct PreparedTarget {
     target: Cap,
     archives: Cap,
+    /// `Latest` as it was when the run began.
+    latest: Option<Cap>,
 }
 
 impl std::fmt::Debug for PreparedTarget {
@@ -106,17 +117,30 @@ impl PreparedTarget {
     /// Links a finished backup as `Archives/<name>` and `Latest`. The two links change two
     /// different mutable directories, so they are made at once (each costs the node a
     /// read-modify-write of its directory, the larger part of an unchanged run's time).
+    /// When nothing changed, the backup is the very directory `Latest` already links to
+    /// (directories are reused by content), and `Latest` is left as it is: relinking it would
+    /// only refresh the link's modification time, at the cost of a second read-modify-write.
     pub async fn link(
         &self,
         client: &TahoeClient,
         name: &str,
         backup: &Cap,
     ) -> Result<(), TahoeError> {
+        if self.latest_is(backup) {
+            return client.link(&self.archives, "", name, backup).await;
+        }
         tokio::try_join!(
             client.link(&self.archives, "", name, backup),
             client.link(&self.target, "", LATEST, backup),
         )?;
         Ok(())
+    }
+
+    /// Whether `Latest` already links to `backup`.
+    pub fn latest_is(&self, backup: &Cap) -> bool {
+        self.latest
+            .as_ref()
+            .is_some_and(|latest| latest.expose() == backup.expose())
     }
 }
 
@@ -144,5 +168,20 @@ mod tests {
         };
         assert_eq!(t.archives_path(), "pics/2024/Archives");
         assert!(!format!("{t:?}").contains("a:b"));
+    }
+
+    #[test]
+    fn latest_is_left_alone_only_when_it_is_the_same_backup() {
+        let prepared = |latest: Option<&str>| PreparedTarget {
+            target: Cap::new("URI:DIR2:t:t"),
+            archives: Cap::new("URI:DIR2:a:a"),
+            latest: latest.map(Cap::new),
+        };
+        let backup = Cap::new("URI:DIR2-CHK:x:y:1:1:10");
+        assert!(prepared(Some("URI:DIR2-CHK:x:y:1:1:10")).latest_is(&backup));
+        assert!(!prepared(Some("URI:DIR2-CHK:z:y:1:1:10")).latest_is(&backup));
+        assert!(!prepared(None).latest_is(&backup));
+        let shown = format!("{:?}", prepared(Some("URI:DIR2-CHK:x:y:1:1:10")));
+        assert!(!shown.contains("t:t") && !shown.contains("a:a"), "{shown}");
     }
 }

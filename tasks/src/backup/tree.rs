@@ -60,6 +60,9 @@ pub(crate) struct Shared {
     pub started: Instant,
     uploads: Arc<Semaphore>,
     mkdirs: Arc<Semaphore>,
+    /// Subdirectories walked beside the main walk (one per spare core): an unchanged tree is
+    /// all CPU, a stat and a backupdb lookup per file.
+    walkers: Arc<Semaphore>,
     /// Cancelled on the first failure, so the walk and the other uploads stop.
     abort: CancellationToken,
     first_error: Mutex<Option<BackupError>>,
@@ -92,6 +95,10 @@ impl Shared {
             started: Instant::now(),
             uploads: Arc::new(Semaphore::new(concurrency)),
             mkdirs: Arc::new(Semaphore::new(concurrency)),
+            walkers: Arc::new(Semaphore::new(
+                std::thread::available_parallelism()
+                    .map_or(1, |n| n.get().saturating_sub(1).max(1)),
+            )),
             abort: CancellationToken::new(),
             first_error: Mutex::new(None),
             last_checkpoint: Mutex::new(Instant::now()),
@@ -345,6 +352,7 @@ pub(crate) fn backup_dir(
             sh.warn(odd.warning());
         }
         let mut kids = Kids::with_capacity(scan.entries.len());
+        let mut ahead = ScanAhead::new(&scan.entries, &sh.excludes);
         for (i, entry) in scan.entries.into_iter().enumerate() {
             if let Some(halt) = sh.halted_now() {
                 return Err(halt);
@@ -354,15 +362,31 @@ pub(crate) fn backup_dir(
             }
             let name = entry.name.clone();
             let next = if entry.is_dir {
-                match backup_subdir(&sh, entry).await? {
-                    None => None,
-                    Some(Child::Ready(kid)) => Some(Next::Ready(kid)),
-                    Some(pending) => {
+                let listing = ahead.take(i);
+                match sh.walkers.clone().try_acquire_owned() {
+                    // A spare core: that subdirectory is walked beside this walk. Trying (not
+                    // waiting) for the permit means a walk never waits on its own subwalks.
+                    Ok(walker) => {
                         let sh = sh.clone();
-                        Some(Next::Later(Box::pin(
-                            async move { pending.resolve(&sh).await },
-                        )))
+                        Some(Next::Later(Box::pin(async move {
+                            let child = backup_subdir(&sh, entry, listing).await;
+                            drop(walker);
+                            match child? {
+                                None => Ok(None),
+                                Some(child) => child.resolve(&sh).await,
+                            }
+                        })))
                     }
+                    Err(_) => match backup_subdir(&sh, entry, listing).await? {
+                        None => None,
+                        Some(Child::Ready(kid)) => Some(Next::Ready(kid)),
+                        Some(pending) => {
+                            let sh = sh.clone();
+                            Some(Next::Later(Box::pin(
+                                async move { pending.resolve(&sh).await },
+                            )))
+                        }
+                    },
                 }
             } else {
                 Some(backup_file(&sh, entry).await?)
@@ -376,11 +400,64 @@ pub(crate) fn backup_dir(
     })
 }
 
-async fn backup_subdir(sh: &Arc<Shared>, entry: Entry) -> Result<Option<Child>, Halt> {
+/// How many subdirectories of a directory are listed ahead of the walk.
+const SCAN_AHEAD: usize = 2;
+
+/// Lists the next subdirectories of a directory on the blocking pool while the walk is busy
+/// with the earlier ones. On an unchanged tree the walk is all CPU (a `stat` per entry, then a
+/// backupdb lookup per file), so listing on one core while deciding on the other shortens it;
+/// a few listings ahead are enough to keep both busy without holding many in memory.
+struct ScanAhead {
+    /// Subdirectories not listed yet, with their index among the directory's entries.
+    upcoming: std::collections::VecDeque<(usize, PathBuf)>,
+    listing: std::collections::VecDeque<(usize, JoinHandle<std::io::Result<DirScan>>)>,
+    excludes: Excludes,
+}
+
+impl ScanAhead {
+    fn new(entries: &[Entry], excludes: &Excludes) -> ScanAhead {
+        ScanAhead {
+            upcoming: entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.is_dir)
+                .map(|(i, e)| (i, e.path.clone()))
+                .collect(),
+            listing: std::collections::VecDeque::new(),
+            excludes: excludes.clone(),
+        }
+    }
+
+    fn start_more(&mut self) {
+        while self.listing.len() < SCAN_AHEAD {
+            let Some((index, path)) = self.upcoming.pop_front() else {
+                return;
+            };
+            let excludes = self.excludes.clone();
+            let listing = tokio::task::spawn_blocking(move || scan_dir(&path, &excludes));
+            self.listing.push_back((index, listing));
+        }
+    }
+
+    /// The listing of the subdirectory at `index`; entries are taken in order.
+    fn take(&mut self, index: usize) -> JoinHandle<std::io::Result<DirScan>> {
+        self.start_more();
+        let (listed, listing) = self
+            .listing
+            .pop_front()
+            .expect("every subdirectory is listed in order");
+        debug_assert_eq!(listed, index, "subdirectories are taken in order");
+        self.start_more();
+        listing
+    }
+}
+
+async fn backup_subdir(
+    sh: &Arc<Shared>,
+    entry: Entry,
+    listing: JoinHandle<std::io::Result<DirScan>>,
+) -> Result<Option<Child>, Halt> {
     let scan = {
-        let path = entry.path.clone();
-        let excludes = sh.excludes.clone();
-        let listing = tokio::task::spawn_blocking(move || scan_dir(&path, &excludes));
         match sh.until_halt(listing).await? {
             Ok(Ok(scan)) => scan,
             Ok(Err(e)) => {
