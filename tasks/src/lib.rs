@@ -50,14 +50,7 @@ mod tests {
     /// timeout visible: with the default 10 minutes the run would outlast the guard.
     #[tokio::test]
     async fn tasks_use_the_configured_node_timeout() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let held = tokio::spawn(async move {
-            let mut kept = Vec::new();
-            while let Ok((stream, _)) = listener.accept().await {
-                kept.push(stream);
-            }
-        });
+        let (addr, held) = tahoe::client::silent_node().await;
         let tmp = tempfile::tempdir().unwrap();
         let node = tmp.path().join("node");
         std::fs::create_dir_all(node.join("private")).unwrap();

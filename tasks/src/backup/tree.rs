@@ -362,32 +362,8 @@ pub(crate) fn backup_dir(
             }
             let name = entry.name.clone();
             let next = if entry.is_dir {
-                let listing = ahead.take(i);
-                match sh.walkers.clone().try_acquire_owned() {
-                    // A spare core: that subdirectory is walked beside this walk. Trying (not
-                    // waiting) for the permit means a walk never waits on its own subwalks.
-                    Ok(walker) => {
-                        let sh = sh.clone();
-                        Some(Next::Later(Box::pin(async move {
-                            let child = backup_subdir(&sh, entry, listing).await;
-                            drop(walker);
-                            match child? {
-                                None => Ok(None),
-                                Some(child) => child.resolve(&sh).await,
-                            }
-                        })))
-                    }
-                    Err(_) => match backup_subdir(&sh, entry, listing).await? {
-                        None => None,
-                        Some(Child::Ready(kid)) => Some(Next::Ready(kid)),
-                        Some(pending) => {
-                            let sh = sh.clone();
-                            Some(Next::Later(Box::pin(
-                                async move { pending.resolve(&sh).await },
-                            )))
-                        }
-                    },
-                }
+                let listing = ahead.take();
+                walk_subdir(&sh, entry, listing).await?
             } else {
                 Some(backup_file(&sh, entry).await?)
             };
@@ -400,6 +376,33 @@ pub(crate) fn backup_dir(
     })
 }
 
+/// Walks a subdirectory beside this walk when a core is spare, else here and now. Trying (not
+/// waiting) for the permit means a walk never waits on its own subwalks.
+async fn walk_subdir(
+    sh: &Arc<Shared>,
+    entry: Entry,
+    listing: JoinHandle<std::io::Result<DirScan>>,
+) -> Result<Option<Next>, Halt> {
+    let sh = sh.clone();
+    if let Ok(walker) = sh.walkers.clone().try_acquire_owned() {
+        return Ok(Some(Next::Later(Box::pin(async move {
+            let child = backup_subdir(&sh, entry, listing).await;
+            drop(walker);
+            match child? {
+                None => Ok(None),
+                Some(child) => child.resolve(&sh).await,
+            }
+        }))));
+    }
+    Ok(match backup_subdir(&sh, entry, listing).await? {
+        None => None,
+        Some(Child::Ready(kid)) => Some(Next::Ready(kid)),
+        Some(pending) => Some(Next::Later(Box::pin(
+            async move { pending.resolve(&sh).await },
+        ))),
+    })
+}
+
 /// How many subdirectories of a directory are listed ahead of the walk.
 const SCAN_AHEAD: usize = 2;
 
@@ -408,9 +411,9 @@ const SCAN_AHEAD: usize = 2;
 /// backupdb lookup per file), so listing on one core while deciding on the other shortens it;
 /// a few listings ahead are enough to keep both busy without holding many in memory.
 struct ScanAhead {
-    /// Subdirectories not listed yet, with their index among the directory's entries.
-    upcoming: std::collections::VecDeque<(usize, PathBuf)>,
-    listing: std::collections::VecDeque<(usize, JoinHandle<std::io::Result<DirScan>>)>,
+    /// Subdirectories not listed yet, in the order the walk takes them.
+    upcoming: std::collections::VecDeque<PathBuf>,
+    listing: std::collections::VecDeque<JoinHandle<std::io::Result<DirScan>>>,
     excludes: Excludes,
 }
 
@@ -419,9 +422,8 @@ impl ScanAhead {
         ScanAhead {
             upcoming: entries
                 .iter()
-                .enumerate()
-                .filter(|(_, e)| e.is_dir)
-                .map(|(i, e)| (i, e.path.clone()))
+                .filter(|e| e.is_dir)
+                .map(|e| e.path.clone())
                 .collect(),
             listing: std::collections::VecDeque::new(),
             excludes: excludes.clone(),
@@ -430,23 +432,23 @@ impl ScanAhead {
 
     fn start_more(&mut self) {
         while self.listing.len() < SCAN_AHEAD {
-            let Some((index, path)) = self.upcoming.pop_front() else {
+            let Some(path) = self.upcoming.pop_front() else {
                 return;
             };
             let excludes = self.excludes.clone();
-            let listing = tokio::task::spawn_blocking(move || scan_dir(&path, &excludes));
-            self.listing.push_back((index, listing));
+            self.listing.push_back(tokio::task::spawn_blocking(move || {
+                scan_dir(&path, &excludes)
+            }));
         }
     }
 
-    /// The listing of the subdirectory at `index`; entries are taken in order.
-    fn take(&mut self, index: usize) -> JoinHandle<std::io::Result<DirScan>> {
+    /// The listing of the next subdirectory, for a walk that takes them in order.
+    fn take(&mut self) -> JoinHandle<std::io::Result<DirScan>> {
         self.start_more();
-        let (listed, listing) = self
+        let listing = self
             .listing
             .pop_front()
-            .expect("every subdirectory is listed in order");
-        debug_assert_eq!(listed, index, "subdirectories are taken in order");
+            .expect("as many subdirectories taken as there are");
         self.start_more();
         listing
     }

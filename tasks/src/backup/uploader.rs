@@ -268,13 +268,17 @@ mod tests {
         assert_eq!(err.to_string(), NOT_REGULAR);
     }
 
+    fn mkfifo(path: &Path) {
+        let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    }
+
     #[test]
     fn a_fifo_is_refused_at_once_instead_of_blocking_the_open() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
-        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        mkfifo(&fifo);
         assert_not_regular(open_with_hang_guard(&fifo));
     }
 
@@ -288,9 +292,7 @@ mod tests {
         assert_not_regular(open_with_hang_guard(&link));
         // A link to a FIFO neither blocks nor is followed.
         let fifo = dir.path().join("fifo");
-        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        mkfifo(&fifo);
         let fifo_link = dir.path().join("fifo-link");
         std::os::unix::fs::symlink(&fifo, &fifo_link).unwrap();
         assert_not_regular(open_with_hang_guard(&fifo_link));

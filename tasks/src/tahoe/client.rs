@@ -154,9 +154,7 @@ impl TahoeClient {
             .put(format!("{}uri", self.base))
             .header(header::CONTENT_LENGTH, len)
             .body(body);
-        self.send_for_cap_to_the_end(req, Arc::new(AtomicBool::new(true)))
-            .join()
-            .await?
+        self.send_whole_for_cap(req).await
     }
 
     /// `PUT /uri` of exactly `len` bytes from `body`, for bodies that may arrive slowly (paced
@@ -231,9 +229,7 @@ impl TahoeClient {
             .post(format!("{}uri?t=mkdir-immutable", self.base))
             .body(body);
         // A directory is stored like a file: let the node finish it (see `detach`).
-        self.send_for_cap_to_the_end(req, Arc::new(AtomicBool::new(true)))
-            .join()
-            .await?
+        self.send_whole_for_cap(req).await
     }
 
     /// `POST /uri?t=mkdir`: a new, unlinked mutable directory.
@@ -345,6 +341,14 @@ impl TahoeClient {
             sent,
             self.request_timeout,
         )
+    }
+
+    /// [`TahoeClient::send_for_cap`] of a request whose body is in memory, so the node gets
+    /// all of it at once: let finish whatever the caller does.
+    async fn send_whole_for_cap(&self, req: RequestBuilder) -> Result<Cap, TahoeError> {
+        self.send_for_cap_to_the_end(req, Arc::new(AtomicBool::new(true)))
+            .join()
+            .await?
     }
 
     async fn send_for_cap(&self, req: RequestBuilder) -> Result<Cap, TahoeError> {
@@ -464,6 +468,21 @@ impl TahoeClient {
     }
 }
 
+/// A "node" on loopback that accepts connections and then never reads nor answers, for tests
+/// of the request timeout; abort the handle to close it.
+#[cfg(test)]
+pub(crate) async fn silent_node() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut kept = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            kept.push(stream);
+        }
+    });
+    (addr, held)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,14 +513,7 @@ mod tests {
     /// fails as unreachable once it has been silent for the request timeout.
     #[tokio::test]
     async fn a_silent_node_times_out_a_streamed_upload() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let held = tokio::spawn(async move {
-            let mut kept = Vec::new();
-            while let Ok((stream, _)) = listener.accept().await {
-                kept.push(stream);
-            }
-        });
+        let (addr, held) = silent_node().await;
         let c = TahoeClient::new(&format!("http://{addr}/"), &options(300)).unwrap();
         // 32 MiB: more than the socket buffers hold, so the body stalls on the silent node.
         let chunks = (0..512).map(|_| Ok(bytes::Bytes::from(vec![0u8; 64 * 1024])));

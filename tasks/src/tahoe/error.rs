@@ -49,6 +49,9 @@ pub enum TahoeError {
 impl TahoeError {
     /// Builds the error for a non-2xx answer from its status and body.
     pub(crate) fn from_status(status: StatusCode, body: &str) -> TahoeError {
+        if body.contains("NotWriteableError") {
+            return TahoeError::NotWritable("the directory".into());
+        }
         let mut message = node_message(body);
         if body.contains("UploadUnhappinessError") && body.contains("placed 0 shares") {
             // Tahoe keeps the partial shares of an interrupted upload (a killed or stopped
@@ -59,9 +62,6 @@ impl TahoeError {
                  its partial shares for up to 30 minutes, or until they restart, and refuse the \
                  same file meanwhile)",
             );
-        }
-        if body.contains("NotWriteableError") {
-            return TahoeError::NotWritable("the directory".into());
         }
         match status.as_u16() {
             404 => TahoeError::NoSuchChild(message),
