@@ -1,0 +1,11 @@
+//! Tahoe-LAFS's formats and its storage protocol, usable on their own.
+//!
+//! This crate knows Tahoe-LAFS and nothing else: no actix, no tahoe-jobs engine or configuration.
+//! The format code (base32, netstrings, tagged hashes, capabilities, encodings) is pure functions
+//! over bytes, testable against known answers with no server; the network client is a thin layer
+//! that moves those bytes.
+#![warn(missing_docs)]
+
+pub mod base32;
+pub mod hashutil;
+pub mod netstring;
