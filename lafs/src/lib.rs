@@ -9,3 +9,4 @@
 pub mod base32;
 pub mod hashutil;
 pub mod netstring;
+pub mod zfec;
