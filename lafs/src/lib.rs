@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod base32;
+pub mod chk;
 pub mod hashutil;
 pub mod netstring;
 pub mod zfec;
