@@ -8,6 +8,7 @@
 
 pub mod base32;
 pub mod chk;
+pub mod dirnode;
 pub mod hashutil;
 pub mod netstring;
 pub mod zfec;
