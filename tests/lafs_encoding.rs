@@ -169,6 +169,17 @@ async fn chk_caps_and_shares_equal_the_nodes_on_one_of_one() {
         3 * MIB + 5,
     ];
     assert_node_and_encoder_agree(grid, &sizes).await;
+
+    // The stock CLI's `tahoe put` of a file gives the same cap (it is a `PUT /uri` too).
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("several-segments.bin");
+    let data = seeded_bytes(99, 2 * MIB + 3);
+    std::fs::write(&path, &data).unwrap();
+    let out = grid.tahoe([std::ffi::OsStr::new("put"), path.as_os_str()]);
+    assert!(out.status.success(), "tahoe put failed ({})", out.status);
+    let cli_cap = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let (cap, _) = encode_streaming(&data, &convergence(grid), &params(grid));
+    assert!(cap == cli_cap, "tahoe put's cap differs from tahoe-jobs'");
 }
 
 #[tokio::test]
