@@ -80,8 +80,8 @@ fn encode_streaming(
     for segnum in 0..encoder.plan().num_segments {
         let mut segment = vec![0u8; encoder.plan().segment_len(segnum) as usize];
         reader.read_exact(&mut segment).unwrap();
-        let encoded = encoder.encode_segment(&segment).unwrap();
-        for (share, block) in shares.iter_mut().zip(&encoded.blocks) {
+        let encoded = encoder.encode_segment(segment).unwrap();
+        for (share, block) in shares.iter_mut().zip(encoded.blocks()) {
             assert_eq!(share.len() as u64, layout.block_offset(segnum));
             share.extend_from_slice(block);
         }

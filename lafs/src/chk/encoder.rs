@@ -18,14 +18,43 @@ const CRYPTTEXT_TAG: &[u8] = b"allmydata_crypttext_v1";
 const CRYPTTEXT_SEGMENT_TAG: &[u8] = b"allmydata_crypttext_segment_v1";
 const BLOCK_TAG: &[u8] = b"allmydata_encoded_subshare_v1";
 
-/// One encoded segment: block `blocks[shnum]` goes to share `shnum` at
+/// One encoded segment: [`EncodedSegment::block`]`(shnum)` goes to share `shnum` at
 /// [`ShareLayout::block_offset`]`(segnum)`.
 #[derive(Debug)]
 pub struct EncodedSegment {
     /// The segment's number.
     pub segnum: u64,
-    /// One block per share, share 0 first.
-    pub blocks: Vec<Vec<u8>>,
+    /// The crypttext padded to k pieces: blocks `0..k` are its pieces (zfec is systematic), kept
+    /// here rather than copied.
+    crypttext: Vec<u8>,
+    /// Bytes of each block (at least 1: segments are never empty).
+    block_size: usize,
+    /// Blocks `k..N`.
+    parity: Vec<Vec<u8>>,
+}
+
+impl EncodedSegment {
+    /// The block for share `shnum`.
+    pub fn block(&self, shnum: usize) -> &[u8] {
+        let k = self.crypttext.len() / self.block_size;
+        if shnum < k {
+            &self.crypttext[shnum * self.block_size..][..self.block_size]
+        } else {
+            &self.parity[shnum - k]
+        }
+    }
+
+    /// Every block, share 0 first.
+    pub fn blocks(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.crypttext
+            .chunks(self.block_size)
+            .chain(self.parity.iter().map(Vec::as_slice))
+    }
+
+    /// Bytes of each block.
+    pub fn block_size(&self) -> usize {
+        self.block_size
+    }
 }
 
 /// What is known once every segment is encoded.
@@ -92,8 +121,9 @@ impl ChkEncoder {
         self.next_segment
     }
 
-    /// Encrypts and encodes the next segment; `plaintext` must be exactly its length.
-    pub fn encode_segment(&mut self, plaintext: &[u8]) -> Result<EncodedSegment, ChkError> {
+    /// Encrypts and encodes the next segment; `plaintext` must be exactly its length. The
+    /// buffer is encrypted in place and kept as the segment's first k blocks.
+    pub fn encode_segment(&mut self, plaintext: Vec<u8>) -> Result<EncodedSegment, ChkError> {
         let segnum = self.next_segment;
         let expected = if segnum < self.plan.num_segments {
             self.plan.segment_len(segnum)
@@ -108,22 +138,33 @@ impl ChkEncoder {
             });
         }
         let k = usize::from(self.plan.needed);
-        let piece_size = (expected as usize).div_ceil(k);
-        // The tail is padded with zeros to k equal pieces after hashing (`_gather_data`).
-        let mut crypttext = Vec::with_capacity(piece_size * k);
-        crypttext.extend_from_slice(plaintext);
+        let block_size = (expected as usize).div_ceil(k);
+        let mut crypttext = plaintext;
         self.cipher.apply_keystream(&mut crypttext);
         self.crypttext.update(&crypttext);
         self.segment_hashes
             .push(to_hash(tagged_hash(CRYPTTEXT_SEGMENT_TAG, &crypttext, 32)));
-        crypttext.resize(piece_size * k, 0);
-        let pieces: Vec<&[u8]> = crypttext.chunks(piece_size).collect();
-        let blocks = self.zfec.encode(&pieces).expect("k pieces of equal size");
-        for (shnum, block) in blocks.iter().enumerate() {
+        // The tail is padded with zeros to k equal pieces after hashing (`_gather_data`).
+        crypttext.resize(block_size * k, 0);
+        let pieces: Vec<&[u8]> = crypttext.chunks(block_size).collect();
+        let parity: Vec<Vec<u8>> = (k..usize::from(self.plan.total))
+            .map(|shnum| {
+                let mut block = vec![0u8; block_size];
+                self.zfec.encode_parity_into(&pieces, shnum, &mut block);
+                block
+            })
+            .collect();
+        let segment = EncodedSegment {
+            segnum,
+            crypttext,
+            block_size,
+            parity,
+        };
+        for (shnum, block) in segment.blocks().enumerate() {
             self.block_hashes[shnum].push(to_hash(tagged_hash(BLOCK_TAG, block, 32)));
         }
         self.next_segment += 1;
-        Ok(EncodedSegment { segnum, blocks })
+        Ok(segment)
     }
 
     /// The hash trees, URI extension block, cap and each share's trailer.
@@ -193,9 +234,9 @@ pub fn encode_bytes(
     let mut offset = 0usize;
     for segnum in 0..encoder.plan().num_segments {
         let len = encoder.plan().segment_len(segnum) as usize;
-        let segment = encoder.encode_segment(&data[offset..offset + len])?;
+        let segment = encoder.encode_segment(data[offset..offset + len].to_vec())?;
         offset += len;
-        for (share, block) in shares.iter_mut().zip(&segment.blocks) {
+        for (share, block) in shares.iter_mut().zip(segment.blocks()) {
             share.extend_from_slice(block);
         }
     }
