@@ -73,7 +73,7 @@ fn encode_streaming(
 ) -> (String, Vec<Vec<u8>>) {
     let size = data.len() as u64;
     let key = convergent_key(Cursor::new(data), convergence, params, size).unwrap();
-    let mut encoder = ChkEncoder::new(key, params, size).unwrap();
+    let mut encoder = ChkEncoder::convergent(key, convergence, params, size).unwrap();
     let layout = encoder.layout();
     let mut shares = vec![layout.header(); params.total.into()];
     let mut reader = Cursor::new(data);

@@ -10,7 +10,7 @@ use super::cap::ChkCap;
 use super::hashtree::{Hash, HashTree};
 use super::layout::ShareLayout;
 use super::ueb::{uri_extension_hash, UriExtension};
-use super::{ChkError, EncodingParams, SegmentPlan};
+use super::{ChkError, ConvergentKeyHasher, EncodingParams, SegmentPlan};
 
 type Aes128Ctr = ctr::Ctr128BE<aes::Aes128>;
 
@@ -81,6 +81,8 @@ pub struct ChkEncoder {
     segment_hashes: Vec<Hash>,
     /// `block_hashes[shnum][segnum]`.
     block_hashes: Vec<Vec<Hash>>,
+    /// Hashes the plaintext again to catch a file that changed between the key pass and this one.
+    recheck: Option<ConvergentKeyHasher>,
 }
 
 impl ChkEncoder {
@@ -103,7 +105,23 @@ impl ChkEncoder {
             crypttext: Sha256dHasher::tagged(CRYPTTEXT_TAG),
             segment_hashes: Vec::with_capacity(plan.num_segments as usize),
             block_hashes: vec![Vec::with_capacity(plan.num_segments as usize); plan.total.into()],
+            recheck: None,
         })
+    }
+
+    /// An encoder under the convergent `key` made from `convergence` by a first pass over the
+    /// file, which hashes the plaintext again as it encodes: [`ChkEncoder::finish`] fails with
+    /// [`ChkError::ContentChanged`] when the bytes encoded are not the bytes the key was made
+    /// from (the file changed between the two reads), so no wrong cap is ever handed out.
+    pub fn convergent(
+        key: [u8; 16],
+        convergence: &[u8],
+        params: &EncodingParams,
+        file_size: u64,
+    ) -> Result<Self, ChkError> {
+        let mut encoder = Self::new(key, params, file_size)?;
+        encoder.recheck = Some(ConvergentKeyHasher::new(convergence, params, file_size)?);
+        Ok(encoder)
     }
 
     /// How the file is cut: read segment `i` as `plan().segment_len(i)` bytes.
@@ -139,6 +157,9 @@ impl ChkEncoder {
         }
         let k = usize::from(self.plan.needed);
         let block_size = (expected as usize).div_ceil(k);
+        if let Some(recheck) = &mut self.recheck {
+            recheck.update(&plaintext);
+        }
         let mut crypttext = plaintext;
         self.cipher.apply_keystream(&mut crypttext);
         self.crypttext.update(&crypttext);
@@ -174,6 +195,11 @@ impl ChkEncoder {
                 encoded: self.next_segment,
                 total: self.plan.num_segments,
             });
+        }
+        if let Some(recheck) = self.recheck {
+            if recheck.finish() != self.key {
+                return Err(ChkError::ContentChanged);
+            }
         }
         let crypttext_tree = HashTree::new(&self.segment_hashes);
         let block_trees: Vec<HashTree> =
@@ -228,7 +254,7 @@ pub fn encode_bytes(
     params: &EncodingParams,
 ) -> Result<(EncodedFile, Vec<Vec<u8>>), ChkError> {
     let key = super::convergent_key(data, convergence, params, data.len() as u64)?;
-    let mut encoder = ChkEncoder::new(key, params, data.len() as u64)?;
+    let mut encoder = ChkEncoder::convergent(key, convergence, params, data.len() as u64)?;
     let layout = encoder.layout();
     let mut shares = vec![layout.header(); params.total.into()];
     let mut offset = 0usize;
@@ -245,4 +271,57 @@ pub fn encode_bytes(
         share.extend_from_slice(trailer);
     }
     Ok((file, shares))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PARAMS: EncodingParams = EncodingParams {
+        needed: 2,
+        total: 3,
+        max_segment_size: 64,
+    };
+
+    #[test]
+    fn a_file_changed_between_the_two_reads_gets_no_cap() {
+        let before = vec![1u8; 200];
+        let mut after = before.clone();
+        after[150] = 2;
+        let key = crate::chk::convergent_key(&before[..], b"secret", &PARAMS, 200).unwrap();
+        let mut encoder = ChkEncoder::convergent(key, b"secret", &PARAMS, 200).unwrap();
+        for segnum in 0..encoder.plan().num_segments {
+            let start = (segnum * encoder.plan().segment_size) as usize;
+            let len = encoder.plan().segment_len(segnum) as usize;
+            encoder
+                .encode_segment(after[start..start + len].to_vec())
+                .unwrap();
+        }
+        assert!(matches!(encoder.finish(), Err(ChkError::ContentChanged)));
+    }
+
+    #[test]
+    fn segments_of_the_wrong_length_or_too_many_are_refused() {
+        let mut encoder = ChkEncoder::new([0; 16], &PARAMS, 100).unwrap();
+        assert!(matches!(
+            encoder.encode_segment(vec![0; 63]),
+            Err(ChkError::BadSegment { expected: 64, .. })
+        ));
+        encoder.encode_segment(vec![0; 64]).unwrap();
+        encoder.encode_segment(vec![0; 36]).unwrap();
+        assert!(encoder.encode_segment(vec![0; 1]).is_err());
+    }
+
+    #[test]
+    fn finishing_early_is_refused() {
+        let mut encoder = ChkEncoder::new([0; 16], &PARAMS, 100).unwrap();
+        encoder.encode_segment(vec![0; 64]).unwrap();
+        assert!(matches!(
+            encoder.finish(),
+            Err(ChkError::Incomplete {
+                encoded: 1,
+                total: 2
+            })
+        ));
+    }
 }

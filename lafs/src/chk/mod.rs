@@ -10,7 +10,9 @@
 //! 32 bytes per segment per share of block hashes.
 //!
 //! The convergent key needs the whole plaintext hashed before encryption starts, so a file is read
-//! twice, as Tahoe does: [`ConvergentKeyHasher`] (or [`convergent_key`]) first, then the encoder.
+//! twice, as Tahoe does: [`ConvergentKeyHasher`] (or [`convergent_key`]) first, then the encoder
+//! ([`ChkEncoder::convergent`] hashes the second read too, so a file that changed in between
+//! gets an error, not a cap that does not match its shares).
 
 mod cap;
 mod encoder;
@@ -66,6 +68,9 @@ pub enum ChkError {
         /// Segments in the plan.
         total: u64,
     },
+    /// The plaintext encoded is not the plaintext the convergent key was made from.
+    #[error("the file changed while it was read: its key and its contents no longer match")]
+    ContentChanged,
     /// Reading the plaintext failed.
     #[error("reading the file failed: {0}")]
     Io(#[from] std::io::Error),
