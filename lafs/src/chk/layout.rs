@@ -27,8 +27,18 @@ pub struct ShareLayout {
 }
 
 impl ShareLayout {
-    /// The layout for a file cut by `plan`.
+    /// The layout for a file cut by `plan`: v1 when its sizes fit 32 bits, else v2.
     pub fn new(plan: &SegmentPlan) -> Self {
+        Self::build(plan, false)
+    }
+
+    /// The v2 layout even where v1 would do (as Tahoe's tests force it with `FORCE_V2`); every
+    /// Tahoe reader accepts both.
+    pub fn v2(plan: &SegmentPlan) -> Self {
+        Self::build(plan, true)
+    }
+
+    fn build(plan: &SegmentPlan, force_v2: bool) -> Self {
         let segment_hash_size = (2 * plan.num_segments.next_power_of_two() - 1) * HASH_SIZE;
         let num_share_hashes = u64::from(usize::from(plan.total).next_power_of_two().ilog2()) + 1;
         let share_hashes_size = num_share_hashes * (2 + HASH_SIZE);
@@ -49,8 +59,10 @@ impl ShareLayout {
             ]
         };
         let v1 = at(0x24);
-        let fits_v1 =
-            plan.block_size() < 1 << 32 && plan.share_data_size() < 1 << 32 && v1[5] < 1 << 32;
+        let fits_v1 = !force_v2
+            && plan.block_size() < 1 << 32
+            && plan.share_data_size() < 1 << 32
+            && v1[5] < 1 << 32;
         let (version, offsets) = if fits_v1 { (1, v1) } else { (2, at(0x44)) };
         ShareLayout {
             version,
