@@ -7,7 +7,8 @@
 //! zfec's encoding matrix: an n x k Vandermonde matrix whose first row is `[1, 0, ..., 0]` (the
 //! point 0) and whose row `r + 1` is `alpha^(r * c)` for column `c` (the point `alpha^r`), made
 //! systematic by multiplying it on the right by the inverse of its top k x k square. Blocks
-//! `0..k` are therefore the input pieces themselves and blocks `k..n` are the parity.
+//! `0..k` are therefore the input pieces themselves and blocks `k..n` are the parity. Decoding
+//! inverts the k rows of the blocks at hand.
 
 use std::sync::OnceLock;
 
@@ -18,6 +19,15 @@ pub enum ZfecError {
     #[error("zfec needs 1 <= k <= n <= 256, got k={k}, n={n}")]
     BadParameters {
         /// Pieces needed.
+        k: usize,
+        /// Blocks made.
+        n: usize,
+    },
+    /// Blocks to decode of the wrong number, with repeated or impossible share numbers, or of
+    /// unequal sizes.
+    #[error("zfec decoding needs exactly k={k} blocks of equal size with distinct share numbers below n={n}")]
+    BadBlocks {
+        /// Blocks needed.
         k: usize,
         /// Blocks made.
         n: usize,
@@ -239,6 +249,45 @@ impl Encoder {
         }
     }
 
+    /// Recovers the k input pieces from any k blocks, given as `(share number, block)` with
+    /// distinct share numbers below n and equal sizes.
+    pub fn decode(&self, blocks: &[(usize, &[u8])]) -> Result<Vec<Vec<u8>>, ZfecError> {
+        let k = self.k;
+        let size = blocks.first().map_or(0, |b| b.1.len());
+        let mut seen = vec![false; self.n];
+        for &(shnum, block) in blocks {
+            if shnum >= self.n || seen[shnum] || block.len() != size {
+                return Err(ZfecError::BadBlocks { k, n: self.n });
+            }
+            seen[shnum] = true;
+        }
+        if blocks.len() != k {
+            return Err(ZfecError::BadBlocks { k, n: self.n });
+        }
+        // The rows of the systematic matrix that made these blocks, inverted, map them back.
+        let mut matrix = vec![0u8; k * k];
+        for (r, &(shnum, _)) in blocks.iter().enumerate() {
+            if shnum < k {
+                matrix[r * k + shnum] = 1;
+            } else {
+                matrix[r * k..][..k].copy_from_slice(&self.parity_rows[(shnum - k) * k..][..k]);
+            }
+        }
+        invert(&mut matrix, k);
+        Ok((0..k)
+            .map(|j| {
+                let mut piece = vec![0u8; size];
+                for (i, &(_, block)) in blocks.iter().enumerate() {
+                    let c = matrix[j * k + i];
+                    if c != 0 {
+                        add_product(&mut piece, block, c);
+                    }
+                }
+                piece
+            })
+            .collect())
+    }
+
     fn check_input(&self, pieces: &[&[u8]]) -> Result<usize, ZfecError> {
         let size = pieces.first().map_or(0, |p| p.len());
         if pieces.len() != self.k || pieces.iter().any(|p| p.len() != size) {
@@ -290,6 +339,47 @@ mod tests {
                 assert_eq!(fast, slow, "c={c} len={len}");
             }
         }
+    }
+
+    #[test]
+    fn any_k_blocks_give_back_the_pieces() {
+        for (k, n) in [(1, 1), (1, 3), (2, 3), (3, 10), (5, 7), (20, 40)] {
+            let enc = Encoder::new(k, n).unwrap();
+            let pieces: Vec<Vec<u8>> = (0..k)
+                .map(|j| (0..50).map(|i| (i * 13 + j * 7 + 1) as u8).collect())
+                .collect();
+            let refs: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
+            let blocks = enc.encode(&refs).unwrap();
+            // The last k blocks, the first k, and every other block from the end.
+            let choices: [Vec<usize>; 3] = [
+                (n - k..n).rev().collect(),
+                (0..k).collect(),
+                (0..n)
+                    .rev()
+                    .step_by(2)
+                    .chain((0..n).rev().skip(1).step_by(2))
+                    .take(k)
+                    .collect(),
+            ];
+            for chosen in choices {
+                let given: Vec<(usize, &[u8])> =
+                    chosen.iter().map(|&s| (s, blocks[s].as_slice())).collect();
+                assert_eq!(
+                    enc.decode(&given).unwrap(),
+                    pieces,
+                    "k={k} n={n} {chosen:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_repeated_or_missing_blocks() {
+        let enc = Encoder::new(2, 4).unwrap();
+        assert!(enc.decode(&[(1, b"ab"), (1, b"ab")]).is_err());
+        assert!(enc.decode(&[(1, b"ab")]).is_err());
+        assert!(enc.decode(&[(1, b"ab"), (4, b"ab")]).is_err());
+        assert!(enc.decode(&[(1, b"ab"), (2, b"a")]).is_err());
     }
 
     #[test]
