@@ -38,15 +38,9 @@ impl ChkCap {
         format!("URI:DIR2-{}", &self.to_uri()["URI:".len()..])
     }
 
-    /// The storage index: where servers keep the shares (`storage_index_hash` of the key).
+    /// The storage index: where servers keep the shares.
     pub fn storage_index(&self) -> [u8; 16] {
-        tagged_hash(
-            b"allmydata_immutable_key_to_storage_index_v1",
-            &self.key,
-            16,
-        )
-        .try_into()
-        .expect("16 bytes")
+        storage_index_of_key(&self.key)
     }
 }
 
@@ -59,6 +53,13 @@ impl std::fmt::Debug for ChkCap {
             self.needed, self.total, self.size
         )
     }
+}
+
+/// `storage_index_hash(key)`: a CHK file's storage index from its AES key.
+pub(crate) fn storage_index_of_key(key: &[u8; 16]) -> [u8; 16] {
+    tagged_hash(b"allmydata_immutable_key_to_storage_index_v1", key, 16)
+        .try_into()
+        .expect("16 bytes")
 }
 
 /// The LIT cap of a small file (55 bytes or less in Tahoe): `URI:LIT:<base32 of the data>`.
