@@ -106,7 +106,7 @@ fn every_page_and_its_json_form_answers() {
     assert_eq!(status, StatusCode::OK);
     let private: Value = serde_json::from_str(&body).unwrap();
     assert!(private["private"]["settings"].as_array().unwrap().len() > 5);
-    assert!(private["jobs"][0]["private"].is_object());
+    assert!(private["private"]["jobs"]["backup.b1"].is_object());
     let (status, _, api) = h.get(&d.control("api/status"));
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -534,7 +534,9 @@ fn a_real_backup_shows_its_progress_and_never_leaks_the_token_or_a_capability() 
     );
     assert_eq!(job["counters"]["files_uploaded"], 100, "{job}");
     assert_eq!(job["counters"]["files_skipped"], 1, "{job}");
-    let warnings = job["private"]["warnings"].to_string();
+    let (_, _, api) = h.get(&d.control("api/status"));
+    let api: Value = serde_json::from_str(&api).unwrap();
+    let warnings = api["private"]["jobs"]["backup.w"]["warnings"].to_string();
     assert!(
         warnings.contains(secret_name),
         "the control page names the file: {warnings}"

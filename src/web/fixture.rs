@@ -16,34 +16,41 @@ use tahoe_jobs_engine::status::{ErrorView, OverdueView, StateKind, StateView, Wi
 use tahoe_jobs_engine::{EngineStatus, JobStatus, LiveOverrides, ProgressSnapshot, Warning};
 
 use super::rates::RateTracker;
-use super::view::{build, Audience, Inputs, StatusView};
+use super::view::{build, build_control, ControlView, Inputs, StatusView};
 
 pub const SECRET_CAP: &str = "URI:DIR2:secretsecret:keykeykey";
 pub const SECRET_PATH: &str = "/home/alice/Private/diary.txt";
 
-/// What the view builder makes of `status` for `audience`, with the fixture's configuration,
+/// What the view builder makes of `status` for the public, with the fixture's configuration,
 /// live overrides and rates, and `budget` as the budget's report (`None`: none yet).
-pub fn view(
-    status: &EngineStatus,
-    budget: Option<&tahoe_jobs_engine::BudgetReport>,
-    audience: Audience,
-) -> StatusView {
-    let (config, overrides, rates) = (config(), overrides(), rates());
-    build(
-        &Inputs {
-            status,
-            budget,
-            overrides: &overrides,
-            config: &config,
-            rates: &rates,
-        },
-        audience,
-    )
+pub fn view(status: &EngineStatus, budget: Option<&tahoe_jobs_engine::BudgetReport>) -> StatusView {
+    with_inputs(status, budget, build)
 }
 
 /// [`view`] with the fixture's budget report.
-pub fn view_with_budget(status: &EngineStatus, audience: Audience) -> StatusView {
-    view(status, Some(&budget()), audience)
+pub fn view_with_budget(status: &EngineStatus) -> StatusView {
+    view(status, Some(&budget()))
+}
+
+/// The control page's view of `status`, with the fixture's budget report when `budget`.
+pub fn control_view(status: &EngineStatus, budget: bool) -> ControlView {
+    let report = budget.then(self::budget);
+    with_inputs(status, report.as_ref(), build_control)
+}
+
+fn with_inputs<T>(
+    status: &EngineStatus,
+    budget: Option<&tahoe_jobs_engine::BudgetReport>,
+    f: impl FnOnce(&Inputs<'_>) -> T,
+) -> T {
+    let (config, overrides, rates) = (config(), overrides(), rates());
+    f(&Inputs {
+        status,
+        budget,
+        overrides: &overrides,
+        config: &config,
+        rates: &rates,
+    })
 }
 
 pub fn ts(s: &str) -> Timestamp {

@@ -10,7 +10,7 @@ use tahoe_jobs_engine::{BudgetReport, EngineError, EngineHandle, EngineStatus};
 
 use super::rates::RateTracker;
 use super::token::ControlToken;
-use super::view::{self, Audience, Inputs, StatusView};
+use super::view::{self, ControlView, Inputs, StatusView};
 
 pub struct WebState {
     pub engine: EngineHandle,
@@ -82,8 +82,21 @@ impl WebState {
         rates.retain(|id| status.job(id).is_some());
     }
 
-    /// The view for `audience`, now.
-    pub async fn view(&self, audience: Audience) -> Result<StatusView, EngineError> {
+    /// The public view, now.
+    pub async fn public_view(&self) -> Result<StatusView, EngineError> {
+        self.with_inputs(view::build).await
+    }
+
+    /// The control page's view, now.
+    pub async fn control_view(&self) -> Result<ControlView, EngineError> {
+        self.with_inputs(view::build_control).await
+    }
+
+    /// Gathers what a view is built from and hands it to `build`.
+    async fn with_inputs<T: HasBudget>(
+        &self,
+        build: impl FnOnce(&Inputs<'_>) -> T,
+    ) -> Result<T, EngineError> {
         let status = self.engine.status().await?;
         // A budget that cannot answer leaves its section out rather than the whole page.
         let mut budget = self.engine.budget().await.ok();
@@ -98,20 +111,34 @@ impl WebState {
         self.observe(&status);
         let config = self.config();
         let rates = self.rates();
-        let mut view = view::build(
-            &Inputs {
-                status: &status,
-                budget: budget.as_ref(),
-                overrides: &overrides,
-                config: &config,
-                rates: &rates,
-            },
-            audience,
-        );
-        if let Some(b) = view.budget.as_mut() {
+        let mut view = build(&Inputs {
+            status: &status,
+            budget: budget.as_ref(),
+            overrides: &overrides,
+            config: &config,
+            rates: &rates,
+        });
+        if let Some(b) = view.budget_mut() {
             b.notes = notes;
         }
         Ok(view)
+    }
+}
+
+/// Both views have the budget section the daemon adds its notes to.
+trait HasBudget {
+    fn budget_mut(&mut self) -> Option<&mut view::BudgetView>;
+}
+
+impl HasBudget for StatusView {
+    fn budget_mut(&mut self) -> Option<&mut view::BudgetView> {
+        self.budget.as_mut()
+    }
+}
+
+impl HasBudget for ControlView {
+    fn budget_mut(&mut self) -> Option<&mut view::BudgetView> {
+        self.public.budget.as_mut()
     }
 }
 
