@@ -8,7 +8,9 @@ use std::fmt::Write;
 use tahoe_jobs_config::jiff::tz::TimeZone;
 use tahoe_jobs_config::jiff::Timestamp;
 
+use super::charts;
 use super::eta::short_time;
+use super::graphs::GraphsView;
 use super::html::{bytes, esc, limit, page, rate, row, seconds, share, Refresh};
 use super::view::{
     BudgetView, ControlView, FlowView, JobPrivate, JobView, LiveSetting, PrivateView, StatusView,
@@ -39,7 +41,7 @@ pub fn public_page(view: &StatusView, tz: &TimeZone) -> String {
     );
     jobs_html(&mut body, view, tz, None);
     if let Some(budget) = &view.budget {
-        budget_html(&mut body, budget, None);
+        budget_html(&mut body, budget, &view.graphs, view.now, None);
     }
     page(
         &title("tahoe-jobs status", view),
@@ -64,7 +66,7 @@ pub fn control_page(control: &ControlView, tz: &TimeZone, csrf: &str) -> String 
     );
     jobs_html(&mut body, view, tz, Some((&control.private, csrf)));
     if let Some(budget) = &view.budget {
-        budget_html(&mut body, budget, Some(csrf));
+        budget_html(&mut body, budget, &view.graphs, view.now, Some(csrf));
     }
     {
         let private = &control.private;
@@ -151,7 +153,7 @@ fn jobs_html(
     }
     for job in &view.jobs {
         let control = control.map(|(p, csrf)| (p.jobs.get(&job.id), csrf));
-        job_html(out, job, view.now, tz, control);
+        job_html(out, job, view, tz, control);
     }
 }
 
@@ -171,10 +173,11 @@ fn state_class(state: &str) -> &'static str {
 fn job_html(
     out: &mut String,
     job: &JobView,
-    now: Timestamp,
+    view: &StatusView,
     tz: &TimeZone,
     control: Option<(Option<&JobPrivate>, &str)>,
 ) {
+    let now = view.now;
     let private = control.and_then(|(p, _)| p);
     let badge = if job.overdue.is_some() {
         " <span class=\"badge\">OVERDUE</span>"
@@ -259,7 +262,15 @@ fn job_html(
         ));
     }
     out.push_str("</table>");
+    out.push_str(&charts::progress_bars(job));
+    out.push_str(&charts::week_strip(job, now, tz));
     progress_html(out, job);
+    if let Some(graphs) = view.graphs.jobs.get(&job.id) {
+        let _ = write!(out, "<h3>Transfer rates of {}</h3>", esc(&job.id));
+        out.push_str(&charts::rate_graphs("job", &job.id, graphs, now));
+    }
+    let _ = write!(out, "<h3>Runs of {}</h3>", esc(&job.id));
+    out.push_str(&charts::history(job, now, tz));
     if let Some((_, csrf)) = control {
         controls_html(out, job, csrf);
         settings_html(out, &format!("jobs/{}", job.id), &job.settings, csrf, false);
@@ -473,7 +484,13 @@ fn flow_cells(f: &FlowView) -> String {
 const FLOW_HEADER: &str =
     "<th>Direction</th><th>Rate</th><th>Bytes</th><th>Limit now</th><th>Throttled</th>";
 
-fn budget_html(out: &mut String, b: &BudgetView, csrf: Option<&str>) {
+fn budget_html(
+    out: &mut String,
+    b: &BudgetView,
+    graphs: &GraphsView,
+    now: Timestamp,
+    csrf: Option<&str>,
+) {
     let _ = write!(
         out,
         "<h2 id=\"budget\">Budget</h2><p class=\"muted\">Server figures are {}{}. CPU: limit {}, \
@@ -539,6 +556,10 @@ fn budget_html(out: &mut String, b: &BudgetView, csrf: Option<&str>) {
         }
     }
     out.push_str("</table>");
+    for (id, g) in &graphs.servers {
+        let _ = write!(out, "<h3>Storage server {}</h3>", esc(id));
+        out.push_str(&charts::rate_graphs("server", id, g, now));
+    }
     match csrf {
         Some(csrf) => settings_html(out, "budget", &b.settings, csrf, true),
         None => {

@@ -21,6 +21,8 @@ use tahoe_jobs_engine::status::{OutcomeView, StateKind};
 use tahoe_jobs_engine::{BudgetReport, EngineStatus, JobStatus, LiveOverrides};
 
 use super::eta;
+use super::graphs::{self, GraphsView, RunView, WeekView};
+use super::rate_history::RateHistory;
 use super::rates::RateTracker;
 use super::redact::{hide_caps, public_text};
 
@@ -31,6 +33,8 @@ pub struct Inputs<'a> {
     pub overrides: &'a LiveOverrides,
     pub config: &'a Config,
     pub rates: &'a RateTracker,
+    /// The samples behind the rate graphs.
+    pub rate_history: &'a RateHistory,
 }
 
 /// The public view: the `?t=json` form of `/`, and what the public page and the metrics are
@@ -42,6 +46,9 @@ pub struct StatusView {
     pub timezone: String,
     pub jobs: Vec<JobView>,
     pub budget: Option<BudgetView>,
+    /// The rate graphs' samples, per job and per storage server (not in the JSON).
+    #[serde(skip)]
+    pub graphs: GraphsView,
 }
 
 impl StatusView {
@@ -116,6 +123,12 @@ pub struct JobView {
     pub warnings_total: u64,
     /// The settings that can be changed live, with their file values.
     pub settings: Vec<LiveSetting>,
+    /// The allowed windows of the next seven days.
+    #[serde(default)]
+    pub week: Option<WeekView>,
+    /// The last runs (at most 50), newest first.
+    #[serde(default)]
+    pub history: Vec<RunView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -284,6 +297,12 @@ pub fn build(inputs: &Inputs<'_>) -> StatusView {
         timezone: inputs.config.daemon.timezone_name.clone(),
         jobs,
         budget: inputs.budget.map(|b| budget_view(inputs, b)),
+        graphs: graphs::graphs(
+            inputs.status.jobs.iter().map(|j| j.id.clone()),
+            inputs.budget,
+            inputs.rate_history,
+            now,
+        ),
     }
 }
 
@@ -346,6 +365,10 @@ fn job_view(inputs: &Inputs<'_>, job: &JobStatus, now: Timestamp, tz: &TimeZone)
         settings: file
             .map(|f| job_settings(f, &inputs.overrides.job(&job.id)))
             .unwrap_or_default(),
+        week: effective
+            .as_ref()
+            .map(|c| graphs::week(&c.schedule.allowed_times, now, tz)),
+        history: graphs::runs(&job.history),
     }
 }
 
