@@ -239,16 +239,28 @@ impl Session<'_> {
             .expect("a base64 PNG")
     }
 
+    /// A DevTools protocol command.
+    fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.call(
+            Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({ "cmd": cmd, "params": params })),
+        )
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"))
+    }
+
+    /// Shows the pages as a browser set to dark mode would (`prefers-color-scheme: dark`).
+    fn dark_mode(&self, dark: bool) {
+        let value = if dark { "dark" } else { "light" };
+        self.cdp(
+            "Emulation.setEmulatedMedia",
+            json!({ "features": [{ "name": "prefers-color-scheme", "value": value }] }),
+        );
+    }
+
     /// The whole page, not only the viewport, as a PNG (through the DevTools protocol).
     fn full_screenshot(&self) -> Vec<u8> {
-        let cdp = |cmd: &str, params: Value| {
-            self.call(
-                Method::POST,
-                "/goog/cdp/execute",
-                Some(json!({ "cmd": cmd, "params": params })),
-            )
-            .unwrap_or_else(|e| panic!("{cmd}: {e}"))
-        };
+        let cdp = |cmd: &str, params: Value| self.cdp(cmd, params);
         let metrics = cdp("Page.getLayoutMetrics", json!({}));
         let size = &metrics["cssContentSize"];
         let (w, h) = (
@@ -439,7 +451,7 @@ fn screenshots_of_both_pages_during_a_throttled_backup_show_bars_graphs_strip_an
             let dir = src.path().join(format!("d{d}"));
             std::fs::create_dir_all(&dir).unwrap();
             for f in 0..20u64 {
-                let len = 3_000 + 1_500 * f as usize;
+                let len = 8_000 + 1_700 * f as usize;
                 std::fs::write(
                     dir.join(format!("f{f}.bin")),
                     seeded_bytes(seed * 1000 + d * 100 + f, len),
@@ -491,13 +503,14 @@ fn screenshots_of_both_pages_during_a_throttled_backup_show_bars_graphs_strip_an
         "{first}"
     );
 
-    // The second run, every file changed, throttled to 4 KiB/s: it lasts minutes.
+    // The second run, every file changed, throttled to 8 KiB/s: about 1.4 MB lasts minutes,
+    // and the limit is a visible share of the first run's rate on the graphs.
     write_tree(2);
     let h = http();
     let (status, _, body) = h.post_json(
         &d.control("api/jobs/backup.s/override"),
         &[("Origin", &d.origin()), ("X-CSRF-Token", &d.csrf())],
-        &json!({ "key": "bandwidth", "value": "4KiB/s" }),
+        &json!({ "key": "bandwidth", "value": "8KiB/s" }),
     );
     assert_eq!(status.as_u16(), 200, "{body}");
     let out = d.cli(&["start", "backup.s"]);
@@ -544,6 +557,15 @@ fn screenshots_of_both_pages_during_a_throttled_backup_show_bars_graphs_strip_an
             let png = desktop.full_screenshot();
             kept.push(keep_screenshot(&png, &format!("{name}-desktop.png"), 1200));
         }
+        // In dark mode too.
+        desktop.dark_mode(true);
+        desktop.go(&public);
+        for css in PICTURES {
+            desktop.wait_for(css);
+        }
+        let png = desktop.full_screenshot();
+        kept.push(keep_screenshot(&png, "public-desktop-dark.png", 1200));
+        desktop.dark_mode(false);
         // The public page still has no form, no token and no path.
         desktop.go(&public);
         desktop.wait_for(PICTURES[2]);

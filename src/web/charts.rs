@@ -12,7 +12,7 @@ use tahoe_jobs_config::jiff::{Timestamp, ToSpan};
 use super::eta::{short_duration, short_time};
 use super::graphs::{Graphs, RunView};
 use super::html::{bytes, esc, limit, rate};
-use super::rate_history::{Point, Series, Span, DAY, HOUR};
+use super::rate_history::{Point, Series, Span, HOUR, TEN_MINUTES};
 use super::svg::{self, Bar, Marker, RateGraph, RatePoint, WeekStrip};
 use super::view::JobView;
 
@@ -96,6 +96,8 @@ pub fn week_strip(job: &JobView, now: Timestamp, tz: &TimeZone) -> String {
     let mut legend = vec![format!("now {}", short_time(now, now, tz))];
     let due_label = match job.next_due {
         Some(at) => format!("next due {}", short_time(at, now, tz)),
+        // A running job is due now by definition: nothing to add.
+        None if job.progress.is_some() => String::new(),
         None => "due now".to_string(),
     };
     legend.push(due_label.clone());
@@ -131,6 +133,9 @@ pub fn week_strip(job: &JobView, now: Timestamp, tz: &TimeZone) -> String {
     let mut keys = String::from("<span class=\"key open-key\"></span>window open ");
     let classes = ["now", "due", "eta"];
     for (text, class) in legend.iter().zip(classes) {
+        if text.is_empty() {
+            continue;
+        }
         if class == "due" && job.next_due.is_none() {
             let _ = write!(keys, "<span>{}</span> ", esc(text));
             continue;
@@ -160,7 +165,16 @@ fn points(points: &[Point], now: Timestamp, span: Span) -> Vec<RatePoint> {
 }
 
 fn one_graph(what: &str, series: &Series, now: Timestamp, span: Span) -> String {
-    let (title, labels): (&str, Vec<(f64, String)>) = if span == HOUR {
+    let (title, labels): (&str, Vec<(f64, String)>) = if span == TEN_MINUTES {
+        (
+            "last 10 minutes",
+            vec![
+                (0.0, "-10 min".into()),
+                (0.5, "-5 min".into()),
+                (1.0, "now".into()),
+            ],
+        )
+    } else if span == HOUR {
         (
             "last hour",
             vec![
@@ -209,13 +223,15 @@ fn one_graph(what: &str, series: &Series, now: Timestamp, span: Span) -> String 
     )
 }
 
-/// The rate graphs of a job or a storage server: the last hour and the last 24 hours.
+/// The rate graphs of a job or a storage server: the last ten minutes (what is happening now),
+/// the last hour and the last 24 hours.
 pub fn rate_graphs(kind: &str, id: &str, graphs: &Graphs, now: Timestamp) -> String {
     format!(
-        "<div class=\"charts\" data-{kind}=\"{}\">{}{}</div>",
+        "<div class=\"charts\" data-{kind}=\"{}\">{}{}{}</div>",
         esc(id),
+        one_graph(id, &graphs.ten_minutes, now, TEN_MINUTES),
         one_graph(id, &graphs.hour, now, HOUR),
-        one_graph(id, &graphs.day, now, DAY)
+        one_graph(id, &graphs.day, now, super::rate_history::DAY)
     )
 }
 
@@ -342,14 +358,23 @@ mod tests {
             html.contains(">Thu 8<") && html.contains(">Wed 14<"),
             "{html}"
         );
-        assert!(html.contains("due now"));
+        assert!(
+            !html.contains("due now"),
+            "a running job is due now: not said"
+        );
+        let v = fixture::view(&fixture::overdue_status(), None);
+        let idle = week_strip(&v.jobs[0], v.now, &tz);
+        assert!(
+            idle.contains("due now") && !idle.contains("mark eta"),
+            "{idle}"
+        );
     }
 
     #[test]
     fn graphs_and_history_are_drawn_from_the_view() {
         let (job, v) = job();
         let g = rate_graphs("job", &job.id, &v.graphs.jobs[&job.id], v.now);
-        assert_eq!(g.matches("<svg class=\"graph\"").count(), 2);
+        assert_eq!(g.matches("<svg class=\"graph\"").count(), 3);
         assert!(g.contains("<polyline class=\"up\""));
         assert!(g.contains("class=\"limit up-limit\""));
         assert!(g.contains("limits now: upload 256.0 KiB/s"), "{g}");

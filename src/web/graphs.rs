@@ -11,7 +11,7 @@ use tahoe_jobs_config::jiff::{Timestamp, ToSpan};
 use tahoe_jobs_config::Windows;
 use tahoe_jobs_engine::{BudgetReport, RunEntry};
 
-use super::rate_history::{Owner, RateHistory, Series, DAY, HOUR};
+use super::rate_history::{Owner, RateHistory, Series, DAY, HOUR, TEN_MINUTES};
 
 /// How many days the week strip covers.
 pub const WEEK_DAYS: i64 = 7;
@@ -49,9 +49,10 @@ pub struct RunView {
     pub duration_secs: u64,
 }
 
-/// The rate samples of one flow over the last hour and the last day.
+/// The rate samples of one flow over the last ten minutes, the last hour and the last day.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Graphs {
+    pub ten_minutes: Series,
     pub hour: Series,
     pub day: Series,
 }
@@ -124,6 +125,7 @@ pub fn graphs(
     now: Timestamp,
 ) -> GraphsView {
     let of = |owner: Owner| Graphs {
+        ten_minutes: history.series(&owner, TEN_MINUTES, now),
         hour: history.series(&owner, HOUR, now),
         day: history.series(&owner, DAY, now),
     };

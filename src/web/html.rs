@@ -44,7 +44,8 @@ const STYLE: &str = ":root{color-scheme:light dark;--fg:#222;--bg:#fff;--muted:#
 body{font-family:system-ui,sans-serif;margin:1.5em;color:var(--fg);background:var(--bg);max-width:72em}\
 a{color:var(--running)}h1{font-size:1.5em}\
 h2{font-size:1.2em;margin-top:1.5em;border-bottom:1px solid var(--line)}\
-h3{font-size:1em;margin:1em 0 .3em}\
+h3{font-size:1em;margin:1em 0 .3em}h1,h2,h3,p,li,figcaption{overflow-wrap:anywhere}\
+td.id{overflow-wrap:anywhere;min-width:7em}\
 table{border-collapse:collapse;margin:.5em 0;display:block;overflow-x:auto;max-width:100%}\
 td,th{padding:.2em .8em .2em 0;text-align:left;vertical-align:top}\
 th{font-weight:600}.muted{color:var(--muted)}.state{font-weight:600}\
@@ -56,12 +57,13 @@ form{display:inline-block;margin:.2em .6em .2em 0}input[type=text]{width:14em;ma
 .banner ul{margin:.3em 0;padding-left:1.2em}.banner a{color:var(--banner-fg)}\
 .badge{background:var(--failed);color:#fff;font-size:.75em;font-weight:600;padding:.1em .4em;border-radius:.3em}\
 figure{margin:.6em 0}figcaption{font-size:.85em;color:var(--muted)}\
-svg{display:block;width:100%;height:auto}svg text{fill:var(--muted);font-size:12px}\
+svg{display:block;width:100%;height:auto}svg text{fill:var(--muted);font-size:11px}\
 .bars{display:grid;grid-template-columns:auto minmax(8em,22em) 1fr;gap:.35em .7em;align-items:center;margin:.5em 0}\
 .progress{display:contents}.plabel{font-weight:600}.progress svg.bar{height:.9em}\
 .pcount{font-variant-numeric:tabular-nums}\
 .bar-bg{fill:var(--closed)}.bar-fill{fill:var(--fill)}.bar-fill.over{fill:var(--over)}\
-.charts{display:flex;flex-wrap:wrap;gap:0 1.5em}.chart{flex:1 1 22em;min-width:0;margin:.4em 0}\
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(26em,100%),1fr));gap:0 1.5em}\
+.chart{min-width:0;margin:.4em 0}\
 .grid{stroke:var(--grid);stroke-width:1}\
 .up{fill:none;stroke:var(--up);stroke-width:1.8;stroke-linejoin:round}\
 .down{fill:none;stroke:var(--down);stroke-width:1.8;stroke-linejoin:round}\

@@ -526,7 +526,7 @@ fn budget_html(
         for (dir, f) in [("upload", &j.upload), ("download", &j.download)] {
             let _ = write!(
                 out,
-                "<tr><td>{}</td><td>{dir}</td>{}</tr>",
+                "<tr><td class=\"id\">{}</td><td>{dir}</td>{}</tr>",
                 esc(id),
                 flow_cells(f)
             );
@@ -547,7 +547,7 @@ fn budget_html(
             for (dir, f) in [("upload", &s.upload), ("download", &s.download)] {
                 let _ = write!(
                     out,
-                    "<tr><td>{} <span class=\"muted\">{}</span></td><td>{dir}</td>{}</tr>",
+                    "<tr><td class=\"id\">{} <span class=\"muted\">{}</span></td><td>{dir}</td>{}</tr>",
                     esc(id),
                     esc(&s.accounting),
                     flow_cells(f)

@@ -1,6 +1,7 @@
 //! The samples behind the rate graphs: for each flow (a job's or a storage server's upload or
 //! download), the bytes it moved in each interval and the limit in force, over the last hour
-//! (10-second steps) and the last 24 hours (1-minute steps).
+//! (10-second steps; the last ten minutes are read from the same ring) and the last 24 hours
+//! (1-minute steps).
 //!
 //! Fed from what the web state already observes (the budget's byte counters, every few seconds)
 //! and bounded: each ring holds a fixed number of steps and drops the oldest, so the daemon's
@@ -19,6 +20,11 @@ pub struct Span {
     pub steps: usize,
 }
 
+/// The last ten minutes, in 10-second steps (read from the hour's ring).
+pub const TEN_MINUTES: Span = Span {
+    step_secs: 10,
+    steps: 60,
+};
 /// The last hour, in 10-second steps.
 pub const HOUR: Span = Span {
     step_secs: 10,
@@ -106,8 +112,8 @@ impl Ring {
         }
     }
 
-    fn points(&self, now: i64) -> Vec<Point> {
-        let oldest = now - self.span.secs();
+    fn points(&self, now: i64, span: Span) -> Vec<Point> {
+        let oldest = now - span.secs().min(self.span.secs());
         self.steps
             .iter()
             .filter(|s| s.start > oldest && s.secs > 0.0)
@@ -214,8 +220,12 @@ impl RateHistory {
             self.flows
                 .get(&(owner.clone(), upload))
                 .map(|t| {
-                    let ring = if span == HOUR { &t.hour } else { &t.day };
-                    ring.points(now.as_second())
+                    let ring = if span.step_secs == HOUR.step_secs {
+                        &t.hour
+                    } else {
+                        &t.day
+                    };
+                    ring.points(now.as_second(), span)
                 })
                 .unwrap_or_default()
         };
@@ -254,6 +264,8 @@ mod tests {
         // The step from 30 s holds 2 s at 1000 B/s and 8 s at nothing.
         assert_eq!(rates, vec![1000.0, 1000.0, 1000.0, 200.0, 0.0]);
         assert!(series.upload.iter().all(|p| p.limit == Some(4096)));
+        let ten = h.series(&job(), TEN_MINUTES, at(600 + 25));
+        assert_eq!(ten.upload.len(), 2, "the steps from 30 s on: {ten:?}");
         let day = h.series(&job(), DAY, at(40));
         assert_eq!(day.upload.len(), 1, "one minute step");
         assert!((day.upload[0].rate - 750.0).abs() < 1e-9);

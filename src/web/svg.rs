@@ -94,7 +94,7 @@ pub struct RateGraph<'a> {
     pub empty: &'a str,
 }
 
-const GW: f64 = 480.0;
+const GW: f64 = 440.0;
 const GH: f64 = 170.0;
 const LEFT: f64 = 84.0;
 const RIGHT: f64 = 8.0;
