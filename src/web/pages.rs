@@ -617,6 +617,33 @@ mod tests {
     }
 
     #[test]
+    fn both_pages_draw_the_bars_strip_graphs_and_history() {
+        let tz = fixture::config().daemon.timezone;
+        let public = public_page(&view(), &tz);
+        let control = control_page(&control(), &tz, "c5rf");
+        for page in [&public, &control] {
+            for part in [
+                "<svg class=\"bar\"",
+                "<svg class=\"week\"",
+                "<div class=\"charts\" data-job=\"backup.b1\">",
+                "<div class=\"charts\" data-server=\"v0-parents\">",
+                "<svg class=\"runs\"",
+                "<table class=\"history\">",
+            ] {
+                assert!(page.contains(part), "missing {part}");
+            }
+            // Nothing the style sheet's hash does not cover: no inline style, no script.
+            assert!(!page.contains(" style="));
+        }
+        assert_eq!(public.matches("<script").count(), 0);
+        assert_eq!(
+            control.matches("<script").count(),
+            1,
+            "only the refresh script"
+        );
+    }
+
+    #[test]
     fn the_control_page_has_a_form_for_every_control() {
         let tz = fixture::config().daemon.timezone;
         let page = control_page(&control(), &tz, "c5rf");
