@@ -271,10 +271,11 @@ pub fn history(job: &JobView, now: Timestamp, tz: &TimeZone) -> String {
     let chart = svg::history_bars(
         &format!("{}: the last {} runs", job.id, job.history.len()),
         &bars,
-        "duration of each run, oldest left",
+        "",
     );
     let mut out = format!(
         "<figure class=\"runsfig\" data-job=\"{}\">{chart}<figcaption>\
+         Duration of each run, oldest left: \
          <span class=\"key completed\"></span>completed \
          <span class=\"key stopped\"></span>stopped early \
          <span class=\"key failed-key\"></span>failed</figcaption></figure>",

@@ -357,7 +357,7 @@ pub struct Bar<'a> {
 }
 
 const HW: f64 = 600.0;
-const HH: f64 = 90.0;
+const HH: f64 = 110.0;
 const HISTORY_SLOTS: usize = 50;
 
 /// Past runs as bars, oldest on the left, newest on the right; at most 50 slots.
@@ -370,17 +370,22 @@ pub fn history_bars(label: &str, bars: &[Bar<'_>], axis: &str) -> String {
         .map(|b| b.value)
         .filter(|v| v.is_finite())
         .fold(0.0, f64::max);
-    let (plot_top, plot_h) = (14.0, HH - 18.0);
+    let (plot_top, plot_h) = (if axis.is_empty() { 4.0 } else { 14.0 }, HH - 18.0);
     let slot = HW / HISTORY_SLOTS as f64;
     let _ = write!(
         out,
-        "<line class=\"grid\" x1=\"0\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/>\
-         <text class=\"axis\" x=\"0\" y=\"10\">{}</text>",
+        "<line class=\"grid\" x1=\"0\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/>",
         n(plot_top + plot_h),
         n(HW),
         n(plot_top + plot_h),
-        esc(axis)
     );
+    if !axis.is_empty() {
+        let _ = write!(
+            out,
+            "<text class=\"axis\" x=\"0\" y=\"10\">{}</text>",
+            esc(axis)
+        );
+    }
     let first_slot = HISTORY_SLOTS - bars.len();
     for (i, b) in bars.iter().enumerate() {
         // Even a zero (a run that failed at once) shows as a sliver.
