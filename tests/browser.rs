@@ -517,15 +517,31 @@ fn screenshots_of_both_pages_during_a_throttled_backup_show_bars_graphs_strip_an
     assert!(out.status.success(), "{out:?}");
     // Wait until it runs with an estimate, a pace and an ETA, and the graphs have samples.
     let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
+    let uploaded = |job: &Value| job["counters"]["bytes_uploaded"].as_u64().unwrap_or(0);
+    let at_eta = loop {
         let job = d.job_json("backup.s");
         let running = job["state"] == "running";
         if running && job["progress"]["eta"]["at"].is_string() {
-            break;
+            break uploaded(&job);
         }
         assert!(
             Instant::now() < deadline,
             "the throttled run never showed an ETA: {job}\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // Then until another 256 KiB went through at the limit (half a minute), so the graphs show
+    // the rate lying on its limit rather than a dot.
+    loop {
+        let job = d.job_json("backup.s");
+        if uploaded(&job) >= at_eta + 256 * 1024 {
+            assert_eq!(job["state"], "running", "{job}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the throttled run stalled: {job}\n{}",
             d.log_text()
         );
         std::thread::sleep(Duration::from_millis(200));
