@@ -71,6 +71,11 @@ fn every_page_and_its_json_form_answers() {
     assert!(public["jobs"][0]["first_seen"].is_string());
     assert!(public.get("private").is_none());
     assert!(public["jobs"][0].get("private").is_none());
+    // The week ahead (no window ever opens: no band) and the run history (none yet).
+    let week = &public["jobs"][0]["week"];
+    assert!(week["from"].is_string() && week["to"].is_string(), "{week}");
+    assert_eq!(week["open"], json!([]));
+    assert_eq!(public["jobs"][0]["history"], json!([]));
     assert_eq!(
         public["budget"]["jobs"]["backup.b1"]["upload"]["limit_bytes_per_second"],
         1024 * 1024
@@ -106,7 +111,7 @@ fn every_page_and_its_json_form_answers() {
     assert_eq!(status, StatusCode::OK);
     let private: Value = serde_json::from_str(&body).unwrap();
     assert!(private["private"]["settings"].as_array().unwrap().len() > 5);
-    assert!(private["jobs"][0]["private"].is_object());
+    assert!(private["private"]["jobs"]["backup.b1"].is_object());
     let (status, _, api) = h.get(&d.control("api/status"));
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -534,7 +539,18 @@ fn a_real_backup_shows_its_progress_and_never_leaks_the_token_or_a_capability() 
     );
     assert_eq!(job["counters"]["files_uploaded"], 100, "{job}");
     assert_eq!(job["counters"]["files_skipped"], 1, "{job}");
-    let warnings = job["private"]["warnings"].to_string();
+    // The run is in the history, with its figures.
+    let run = &job["history"][0];
+    assert_eq!(run["outcome"], "completed", "{job}");
+    assert_eq!(run["files"], job["counters"]["files_seen"], "{job}");
+    assert_eq!(run["uploaded"], job["counters"]["bytes_uploaded"], "{job}");
+    assert!(
+        run["duration_secs"].is_u64() && run["started"].is_string(),
+        "{run}"
+    );
+    let (_, _, api) = h.get(&d.control("api/status"));
+    let api: Value = serde_json::from_str(&api).unwrap();
+    let warnings = api["private"]["jobs"]["backup.w"]["warnings"].to_string();
     assert!(
         warnings.contains(secret_name),
         "the control page names the file: {warnings}"

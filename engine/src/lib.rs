@@ -6,7 +6,8 @@
 //! - [`task`], [`stop`], [`progress`], [`budget`], [`clock`]: what a task sees.
 //! - [`policy`]: the rules (due-ness, overdue-ness, backoff, what to do and when to look again)
 //!   as plain functions.
-//! - [`record`], [`store`]: what is remembered per job, and the sled database it lives in;
+//! - [`record`], [`history`], [`store`]: what is remembered per job (its state, its last runs),
+//!   and the sled database it lives in;
 //!   [`overrides`]: values changed live, a layer above the configuration files.
 //! - [`limits`]: the limiters and which limits are in force when; [`shaping`]: the SOCKS5
 //!   proxy that paces the store's own traffic.
@@ -18,6 +19,7 @@ pub mod budget;
 pub mod clock;
 pub mod engine;
 pub mod error;
+pub mod history;
 pub mod limits;
 pub mod overrides;
 pub mod policy;
@@ -37,6 +39,7 @@ pub use budget::{BudgetGate, BudgetHandle, ByteRequest, Direction, Stopped, Unli
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, TokioClock};
 pub use engine::{Enforcement, Engine, EngineHandle, EngineOptions};
 pub use error::EngineError;
+pub use history::{RunEntry, RunHistory, RunOutcome};
 pub use overrides::{LiveOverrides, OverrideError, OverrideTarget, OverrideValue};
 pub use progress::{ProgressSink, ProgressSnapshot, Warning};
 pub use record::{JobRecord, RecordError};

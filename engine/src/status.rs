@@ -63,6 +63,8 @@ pub struct JobStatus {
     /// Set while the job is overdue: it has not completed for longer than `overdue_after`
     /// (see [`crate::policy::overdue`]).
     pub overdue: Option<OverdueView>,
+    /// The last runs, oldest first (at most [`crate::history::HISTORY_LEN`]).
+    pub history: Vec<crate::history::RunEntry>,
 }
 
 /// Since when a job is overdue, and for how long at the snapshot's instant.

@@ -1,18 +1,22 @@
 //! The engine's state on disk: a sled database in `state_dir`, with a `jobs` tree holding one
-//! versioned [`JobRecord`] per job id and a `task:<job id>` tree per job for the task's own
-//! resumption data.
+//! versioned [`JobRecord`] per job id, a `history` tree with each job's last runs
+//! ([`RunHistory`], bounded) and a `task:<job id>` tree per job for the task's own resumption
+//! data.
 //!
 //! The directory is created private (0700) because task trees may hold paths and progress a
 //! user would not want others on the machine to read.
 
 use std::path::{Path, PathBuf};
 
+use crate::history::RunHistory;
 use crate::overrides::LiveOverrides;
 use crate::record::{JobRecord, RecordError};
 
 /// The sled database's directory inside `state_dir`.
 pub const DB_DIR: &str = "sled";
 const JOBS_TREE: &str = "jobs";
+/// Each job's [`RunHistory`], by job id.
+const HISTORY_TREE: &str = "history";
 /// The live overrides (one versioned value under [`OVERRIDES_KEY`]).
 const OVERRIDES_TREE: &str = "overrides";
 const OVERRIDES_KEY: &str = "live";
@@ -34,6 +38,8 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("the stored record of job {job} cannot be read: {source}")]
     Record { job: String, source: RecordError },
+    #[error("the stored run history of job {job} cannot be read: {source}")]
+    History { job: String, source: RecordError },
     #[error("the stored live overrides cannot be read: {0}")]
     Overrides(RecordError),
 }
@@ -86,6 +92,25 @@ impl Store {
     /// release would not write.
     pub fn save_raw(&self, job_id: &str, bytes: &[u8]) -> Result<(), StoreError> {
         self.jobs.insert(job_id, bytes)?;
+        Ok(())
+    }
+
+    /// The job's last runs; none for a job that never ran.
+    pub fn load_history(&self, job_id: &str) -> Result<RunHistory, StoreError> {
+        match self.db.open_tree(HISTORY_TREE)?.get(job_id)? {
+            None => Ok(RunHistory::default()),
+            Some(bytes) => RunHistory::from_bytes(&bytes).map_err(|source| StoreError::History {
+                job: job_id.to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// Writes the job's last runs (durable after the next [`flush`](Store::flush)).
+    pub fn save_history(&self, job_id: &str, history: &RunHistory) -> Result<(), StoreError> {
+        self.db
+            .open_tree(HISTORY_TREE)?
+            .insert(job_id, history.to_bytes())?;
         Ok(())
     }
 
@@ -232,6 +257,30 @@ mod tests {
         }
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.load_overrides().unwrap(), overrides);
+    }
+
+    #[test]
+    fn run_histories_survive_reopening() {
+        use crate::history::{RunEntry, RunOutcome};
+        let dir = tempfile::tempdir().unwrap();
+        let mut history = RunHistory::default();
+        history.push(RunEntry {
+            started: jiff::Timestamp::UNIX_EPOCH,
+            ended: jiff::Timestamp::UNIX_EPOCH,
+            outcome: RunOutcome::Failed,
+            counters: [("files_seen".to_string(), 3)].into(),
+        });
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert!(store.load_history("backup.b1").unwrap().is_empty());
+            store.save_history("backup.b1", &history).unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.load_history("backup.b1").unwrap(), history);
+        assert!(store.load_history("backup.b2").unwrap().is_empty());
+        // A history is not a job record: the job list is unchanged.
+        assert!(store.job_ids().unwrap().is_empty());
     }
 
     #[test]

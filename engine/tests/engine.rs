@@ -10,9 +10,10 @@ mod window;
 
 use std::time::Duration;
 
+use tahoe_jobs_engine::history::HISTORY_LEN;
 use tahoe_jobs_engine::{
-    Engine, EngineError, EngineOptions, Outcome, RecordError, Registry, StateKind, StopReason,
-    Store,
+    Engine, EngineError, EngineOptions, Outcome, RecordError, Registry, RunOutcome, StateKind,
+    StopReason, Store,
 };
 use util::*;
 
@@ -70,6 +71,46 @@ fn the_first_run_is_due_at_once_then_not_until_the_frequency_passes_across_resta
 }
 
 #[test]
+fn each_run_is_in_the_history_across_restarts_and_it_keeps_the_last_fifty() {
+    run_paused(|| async {
+        let t0 = ts("2026-01-10T12:00:00Z");
+        let h = Harness::new(t0, "UTC");
+        let jobs = || vec![counting("c", "", DAY, 3)];
+        let engine = h.start(jobs()).unwrap();
+        pass(secs_d(10)).await;
+        let st = job_status(&engine, "count.c").await;
+        assert_eq!(st.history.len(), 1);
+        let run = &st.history[0];
+        assert_eq!(
+            (run.started, run.ended, run.outcome),
+            (t0, after(t0, secs_d(3)), RunOutcome::Completed)
+        );
+        assert_eq!(run.counters.get("units"), Some(&3));
+        engine.shutdown().await.unwrap();
+
+        let engine = h.start(jobs()).unwrap();
+        pass(secs_d(1)).await;
+        let st = job_status(&engine, "count.c").await;
+        assert_eq!(st.history.len(), 1, "kept across a restart");
+        // A run a day for 60 days: the history keeps the newest 50.
+        for _ in 0..60 {
+            pass(DAY).await;
+        }
+        let st = job_status(&engine, "count.c").await;
+        assert!(h.probe.starts("count.c").len() > HISTORY_LEN + 5);
+        assert_eq!(st.history.len(), HISTORY_LEN);
+        let last_start = h.probe.starts("count.c").last().unwrap().0;
+        assert_eq!(st.history.last().unwrap().started, last_start);
+        assert!(st.history.windows(2).all(|w| w[0].started < w[1].started));
+        assert!(
+            st.history[0].started > after(t0, 10 * DAY),
+            "the oldest were dropped"
+        );
+        engine.shutdown().await.unwrap();
+    });
+}
+
+#[test]
 fn a_window_close_stops_the_run_within_a_second_and_the_next_window_resumes_it() {
     run_paused(|| async {
         let zone = "Europe/Berlin";
@@ -117,6 +158,13 @@ fn a_window_close_stops_the_run_within_a_second_and_the_next_window_resumes_it()
                 ..
             })
         ));
+        let outcomes: Vec<RunOutcome> = st.history.iter().map(|r| r.outcome).collect();
+        assert_eq!(
+            outcomes,
+            vec![RunOutcome::Completed, RunOutcome::StoppedEarly]
+        );
+        assert_eq!(st.history[1].started, asked);
+        assert_eq!(st.history[1].ended, returns[1].0);
 
         // The next evening the unfinished run resumes, though a week has not passed since the
         // last completion, and the units already done are not done again.

@@ -13,7 +13,7 @@ use crate::cli::GlobalArgs;
 use crate::web::api::ApiReply;
 use crate::web::security::CSRF_HEADER;
 use crate::web::token;
-use crate::web::view::StatusView;
+use crate::web::view::ControlView;
 
 /// How long the daemon gets to answer.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -100,8 +100,8 @@ impl Client {
         Ok(())
     }
 
-    /// The private status view.
-    pub fn status(&self) -> anyhow::Result<StatusView> {
+    /// The control page's view: the public view and the private part.
+    pub fn status(&self) -> anyhow::Result<ControlView> {
         let url = format!("{}api/status", self.control_url());
         self.runtime.block_on(async {
             let resp = self
@@ -116,7 +116,7 @@ impl Client {
                 let text = resp.text().await.unwrap_or_default();
                 bail!("the daemon answered {status}: {}", text.trim());
             }
-            resp.json::<StatusView>()
+            resp.json::<ControlView>()
                 .await
                 .context("the daemon's status could not be read")
         })

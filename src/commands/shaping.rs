@@ -281,7 +281,7 @@ fn check_daemon(global: &GlobalArgs) -> Findings {
             return f;
         }
     };
-    let Some(budget) = view.budget else {
+    let Some(budget) = view.public.budget else {
         f.wrong.push("its status has no budget section".into());
         return f;
     };

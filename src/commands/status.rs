@@ -8,7 +8,7 @@ use super::client::Client;
 use crate::cli::GlobalArgs;
 use crate::web::eta::short_time;
 use crate::web::html::{bytes, rate};
-use crate::web::view::{JobView, StatusView};
+use crate::web::view::{ControlView, JobPrivate, JobView, StatusView};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -34,9 +34,15 @@ pub fn run(global: &GlobalArgs, args: &StatusArgs) -> anyhow::Result<i32> {
         }
     };
     if args.json {
+        let with_private = |job: &'_ JobView| JobJson {
+            job: job.clone(),
+            private: view.job_private(&job.id).cloned(),
+        };
         let text = match (&args.job, jobs.as_slice()) {
-            (Some(_), [one]) => serde_json::to_string_pretty(one)?,
-            (Some(_), many) => serde_json::to_string_pretty(many)?,
+            (Some(_), [one]) => serde_json::to_string_pretty(&with_private(one))?,
+            (Some(_), many) => serde_json::to_string_pretty(
+                &many.iter().map(|j| with_private(j)).collect::<Vec<_>>(),
+            )?,
             (None, _) => serde_json::to_string_pretty(&view)?,
         };
         println!("{text}");
@@ -52,6 +58,14 @@ pub fn run(global: &GlobalArgs, args: &StatusArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// One job in `--json JOB`: its public view with its private part beside it, as `private`.
+#[derive(serde::Serialize)]
+struct JobJson {
+    #[serde(flatten)]
+    job: JobView,
+    private: Option<JobPrivate>,
+}
+
 /// Jobs matching `name`: the job with that id, else the jobs with that name.
 fn find<'a>(view: &'a StatusView, name: &str) -> Vec<&'a JobView> {
     if let Some(job) = view.job(name) {
@@ -64,7 +78,7 @@ fn find<'a>(view: &'a StatusView, name: &str) -> Vec<&'a JobView> {
 }
 
 /// One job as a few lines of text.
-pub fn render_job(job: &JobView, view: &StatusView, tz: &TimeZone) -> String {
+pub fn render_job(job: &JobView, view: &ControlView, tz: &TimeZone) -> String {
     let when = |t: Option<tahoe_jobs_config::jiff::Timestamp>, none: &str| {
         t.map_or(none.to_string(), |t| short_time(t, view.now, tz))
     };
@@ -131,7 +145,11 @@ pub fn render_job(job: &JobView, view: &StatusView, tz: &TimeZone) -> String {
             out.push_str(&format!("  {}\n", parts.join("; ")));
         }
     }
-    if let Some(e) = &job.last_error {
+    // The whole message, paths included: this is the owner's command.
+    let private_error = view
+        .job_private(&job.id)
+        .and_then(|p| p.last_error.as_ref());
+    if let Some(e) = private_error.or(job.last_error.as_ref()) {
         out.push_str(&format!(
             "  last error ({}): {}\n",
             short_time(e.at, view.now, tz),
@@ -160,21 +178,9 @@ pub fn render_job(job: &JobView, view: &StatusView, tz: &TimeZone) -> String {
 mod tests {
     use super::*;
     use crate::web::fixture;
-    use crate::web::view::{build, Audience, Inputs};
 
-    fn view(status: &tahoe_jobs_engine::EngineStatus) -> StatusView {
-        let (config, overrides, rates) =
-            (fixture::config(), fixture::overrides(), fixture::rates());
-        build(
-            &Inputs {
-                status,
-                budget: None,
-                overrides: &overrides,
-                config: &config,
-                rates: &rates,
-            },
-            Audience::Private,
-        )
+    fn view(status: &tahoe_jobs_engine::EngineStatus) -> ControlView {
+        fixture::control_view(status, false)
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The private JSON API's requests and replies, shared by the server and the CLI client, and
 //! its paths below `/control/<token>/api/`:
 //!
-//! - `GET status`: the private [`StatusView`](super::view::StatusView);
+//! - `GET status`: the control page's [`ControlView`](super::view::ControlView);
 //! - `POST jobs/<job>/pause` ([`PauseRequest`]), `jobs/<job>/resume`, `jobs/<job>/run`
 //!   ([`RunRequest`]), `jobs/<job>/override` and `budget/override` ([`OverrideRequest`]).
 //!

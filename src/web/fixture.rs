@@ -16,34 +16,43 @@ use tahoe_jobs_engine::status::{ErrorView, OverdueView, StateKind, StateView, Wi
 use tahoe_jobs_engine::{EngineStatus, JobStatus, LiveOverrides, ProgressSnapshot, Warning};
 
 use super::rates::RateTracker;
-use super::view::{build, Audience, Inputs, StatusView};
+use super::view::{build, build_control, ControlView, Inputs, StatusView};
 
 pub const SECRET_CAP: &str = "URI:DIR2:secretsecret:keykeykey";
 pub const SECRET_PATH: &str = "/home/alice/Private/diary.txt";
 
-/// What the view builder makes of `status` for `audience`, with the fixture's configuration,
+/// What the view builder makes of `status` for the public, with the fixture's configuration,
 /// live overrides and rates, and `budget` as the budget's report (`None`: none yet).
-pub fn view(
-    status: &EngineStatus,
-    budget: Option<&tahoe_jobs_engine::BudgetReport>,
-    audience: Audience,
-) -> StatusView {
-    let (config, overrides, rates) = (config(), overrides(), rates());
-    build(
-        &Inputs {
-            status,
-            budget,
-            overrides: &overrides,
-            config: &config,
-            rates: &rates,
-        },
-        audience,
-    )
+pub fn view(status: &EngineStatus, budget: Option<&tahoe_jobs_engine::BudgetReport>) -> StatusView {
+    with_inputs(status, budget, build)
 }
 
 /// [`view`] with the fixture's budget report.
-pub fn view_with_budget(status: &EngineStatus, audience: Audience) -> StatusView {
-    view(status, Some(&budget()), audience)
+pub fn view_with_budget(status: &EngineStatus) -> StatusView {
+    view(status, Some(&budget()))
+}
+
+/// The control page's view of `status`, with the fixture's budget report when `budget`.
+pub fn control_view(status: &EngineStatus, budget: bool) -> ControlView {
+    let report = budget.then(self::budget);
+    with_inputs(status, report.as_ref(), build_control)
+}
+
+fn with_inputs<T>(
+    status: &EngineStatus,
+    budget: Option<&tahoe_jobs_engine::BudgetReport>,
+    f: impl FnOnce(&Inputs<'_>) -> T,
+) -> T {
+    let (config, overrides, rates) = (config(), overrides(), rates());
+    let rate_history = rate_history();
+    f(&Inputs {
+        status,
+        budget,
+        overrides: &overrides,
+        config: &config,
+        rates: &rates,
+        rate_history: &rate_history,
+    })
 }
 
 pub fn ts(s: &str) -> Timestamp {
@@ -168,8 +177,56 @@ pub fn status() -> EngineStatus {
             first_seen: Some(ts("2025-06-01T10:00:00Z")),
             overdue_after_secs: Some(15 * 86_400),
             overdue: None,
+            history: history(),
         }],
     }
+}
+
+/// Four earlier runs: a first backup over two nights (stopped early, then completed), a failure
+/// and a weekly run that completed.
+pub fn history() -> Vec<tahoe_jobs_engine::RunEntry> {
+    use tahoe_jobs_engine::{RunEntry, RunOutcome};
+    let run = |started: &str, ended: &str, outcome, files: u64, bytes: u64| RunEntry {
+        started: ts(started),
+        ended: ts(ended),
+        outcome,
+        counters: [
+            ("files_seen".to_string(), files),
+            ("bytes_seen".to_string(), bytes),
+            ("bytes_uploaded".to_string(), bytes / 2),
+        ]
+        .into(),
+    };
+    vec![
+        run(
+            "2025-12-17T21:00:00Z",
+            "2025-12-18T03:00:00Z",
+            RunOutcome::StoppedEarly,
+            600,
+            6_000_000_000,
+        ),
+        run(
+            "2025-12-18T21:00:00Z",
+            "2025-12-19T01:30:00Z",
+            RunOutcome::Completed,
+            1000,
+            10_000_000_000,
+        ),
+        run(
+            "2025-12-25T21:00:00Z",
+            "2025-12-25T21:00:05Z",
+            RunOutcome::Failed,
+            0,
+            0,
+        ),
+        run(
+            "2025-12-31T21:00:00Z",
+            "2026-01-01T03:00:00Z",
+            RunOutcome::Completed,
+            1000,
+            10_000_000_000,
+        ),
+    ]
 }
 
 /// The same backup, idle and overdue: last completed 16 days ago, a day past its
@@ -207,6 +264,44 @@ pub fn rates() -> RateTracker {
     r.observe("backup.b1", run, ts("2026-01-08T21:59:00Z"), &earlier);
     r.observe("backup.b1", run, now(), &base);
     r
+}
+
+/// Half an hour of the backup uploading at about 60 kB/s under its 256 KiB/s limit, and of the
+/// parents' server near its 64 KiB/s limit, sampled every 10 s.
+pub fn rate_history() -> super::rate_history::RateHistory {
+    use super::rate_history::Owner;
+    let mut h = super::rate_history::RateHistory::new();
+    let start = now().as_second() - 1800;
+    for i in 0..=180 {
+        let at = Timestamp::from_second(start + i * 10).unwrap();
+        let wobble = (i % 7) as u64 * 20_000;
+        let job = i as u64 * 600_000 + wobble;
+        let server = i as u64 * 640_000 + wobble;
+        let down = i as u64 * 30_000;
+        h.observe(
+            Owner::Job("backup.b1".into()),
+            true,
+            at,
+            job,
+            Some(256 * 1024),
+        );
+        h.observe(
+            Owner::Job("backup.b1".into()),
+            false,
+            at,
+            down,
+            Some(256 * 1024),
+        );
+        h.observe(
+            Owner::Server("v0-parents".into()),
+            true,
+            at,
+            server,
+            Some(64 * 1024),
+        );
+        h.observe(Owner::Server("v0-parents".into()), false, at, 0, None);
+    }
+    h
 }
 
 pub fn overrides() -> LiveOverrides {

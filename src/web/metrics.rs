@@ -421,12 +421,11 @@ mod tests {
 #[cfg(test)]
 mod render_tests {
     use super::super::fixture;
-    use super::super::view::Audience;
     use super::*;
 
     #[test]
     fn jobs_runs_and_budgets_are_exported() {
-        let view = fixture::view_with_budget(&fixture::status(), Audience::Public);
+        let view = fixture::view_with_budget(&fixture::status());
         let text = render(&view);
         for line in [
             "tahoe_jobs_job_info{job=\"backup.b1\",type=\"backup\"} 1",
@@ -458,7 +457,7 @@ mod render_tests {
     }
 
     fn render_status(status: &tahoe_jobs_engine::EngineStatus) -> String {
-        render(&fixture::view(status, None, Audience::Public))
+        render(&fixture::view(status, None))
     }
 
     #[test]

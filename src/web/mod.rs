@@ -4,8 +4,10 @@
 //!
 //! Code map:
 //! - [`view`]: the view model, built by one pure function per audience (public or private);
-//!   [`eta`] and [`rates`] feed its estimates; [`redact`] hides what the public may not see.
-//! - [`pages`] and [`html`]: the HTML; [`metrics`]: the Prometheus text.
+//!   [`eta`] and [`rates`] feed its estimates; [`graphs`] and [`rate_history`] the pictures'
+//!   data (week ahead, run history, rate samples); [`redact`] hides what the public may not see.
+//! - [`pages`] and [`html`]: the HTML; [`charts`] and [`svg`]: the pictures (progress bars,
+//!   rate graphs, week strip, run history); [`metrics`]: the Prometheus text.
 //! - [`token`]: the control token and the CSRF token; [`security`]: origin checks and headers.
 //! - [`routes`], [`actions`], [`api`]: what a request under `/control/<token>` asks, what it does,
 //!   and the API's types (shared with the CLI).
@@ -13,16 +15,20 @@
 
 pub mod actions;
 pub mod api;
+pub mod charts;
 pub mod eta;
+pub mod graphs;
 pub mod html;
 pub mod metrics;
 pub mod pages;
+pub mod rate_history;
 pub mod rates;
 pub mod redact;
 pub mod routes;
 pub mod security;
 pub mod server;
 pub mod state;
+pub mod svg;
 pub mod token;
 pub mod view;
 
@@ -103,9 +109,7 @@ async fn sample(state: web::Data<WebState>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Ok(status) = state.engine.status().await {
-            state.observe(&status);
-        }
+        state.sample().await;
     }
 }
 

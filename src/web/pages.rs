@@ -1,15 +1,20 @@
-//! The two HTML pages, rendered from a [`StatusView`]: the public status page and the private
-//! control page (the same sections plus the controls, warnings and configuration). Pure
-//! functions: the handlers only fetch the view and send what these return.
+//! The two HTML pages: the public status page, rendered from the public [`StatusView`] alone,
+//! and the private control page, rendered from a [`ControlView`] (the same sections plus the
+//! controls, warnings and configuration). Pure functions: the handlers only fetch the view and
+//! send what these return.
 
 use std::fmt::Write;
 
 use tahoe_jobs_config::jiff::tz::TimeZone;
 use tahoe_jobs_config::jiff::Timestamp;
 
+use super::charts;
 use super::eta::short_time;
+use super::graphs::GraphsView;
 use super::html::{bytes, esc, limit, page, rate, row, seconds, share, Refresh};
-use super::view::{BudgetView, FlowView, JobView, LiveSetting, StatusView};
+use super::view::{
+    BudgetView, ControlView, FlowView, JobPrivate, JobView, LiveSetting, PrivateView, StatusView,
+};
 
 /// Seconds between refreshes of the public page.
 pub const PUBLIC_REFRESH_SECS: u32 = 5;
@@ -36,7 +41,7 @@ pub fn public_page(view: &StatusView, tz: &TimeZone) -> String {
     );
     jobs_html(&mut body, view, tz, None);
     if let Some(budget) = &view.budget {
-        budget_html(&mut body, budget, None);
+        budget_html(&mut body, budget, &view.graphs, view.now, None);
     }
     page(
         &title("tahoe-jobs status", view),
@@ -46,7 +51,8 @@ pub fn public_page(view: &StatusView, tz: &TimeZone) -> String {
 }
 
 /// The control page; `csrf` goes into every form.
-pub fn control_page(view: &StatusView, tz: &TimeZone, csrf: &str) -> String {
+pub fn control_page(control: &ControlView, tz: &TimeZone, csrf: &str) -> String {
+    let view = &control.public;
     let mut body = String::from("<h1>tahoe-jobs control</h1>");
     overdue_banner(&mut body, view);
     let _ = write!(
@@ -58,11 +64,12 @@ pub fn control_page(view: &StatusView, tz: &TimeZone, csrf: &str) -> String {
         esc(&view.now.to_zoned(tz.clone()).strftime("%a %Y-%m-%d %H:%M:%S").to_string()),
         esc(&view.timezone),
     );
-    jobs_html(&mut body, view, tz, Some(csrf));
+    jobs_html(&mut body, view, tz, Some((&control.private, csrf)));
     if let Some(budget) = &view.budget {
-        budget_html(&mut body, budget, Some(csrf));
+        budget_html(&mut body, budget, &view.graphs, view.now, Some(csrf));
     }
-    if let Some(private) = &view.private {
+    {
+        let private = &control.private;
         let _ = write!(
             body,
             "<h2>Configuration</h2><p class=\"muted\">Node directory {}, state directory {}. \
@@ -130,7 +137,14 @@ fn overdue_banner(out: &mut String, view: &StatusView) {
     out.push_str("</ul></div>");
 }
 
-fn jobs_html(out: &mut String, view: &StatusView, tz: &TimeZone, csrf: Option<&str>) {
+/// The jobs; with `control` (the private part and the CSRF token), their controls and what
+/// only the owner sees.
+fn jobs_html(
+    out: &mut String,
+    view: &StatusView,
+    tz: &TimeZone,
+    control: Option<(&PrivateView, &str)>,
+) {
     if view.jobs.is_empty() {
         out.push_str(
             "<p>No jobs are configured. Add some to NODEDIR/tahoe-jobs.cfg and send the daemon \
@@ -138,7 +152,8 @@ fn jobs_html(out: &mut String, view: &StatusView, tz: &TimeZone, csrf: Option<&s
         );
     }
     for job in &view.jobs {
-        job_html(out, job, view.now, tz, csrf);
+        let control = control.map(|(p, csrf)| (p.jobs.get(&job.id), csrf));
+        job_html(out, job, view, tz, control);
     }
 }
 
@@ -155,7 +170,15 @@ fn state_class(state: &str) -> &'static str {
     }
 }
 
-fn job_html(out: &mut String, job: &JobView, now: Timestamp, tz: &TimeZone, csrf: Option<&str>) {
+fn job_html(
+    out: &mut String,
+    job: &JobView,
+    view: &StatusView,
+    tz: &TimeZone,
+    control: Option<(Option<&JobPrivate>, &str)>,
+) {
+    let now = view.now;
+    let private = control.and_then(|(p, _)| p);
     let badge = if job.overdue.is_some() {
         " <span class=\"badge\">OVERDUE</span>"
     } else {
@@ -210,7 +233,9 @@ fn job_html(out: &mut String, job: &JobView, now: Timestamp, tz: &TimeZone, csrf
             )),
         ));
     }
-    let error = match &job.last_error {
+    // The control page shows the whole message, paths included.
+    let last_error = private.and_then(|p| p.last_error.as_ref());
+    let error = match last_error.or(job.last_error.as_ref()) {
         Some(e) => format!(
             "<span class=\"failed\">{}</span> <span class=\"muted\">({}{})</span>",
             esc(&e.message),
@@ -237,11 +262,19 @@ fn job_html(out: &mut String, job: &JobView, now: Timestamp, tz: &TimeZone, csrf
         ));
     }
     out.push_str("</table>");
+    out.push_str(&charts::progress_bars(job));
+    out.push_str(&charts::week_strip(job, now, tz));
     progress_html(out, job);
-    if let Some(csrf) = csrf {
+    if let Some(graphs) = view.graphs.jobs.get(&job.id) {
+        let _ = write!(out, "<h3>Transfer rates of {}</h3>", esc(&job.id));
+        out.push_str(&charts::rate_graphs("job", &job.id, graphs, now));
+    }
+    let _ = write!(out, "<h3>Runs of {}</h3>", esc(&job.id));
+    out.push_str(&charts::history(job, now, tz));
+    if let Some((_, csrf)) = control {
         controls_html(out, job, csrf);
         settings_html(out, &format!("jobs/{}", job.id), &job.settings, csrf, false);
-        if let Some(private) = &job.private {
+        if let Some(private) = private {
             if let Some(current) = &private.current {
                 let _ = write!(
                     out,
@@ -451,7 +484,13 @@ fn flow_cells(f: &FlowView) -> String {
 const FLOW_HEADER: &str =
     "<th>Direction</th><th>Rate</th><th>Bytes</th><th>Limit now</th><th>Throttled</th>";
 
-fn budget_html(out: &mut String, b: &BudgetView, csrf: Option<&str>) {
+fn budget_html(
+    out: &mut String,
+    b: &BudgetView,
+    graphs: &GraphsView,
+    now: Timestamp,
+    csrf: Option<&str>,
+) {
     let _ = write!(
         out,
         "<h2 id=\"budget\">Budget</h2><p class=\"muted\">Server figures are {}{}. CPU: limit {}, \
@@ -487,7 +526,7 @@ fn budget_html(out: &mut String, b: &BudgetView, csrf: Option<&str>) {
         for (dir, f) in [("upload", &j.upload), ("download", &j.download)] {
             let _ = write!(
                 out,
-                "<tr><td>{}</td><td>{dir}</td>{}</tr>",
+                "<tr><td class=\"id\">{}</td><td>{dir}</td>{}</tr>",
                 esc(id),
                 flow_cells(f)
             );
@@ -508,7 +547,7 @@ fn budget_html(out: &mut String, b: &BudgetView, csrf: Option<&str>) {
             for (dir, f) in [("upload", &s.upload), ("download", &s.download)] {
                 let _ = write!(
                     out,
-                    "<tr><td>{} <span class=\"muted\">{}</span></td><td>{dir}</td>{}</tr>",
+                    "<tr><td class=\"id\">{} <span class=\"muted\">{}</span></td><td>{dir}</td>{}</tr>",
                     esc(id),
                     esc(&s.accounting),
                     flow_cells(f)
@@ -517,6 +556,10 @@ fn budget_html(out: &mut String, b: &BudgetView, csrf: Option<&str>) {
         }
     }
     out.push_str("</table>");
+    for (id, g) in &graphs.servers {
+        let _ = write!(out, "<h3>Storage server {}</h3>", esc(id));
+        out.push_str(&charts::rate_graphs("server", id, g, now));
+    }
     match csrf {
         Some(csrf) => settings_html(out, "budget", &b.settings, csrf, true),
         None => {
@@ -540,17 +583,20 @@ fn budget_html(out: &mut String, b: &BudgetView, csrf: Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::super::fixture;
-    use super::super::view::Audience;
     use super::*;
 
-    fn view(audience: Audience) -> StatusView {
-        fixture::view_with_budget(&fixture::status(), audience)
+    fn view() -> StatusView {
+        fixture::view_with_budget(&fixture::status())
+    }
+
+    fn control() -> ControlView {
+        fixture::control_view(&fixture::status(), true)
     }
 
     #[test]
     fn the_public_page_shows_progress_eta_and_budget_without_controls() {
         let tz = fixture::config().daemon.timezone;
-        let page = public_page(&view(Audience::Public), &tz);
+        let page = public_page(&view(), &tz);
         for text in [
             "backup.b1",
             "running since 22:00",
@@ -571,9 +617,36 @@ mod tests {
     }
 
     #[test]
+    fn both_pages_draw_the_bars_strip_graphs_and_history() {
+        let tz = fixture::config().daemon.timezone;
+        let public = public_page(&view(), &tz);
+        let control = control_page(&control(), &tz, "c5rf");
+        for page in [&public, &control] {
+            for part in [
+                "<svg class=\"bar\"",
+                "<svg class=\"week\"",
+                "<div class=\"charts\" data-job=\"backup.b1\">",
+                "<div class=\"charts\" data-server=\"v0-parents\">",
+                "<svg class=\"runs\"",
+                "<table class=\"history\">",
+            ] {
+                assert!(page.contains(part), "missing {part}");
+            }
+            // Nothing the style sheet's hash does not cover: no inline style, no script.
+            assert!(!page.contains(" style="));
+        }
+        assert_eq!(public.matches("<script").count(), 0);
+        assert_eq!(
+            control.matches("<script").count(),
+            1,
+            "only the refresh script"
+        );
+    }
+
+    #[test]
     fn the_control_page_has_a_form_for_every_control() {
         let tz = fixture::config().daemon.timezone;
-        let page = control_page(&view(Audience::Private), &tz, "c5rf");
+        let page = control_page(&control(), &tz, "c5rf");
         for action in [
             "jobs/backup.b1/pause",
             "jobs/backup.b1/run",
@@ -602,15 +675,11 @@ mod tests {
         let mut status = fixture::status();
         status.jobs[0].progress.warnings[0].message = "<script>alert(1)</script>".into();
         status.jobs[0].last_error.as_mut().unwrap().message = "\"><img src=x>".into();
-        let v = fixture::view(&status, None, Audience::Private);
+        let v = fixture::control_view(&status, false);
         let page = control_page(&v, &fixture::config().daemon.timezone, "x");
         assert!(!page.contains("<script>alert"));
         assert!(!page.contains("<img"));
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-    }
-
-    fn overdue_view(audience: Audience) -> StatusView {
-        fixture::view_with_budget(&fixture::overdue_status(), audience)
     }
 
     const SENTENCE: &str =
@@ -619,7 +688,7 @@ mod tests {
     #[test]
     fn an_overdue_job_gets_a_banner_at_the_top_and_a_badge() {
         let tz = fixture::config().daemon.timezone;
-        let page = public_page(&overdue_view(Audience::Public), &tz);
+        let page = public_page(&fixture::view_with_budget(&fixture::overdue_status()), &tz);
         let banner = page
             .find("role=\"alert\"")
             .expect("a banner on the public page");
@@ -636,7 +705,11 @@ mod tests {
         assert!(page.contains("since Wed 23:00, for 1 day"));
         assert!(page.contains("<title>tahoe-jobs status: 1 job overdue</title>"));
 
-        let control = control_page(&overdue_view(Audience::Private), &tz, "c5rf");
+        let control = control_page(
+            &fixture::control_view(&fixture::overdue_status(), true),
+            &tz,
+            "c5rf",
+        );
         assert!(control.contains("role=\"alert\""));
         assert!(control.contains(SENTENCE));
         assert!(control.contains("<span class=\"badge\">OVERDUE</span>"));
@@ -645,7 +718,7 @@ mod tests {
     #[test]
     fn no_banner_while_nothing_is_overdue() {
         let tz = fixture::config().daemon.timezone;
-        let page = public_page(&view(Audience::Public), &tz);
+        let page = public_page(&view(), &tz);
         assert!(page.contains("backup.b1"));
         assert!(!page.contains("role=\"alert\""));
         assert!(!page.contains("OVERDUE"));

@@ -16,7 +16,7 @@ use super::redact::hide_caps;
 use super::routes::{self, ControlRoute, NoRoute};
 use super::security::{self, CSRF_HEADER};
 use super::state::WebState;
-use super::view::{Audience, StatusView};
+use super::view::ControlView;
 use super::{metrics, pages};
 
 type State = web::Data<WebState>;
@@ -79,7 +79,7 @@ fn timezone(state: &WebState) -> TimeZone {
 }
 
 async fn public_page(req: HttpRequest, state: State) -> HttpResponse {
-    let view = match state.view(Audience::Public).await {
+    let view = match state.public_view().await {
         Ok(v) => v,
         Err(e) => return unavailable(e),
     };
@@ -90,7 +90,7 @@ async fn public_page(req: HttpRequest, state: State) -> HttpResponse {
 }
 
 async fn metrics_page(state: State) -> HttpResponse {
-    match state.view(Audience::Public).await {
+    match state.public_view().await {
         Ok(view) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4; charset=utf-8")
             .body(metrics::render(&view)),
@@ -129,7 +129,7 @@ async fn control(req: HttpRequest, payload: web::Payload, state: State) -> HttpR
             .insert_header((header::LOCATION, home))
             .finish(),
         ControlRoute::Page => {
-            let view = match state.view(Audience::Private).await {
+            let view = match state.control_view().await {
                 Ok(v) => v,
                 Err(e) => return unavailable(e),
             };
@@ -139,8 +139,8 @@ async fn control(req: HttpRequest, payload: web::Payload, state: State) -> HttpR
             let page = pages::control_page(&view, &timezone(&state), &state.token.csrf());
             html(StatusCode::OK, page)
         }
-        ControlRoute::ApiStatus => match state.view(Audience::Private).await {
-            Ok(view) => json::<StatusView>(StatusCode::OK, &view),
+        ControlRoute::ApiStatus => match state.control_view().await {
+            Ok(view) => json::<ControlView>(StatusCode::OK, &view),
             Err(e) => unavailable(e),
         },
         ControlRoute::Form(subject, verb) => {

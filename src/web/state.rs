@@ -1,6 +1,7 @@
 //! What the handlers share: the engine handle, the control token, the configuration (replaced
 //! on SIGHUP), the rate samples and what the daemon adds to the budget (the shaping proxy's
-//! exact figures, notes on enforcement); and how a view is gathered from them.
+//! exact figures, notes on enforcement), the rate history behind the graphs; and how a view is
+//! gathered from them.
 
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
@@ -8,15 +9,17 @@ use tahoe_jobs_config::Config;
 use tahoe_jobs_engine::shaping::{ShapingControl, ShapingStats};
 use tahoe_jobs_engine::{BudgetReport, EngineError, EngineHandle, EngineStatus};
 
+use super::rate_history::RateHistory;
 use super::rates::RateTracker;
 use super::token::ControlToken;
-use super::view::{self, Audience, Inputs, StatusView};
+use super::view::{self, ControlView, Inputs, StatusView};
 
 pub struct WebState {
     pub engine: EngineHandle,
     pub token: ControlToken,
     config: RwLock<Arc<Config>>,
     rates: Mutex<RateTracker>,
+    rate_history: Mutex<RateHistory>,
     extras: RwLock<BudgetExtras>,
 }
 
@@ -34,6 +37,7 @@ impl WebState {
             token,
             config: RwLock::new(config),
             rates: Mutex::new(RateTracker::new()),
+            rate_history: Mutex::new(RateHistory::new()),
             extras: RwLock::new(BudgetExtras::default()),
         }
     }
@@ -82,36 +86,97 @@ impl WebState {
         rates.retain(|id| status.job(id).is_some());
     }
 
-    /// The view for `audience`, now.
-    pub async fn view(&self, audience: Audience) -> Result<StatusView, EngineError> {
+    fn rate_history(&self) -> MutexGuard<'_, RateHistory> {
+        self.rate_history.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Samples the engine for the rates and the graphs (every few seconds, and at each view).
+    pub async fn sample(&self) {
+        if let Ok(status) = self.engine.status().await {
+            self.observe(&status);
+            if let Some(budget) = self.budget().await {
+                self.rate_history().observe_budget(&budget, status.now);
+            }
+        }
+    }
+
+    /// The budget's report, with the shaping proxy's exact figures while exact shaping is on;
+    /// `None` when the budget cannot answer.
+    async fn budget(&self) -> Option<BudgetReport> {
+        let mut budget = self.engine.budget().await.ok()?;
+        let shaping = self
+            .extras
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .shaping
+            .clone();
+        if let Some(shaping) = &shaping {
+            with_exact_figures(&mut budget, &shaping.stats());
+        }
+        Some(budget)
+    }
+
+    /// The public view, now.
+    pub async fn public_view(&self) -> Result<StatusView, EngineError> {
+        self.with_inputs(view::build).await
+    }
+
+    /// The control page's view, now.
+    pub async fn control_view(&self) -> Result<ControlView, EngineError> {
+        self.with_inputs(view::build_control).await
+    }
+
+    /// Gathers what a view is built from and hands it to `build`.
+    async fn with_inputs<T: HasBudget>(
+        &self,
+        build: impl FnOnce(&Inputs<'_>) -> T,
+    ) -> Result<T, EngineError> {
         let status = self.engine.status().await?;
         // A budget that cannot answer leaves its section out rather than the whole page.
-        let mut budget = self.engine.budget().await.ok();
-        let (shaping, notes) = {
-            let extras = self.extras.read().unwrap_or_else(|e| e.into_inner());
-            (extras.shaping.clone(), extras.notes.clone())
-        };
-        if let (Some(report), Some(shaping)) = (budget.as_mut(), &shaping) {
-            with_exact_figures(report, &shaping.stats());
-        }
+        let budget = self.budget().await;
+        let notes = self
+            .extras
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .notes
+            .clone();
         let overrides = self.engine.overrides().await?;
         self.observe(&status);
+        if let Some(b) = &budget {
+            self.rate_history().observe_budget(b, status.now);
+        }
         let config = self.config();
         let rates = self.rates();
-        let mut view = view::build(
-            &Inputs {
-                status: &status,
-                budget: budget.as_ref(),
-                overrides: &overrides,
-                config: &config,
-                rates: &rates,
-            },
-            audience,
-        );
-        if let Some(b) = view.budget.as_mut() {
+        let rate_history = self.rate_history();
+        let mut view = build(&Inputs {
+            status: &status,
+            budget: budget.as_ref(),
+            overrides: &overrides,
+            config: &config,
+            rates: &rates,
+            rate_history: &rate_history,
+        });
+        if let Some(b) = view.budget_mut() {
             b.notes = notes;
         }
         Ok(view)
+    }
+}
+
+/// Both views have the budget section the daemon adds its notes to.
+trait HasBudget {
+    fn budget_mut(&mut self) -> Option<&mut view::BudgetView>;
+}
+
+impl HasBudget for StatusView {
+    fn budget_mut(&mut self) -> Option<&mut view::BudgetView> {
+        self.budget.as_mut()
+    }
+}
+
+impl HasBudget for ControlView {
+    fn budget_mut(&mut self) -> Option<&mut view::BudgetView> {
+        self.public.budget.as_mut()
     }
 }
 

@@ -1,11 +1,13 @@
 //! The view model every page, JSON form and metric is rendered from, built by one pure function
 //! from the engine's status, the budget, the live overrides and the configuration.
 //!
-//! The audience decides what goes in: the public view has counts, states, rates, times and
-//! estimates, with capabilities and paths hidden from error messages; the private view adds
-//! what may name files (the current item, recent warnings, error messages with their paths) and
-//! the configuration with the source of each value. Capabilities are hidden from both. Everything secret is left out here, so no
-//! renderer can leak it by mistake.
+//! Two types, one per audience. [`StatusView`] is the public view: counts, states, rates, times,
+//! estimates and history, with capabilities and paths hidden from error messages; it has no
+//! field that could hold a secret, so the public page, its JSON and the metrics, which are
+//! rendered from it alone, cannot show one by construction. [`ControlView`] is that same public
+//! view plus [`PrivateView`]: what may name files (the current item, recent warnings, error
+//! messages with their paths) and the configuration with the source of each value.
+//! Capabilities are hidden from both.
 
 use std::collections::BTreeMap;
 
@@ -19,15 +21,10 @@ use tahoe_jobs_engine::status::{OutcomeView, StateKind};
 use tahoe_jobs_engine::{BudgetReport, EngineStatus, JobStatus, LiveOverrides};
 
 use super::eta;
+use super::graphs::{self, GraphsView, RunView, WeekView};
+use super::rate_history::RateHistory;
 use super::rates::RateTracker;
 use super::redact::{hide_caps, public_text};
-
-/// Who the view is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Audience {
-    Public,
-    Private,
-}
 
 /// Everything a view is built from.
 pub struct Inputs<'a> {
@@ -36,22 +33,51 @@ pub struct Inputs<'a> {
     pub overrides: &'a LiveOverrides,
     pub config: &'a Config,
     pub rates: &'a RateTracker,
+    /// The samples behind the rate graphs.
+    pub rate_history: &'a RateHistory,
 }
 
-/// The whole page: the `?t=json` form of `/` and, with `private`, of the control page.
+/// The public view: the `?t=json` form of `/`, and what the public page and the metrics are
+/// rendered from. No field of it (or of the types it holds) can carry a path, a capability or
+/// the token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusView {
     pub now: Timestamp,
     pub timezone: String,
     pub jobs: Vec<JobView>,
     pub budget: Option<BudgetView>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub private: Option<PrivateView>,
+    /// The rate graphs' samples, per job and per storage server (not in the JSON).
+    #[serde(skip)]
+    pub graphs: GraphsView,
 }
 
 impl StatusView {
     pub fn job(&self, id: &str) -> Option<&JobView> {
         self.jobs.iter().find(|j| j.id == id)
+    }
+}
+
+/// The control page's view (and its `?t=json`, and the private API's status): the public view
+/// with what only the owner may see beside it, under `private`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ControlView {
+    #[serde(flatten)]
+    pub public: StatusView,
+    pub private: PrivateView,
+}
+
+impl std::ops::Deref for ControlView {
+    type Target = StatusView;
+
+    fn deref(&self) -> &StatusView {
+        &self.public
+    }
+}
+
+impl ControlView {
+    /// What only the control page shows about a job.
+    pub fn job_private(&self, id: &str) -> Option<&JobPrivate> {
+        self.private.jobs.get(id)
     }
 }
 
@@ -97,8 +123,12 @@ pub struct JobView {
     pub warnings_total: u64,
     /// The settings that can be changed live, with their file values.
     pub settings: Vec<LiveSetting>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub private: Option<JobPrivate>,
+    /// The allowed windows of the next seven days.
+    #[serde(default)]
+    pub week: Option<WeekView>,
+    /// The last runs (at most 50), newest first.
+    #[serde(default)]
+    pub history: Vec<RunView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,6 +195,9 @@ pub struct LiveSetting {
 pub struct JobPrivate {
     pub current: Option<String>,
     pub warnings: Vec<ErrorView>,
+    /// The last error as the task gave it (paths included; capabilities hidden).
+    #[serde(default)]
+    pub last_error: Option<ErrorView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -228,13 +261,15 @@ pub struct ServerBudgetView {
     pub download: FlowView,
 }
 
-/// What only the control page shows about the daemon.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What only the control page shows: about the daemon, and about each job by id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PrivateView {
     pub node_dir: String,
     pub state_dir: String,
     /// Every effective value with its source.
     pub settings: Vec<SettingView>,
+    #[serde(default)]
+    pub jobs: BTreeMap<String, JobPrivate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,41 +281,43 @@ pub struct SettingView {
     pub live: Option<String>,
 }
 
-/// Builds the view for `audience`.
-pub fn build(inputs: &Inputs<'_>, audience: Audience) -> StatusView {
+/// Builds the public view. Every text from outside (error messages) goes through
+/// [`public_text`] here, the one place a public view is made.
+pub fn build(inputs: &Inputs<'_>) -> StatusView {
     let now = inputs.status.now;
     let tz = &inputs.config.daemon.timezone;
     let jobs = inputs
         .status
         .jobs
         .iter()
-        .map(|job| job_view(inputs, job, audience, now, tz))
+        .map(|job| job_view(inputs, job, now, tz))
         .collect();
     StatusView {
         now,
         timezone: inputs.config.daemon.timezone_name.clone(),
         jobs,
         budget: inputs.budget.map(|b| budget_view(inputs, b)),
-        private: (audience == Audience::Private).then(|| private_view(inputs)),
+        graphs: graphs::graphs(
+            inputs.status.jobs.iter().map(|j| j.id.clone()),
+            inputs.budget,
+            inputs.rate_history,
+            now,
+        ),
     }
 }
 
-fn job_view(
-    inputs: &Inputs<'_>,
-    job: &JobStatus,
-    audience: Audience,
-    now: Timestamp,
-    tz: &TimeZone,
-) -> JobView {
+/// Builds the control page's view: the public view and the private part beside it.
+pub fn build_control(inputs: &Inputs<'_>) -> ControlView {
+    ControlView {
+        public: build(inputs),
+        private: private_view(inputs),
+    }
+}
+
+fn job_view(inputs: &Inputs<'_>, job: &JobStatus, now: Timestamp, tz: &TimeZone) -> JobView {
     let file = inputs.config.jobs.iter().find(|j| j.id() == job.id);
     let effective = file.map(|f| inputs.overrides.apply_job(f));
     let running = matches!(job.state.kind, StateKind::Running | StateKind::Stopping);
-    // Capabilities are hidden from both: the control page has no use for one, and it is a
-    // page a user might paste into a bug report.
-    let text = |s: &str| match audience {
-        Audience::Public => public_text(s),
-        Audience::Private => hide_caps(s),
-    };
     let progress = running.then(|| progress_view(inputs, job, effective.as_ref(), now, tz));
     JobView {
         id: job.id.clone(),
@@ -305,7 +342,7 @@ fn job_view(
         next_due: job.next_due,
         last_error: job.last_error.as_ref().map(|e| ErrorView {
             at: e.at,
-            message: text(&e.message),
+            message: public_text(&e.message),
         }),
         consecutive_failures: job.consecutive_failures,
         paused: job.paused,
@@ -328,18 +365,31 @@ fn job_view(
         settings: file
             .map(|f| job_settings(f, &inputs.overrides.job(&job.id)))
             .unwrap_or_default(),
-        private: (audience == Audience::Private).then(|| JobPrivate {
-            current: job.progress.current.as_deref().map(hide_caps),
-            warnings: job
-                .progress
-                .warnings
-                .iter()
-                .rev()
-                .map(|w| ErrorView {
-                    at: w.at,
-                    message: hide_caps(&w.message),
-                })
-                .collect(),
+        week: effective
+            .as_ref()
+            .map(|c| graphs::week(&c.schedule.allowed_times, now, tz)),
+        history: graphs::runs(&job.history),
+    }
+}
+
+/// What the control page adds about a job. Capabilities are hidden here too: the control page
+/// has no use for one, and it is a page a user might paste into a bug report.
+fn job_private(job: &JobStatus) -> JobPrivate {
+    JobPrivate {
+        current: job.progress.current.as_deref().map(hide_caps),
+        warnings: job
+            .progress
+            .warnings
+            .iter()
+            .rev()
+            .map(|w| ErrorView {
+                at: w.at,
+                message: hide_caps(&w.message),
+            })
+            .collect(),
+        last_error: job.last_error.as_ref().map(|e| ErrorView {
+            at: e.at,
+            message: hide_caps(&e.message),
         }),
     }
 }
@@ -649,6 +699,12 @@ fn private_view(inputs: &Inputs<'_>) -> PrivateView {
                 live: live_value(&s.key),
             })
             .collect(),
+        jobs: inputs
+            .status
+            .jobs
+            .iter()
+            .map(|j| (j.id.clone(), job_private(j)))
+            .collect(),
     }
 }
 
@@ -658,7 +714,7 @@ mod tests {
     use super::*;
 
     fn public() -> StatusView {
-        fixture::view_with_budget(&fixture::status(), Audience::Public)
+        fixture::view_with_budget(&fixture::status())
     }
 
     #[test]
@@ -668,7 +724,6 @@ mod tests {
         assert_eq!(job.state, "running");
         assert_eq!(job.state_text, "running since 22:00");
         assert_eq!(job.window.text, "open until Fri 04:00");
-        assert!(job.private.is_none());
         let p = job.progress.as_ref().unwrap();
         assert_eq!(p.upload_bytes_per_second, Some(50_000.0));
         assert_eq!(p.measure.as_deref(), Some("bytes_seen"));
@@ -679,6 +734,26 @@ mod tests {
         let eta = p.eta.as_ref().unwrap();
         assert_eq!(eta.more_windows, 2);
         assert_eq!(eta.text, "about 2 more windows, done around Sun 00:53");
+    }
+
+    #[test]
+    fn the_control_view_is_the_public_view_with_the_private_part_beside_it() {
+        let control = fixture::control_view(&fixture::status(), true);
+        assert_eq!(
+            control.public,
+            public(),
+            "the same public part, paths hidden"
+        );
+        let private = control.job_private("backup.b1").unwrap();
+        assert!(private.current.as_deref().unwrap().contains("diary"));
+        assert!(private
+            .last_error
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("/home/alice"));
+        let json = serde_json::to_value(public()).unwrap();
+        assert!(json.get("private").is_none());
     }
 
     #[test]
@@ -720,20 +795,20 @@ mod tests {
     fn a_first_run_has_no_eta_and_says_why() {
         let mut status = fixture::status();
         status.jobs[0].progress.estimates.clear();
-        let v = view_of(&status, Audience::Public);
+        let v = view_of(&status);
         let p = v.jobs[0].progress.as_ref().unwrap();
         assert_eq!(p.eta, None);
         assert_eq!(p.files_left, None);
         assert!(p.eta_missing.as_deref().unwrap().contains("no previous"));
     }
 
-    fn view_of(status: &EngineStatus, audience: Audience) -> StatusView {
-        fixture::view(status, None, audience)
+    fn view_of(status: &EngineStatus) -> StatusView {
+        fixture::view(status, None)
     }
 
     #[test]
     fn an_overdue_job_says_since_when_for_how_long_and_why() {
-        let v = view_of(&fixture::overdue_status(), Audience::Public);
+        let v = view_of(&fixture::overdue_status());
         let job = v.job("backup.b1").unwrap();
         assert_eq!(
             job.overdue,
@@ -767,7 +842,7 @@ mod tests {
         let job = &mut status.jobs[0];
         job.last_completed = None;
         job.first_seen = Some(fixture::ts("2025-12-23T22:00:00Z"));
-        let v = view_of(&status, Audience::Public);
+        let v = view_of(&status);
         assert_eq!(
             v.jobs[0].overdue.as_ref().unwrap().text,
             "backup.b1 is overdue: never completed in the 16 days since it was set up, expected \

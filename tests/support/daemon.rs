@@ -242,18 +242,25 @@ impl Daemon {
             .expect("cannot run tahoe-jobs")
     }
 
-    /// The private JSON of one job.
+    /// One job as its owner sees it: its public JSON with the control view's private part
+    /// under `private`, and the whole last error (paths included) as `last_error`.
     pub fn job_json(&self, id: &str) -> Value {
         let (status, _, body) = http().get(&self.control("api/status"));
         assert_eq!(status, StatusCode::OK, "{body}");
         let view: Value = serde_json::from_str(&body).unwrap();
-        view["jobs"]
+        let mut job = view["jobs"]
             .as_array()
             .unwrap()
             .iter()
             .find(|j| j["id"] == id)
             .unwrap_or_else(|| panic!("no job {id} in {view}"))
-            .clone()
+            .clone();
+        let private = view["private"]["jobs"][id].clone();
+        if !private["last_error"].is_null() {
+            job["last_error"] = private["last_error"].clone();
+        }
+        job["private"] = private;
+        job
     }
 
     pub fn log_text(&self) -> String {

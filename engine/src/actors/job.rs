@@ -25,6 +25,7 @@ use crate::actors::window::{CurrentWindow, SetWindows, StopWindow, WindowActor, 
 use crate::budget::{BudgetGate, BudgetHandle};
 use crate::clock::SharedClock;
 use crate::error::EngineError;
+use crate::history::{RunEntry, RunHistory, RunOutcome};
 use crate::policy::{self, OverdueWatch, Plan, RunCheck, RunNow};
 use crate::progress::ProgressSink;
 use crate::record::{JobRecord, LastError, LastOutcome, PauseState};
@@ -54,6 +55,7 @@ pub struct JobSetup {
 /// A run in progress.
 struct ActiveRun {
     id: u64,
+    started: Timestamp,
     stop: StopSignal,
     abort: AbortHandle,
     ignore_window: bool,
@@ -64,6 +66,8 @@ pub struct JobActor {
     id: String,
     config: JobConfig,
     record: JobRecord,
+    /// The last runs, kept in the store beside the record.
+    history: RunHistory,
     store: Store,
     registry: Registry,
     clock: SharedClock,
@@ -96,10 +100,17 @@ pub struct JobActor {
 
 impl JobActor {
     pub fn new(setup: JobSetup) -> Self {
+        let id = setup.config.id();
+        // A history that cannot be read costs the pages their past, not the job its runs.
+        let history = setup.store.load_history(&id).unwrap_or_else(|e| {
+            warn!(job = %id, error = %e, "the run history is unreadable; starting a new one");
+            RunHistory::default()
+        });
         JobActor {
-            id: setup.config.id(),
+            id,
             config: setup.config,
             record: setup.record,
+            history,
             store: setup.store,
             registry: setup.registry,
             clock: setup.clock,
@@ -310,6 +321,12 @@ impl JobActor {
                 self.record.last_started = Some(now);
                 self.record.unfinished_run.get_or_insert(now);
                 self.record_failure(now, e.to_string());
+                self.remember_run(RunEntry {
+                    started: now,
+                    ended: now,
+                    outcome: RunOutcome::Failed,
+                    counters: Default::default(),
+                });
                 self.persist(true);
                 return false;
             }
@@ -342,6 +359,7 @@ impl JobActor {
         );
         self.run = Some(ActiveRun {
             id: run_id,
+            started: now,
             stop,
             abort,
             ignore_window,
@@ -429,6 +447,20 @@ impl JobActor {
                 self.failed_state()
             }
         };
+        let outcome = match state {
+            JobState::Completed => RunOutcome::Completed,
+            JobState::Failed { .. } => RunOutcome::Failed,
+            _ if matches!(self.record.last_outcome, Some(LastOutcome::Failed { .. })) => {
+                RunOutcome::Failed
+            }
+            _ => RunOutcome::StoppedEarly,
+        };
+        self.remember_run(RunEntry {
+            started: run.started,
+            ended: now,
+            outcome,
+            counters: self.record.last_run_counters.clone(),
+        });
         self.persist(true);
         self.set_state(state, None);
         for waiter in self.retire_waiters.drain(..) {
@@ -468,6 +500,14 @@ impl JobActor {
             "run failed"
         );
         self.record.last_error = Some(LastError { at: now, message });
+    }
+
+    /// Adds a run to the history and writes it (made durable by the next flush).
+    fn remember_run(&mut self, run: RunEntry) {
+        self.history.push(run);
+        if let Err(e) = self.store.save_history(&self.id, &self.history) {
+            error!(job = %self.id, error = %e, "could not save the run history");
+        }
     }
 
     /// Writes the record; a write error is logged, not fatal: the job goes on in memory and
@@ -526,6 +566,7 @@ impl JobActor {
             first_seen: self.record.first_seen,
             overdue_after_secs: self.config.schedule.overdue_after.map(|d| d.as_secs()),
             overdue: self.overdue(now).map(OverdueView::from),
+            history: self.history.runs().cloned().collect(),
         }
     }
 }
