@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tahoe_jobs_config::JobConfig;
+use tahoe_jobs_config::{JobConfig, TaskKeys, TaskSchema};
 
 use crate::budget::{BudgetHandle, ByteRequest, Stopped};
 use crate::clock::{SharedClock, SystemClock};
@@ -156,45 +156,85 @@ pub trait Task: Send + 'static {
 /// Builds a task for one job from its configuration.
 pub type TaskFactory = Arc<dyn Fn(&JobConfig) -> Result<Box<dyn Task>, TaskError> + Send + Sync>;
 
-/// Maps task type names (`backup`, `check`, ...) to factories.
+/// Maps task type names (`backup`, `check`, ...) to their keys and factories.
+///
+/// A task type registers with the keys it reads ([`Registry::register`]); the configuration
+/// loader takes the [`schemas`](Registry::schemas) and checks each section against the one
+/// registered under its name, so the configuration crate needs no change for a new type.
 #[derive(Clone, Default)]
 pub struct Registry {
-    factories: BTreeMap<String, TaskFactory>,
+    types: BTreeMap<String, (TaskSchema, TaskFactory)>,
 }
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.factories.keys()).finish()
+        f.debug_list().entries(self.types.keys()).finish()
     }
 }
 
 impl Registry {
+    /// An empty registry.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Registers a task type. A later registration of the same name replaces the earlier one.
-    pub fn register<F>(&mut self, task_type: &str, factory: F) -> &mut Self
+    /// Registers task type `task_type` whose jobs' own keys are `K`: the loader checks them
+    /// against `K`, and `factory` gets them parsed. A later registration of the same name
+    /// replaces the earlier one.
+    pub fn register<K, F>(&mut self, task_type: &str, factory: F) -> &mut Self
     where
-        F: Fn(&JobConfig) -> Result<Box<dyn Task>, TaskError> + Send + Sync + 'static,
+        K: TaskKeys,
+        F: Fn(&JobConfig, &K) -> Result<Box<dyn Task>, TaskError> + Send + Sync + 'static,
     {
-        self.factories
-            .insert(task_type.to_string(), Arc::new(factory));
+        let name = task_type.to_string();
+        let build = move |job: &JobConfig| {
+            let keys = job.params.get::<K>().ok_or_else(|| {
+                TaskError::Config(format!(
+                    "job {} carries no keys of task type {name}",
+                    job.id()
+                ))
+            })?;
+            factory(job, keys)
+        };
+        self.types.insert(
+            task_type.to_string(),
+            (TaskSchema::of::<K>(task_type), Arc::new(build)),
+        );
         self
     }
 
-    pub fn contains(&self, task_type: &str) -> bool {
-        self.factories.contains_key(task_type)
+    /// Registers a task type that takes any key as text (`job.params.texts()`), for quick
+    /// experiments and tests; users get no check of its keys and no "did you mean".
+    pub fn register_free_form<F>(&mut self, task_type: &str, factory: F) -> &mut Self
+    where
+        F: Fn(&JobConfig) -> Result<Box<dyn Task>, TaskError> + Send + Sync + 'static,
+    {
+        self.types.insert(
+            task_type.to_string(),
+            (TaskSchema::free_form(task_type), Arc::new(factory)),
+        );
+        self
     }
 
-    /// The registered type names, for the configuration loader's list of known sections.
+    /// Whether `task_type` is registered.
+    pub fn contains(&self, task_type: &str) -> bool {
+        self.types.contains_key(task_type)
+    }
+
+    /// The registered type names.
     pub fn task_types(&self) -> Vec<String> {
-        self.factories.keys().cloned().collect()
+        self.types.keys().cloned().collect()
+    }
+
+    /// The registered types' keys, for the configuration loader
+    /// ([`LoadOptions::task_types`](tahoe_jobs_config::LoadOptions::task_types)).
+    pub fn schemas(&self) -> Vec<TaskSchema> {
+        self.types.values().map(|(s, _)| s.clone()).collect()
     }
 
     /// Builds the task for `job`.
     pub fn build(&self, job: &JobConfig) -> Result<Box<dyn Task>, TaskError> {
-        let factory = self.factories.get(&job.task_type).ok_or_else(|| {
+        let (_, factory) = self.types.get(&job.task_type).ok_or_else(|| {
             TaskError::Config(format!(
                 "no task type {:?} is registered (known: {})",
                 job.task_type,

@@ -63,16 +63,12 @@ pub fn load_config(global: &GlobalArgs) -> Result<Config, tahoe_jobs_config::Con
         Ok(d) => d,
         Err(_) => PathBuf::from(".tahoe"),
     };
-    let extra_task_types = registry(&node_dir, SharedClientOptions::default())
-        .task_types()
-        .into_iter()
-        .filter(|t| t != "backup" && t != "check")
-        .collect();
+    let task_types = registry(&node_dir, SharedClientOptions::default()).schemas();
     tahoe_jobs_config::load(&LoadOptions {
         node_dir,
         config_file: global.config_file.clone(),
         overrides: global.set.clone(),
         read_env: true,
-        extra_task_types,
+        task_types,
     })
 }

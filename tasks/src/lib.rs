@@ -36,6 +36,14 @@ pub fn register_with(
     check::register(registry, node_dir, client);
 }
 
+/// The keys of the task types this crate provides, for loading a configuration without a
+/// registry at hand (tests, tools); the same as `registry.schemas()` after [`register`].
+pub fn schemas() -> Vec<tahoe_jobs_config::TaskSchema> {
+    let mut registry = tahoe_jobs_engine::Registry::new();
+    register(&mut registry, Path::new("."));
+    registry.schemas()
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
@@ -71,7 +79,7 @@ mod tests {
                     ("jobs.node.timeout".into(), timeout.into()),
                 ],
                 read_env: false,
-                extra_task_types: Vec::new(),
+                task_types: schemas(),
             })
             .expect("configuration")
         };
