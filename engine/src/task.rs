@@ -53,6 +53,7 @@ pub struct TaskContext {
     progress: ProgressSink,
     store: sled::Tree,
     clock: SharedClock,
+    timezone: jiff::tz::TimeZone,
 }
 
 impl std::fmt::Debug for TaskContext {
@@ -64,6 +65,9 @@ impl std::fmt::Debug for TaskContext {
 }
 
 impl TaskContext {
+    /// A context for one run of job `job_id`: the engine builds one per run; tests and
+    /// embedders that drive a task themselves may too. The time zone is the system's until
+    /// [`with_timezone`](Self::with_timezone) says otherwise.
     pub fn new(
         job_id: impl Into<String>,
         stop: StopSignal,
@@ -79,7 +83,14 @@ impl TaskContext {
             progress,
             store,
             clock,
+            timezone: jiff::tz::TimeZone::system(),
         }
+    }
+
+    /// The same context in time zone `timezone` (`[jobs] timezone`; the engine sets it).
+    pub fn with_timezone(mut self, timezone: jiff::tz::TimeZone) -> Self {
+        self.timezone = timezone;
+        self
     }
 
     /// A context for running a task outside the engine (one-shot commands, task tests): no
@@ -96,18 +107,22 @@ impl TaskContext {
         )
     }
 
+    /// The job's id, `backup.b1`: for log lines.
     pub fn job_id(&self) -> &str {
         &self.job_id
     }
 
+    /// Fires when the run must end (window closed, pause, shutdown): return soon after.
     pub fn stop(&self) -> &StopSignal {
         &self.stop
     }
 
+    /// The job's share of the bandwidth and CPU budgets.
     pub fn budget(&self) -> &BudgetHandle {
         &self.budget
     }
 
+    /// Where the task reports counters, estimates and warnings for the status page.
     pub fn progress(&self) -> &ProgressSink {
         &self.progress
     }
@@ -117,12 +132,19 @@ impl TaskContext {
         &self.store
     }
 
+    /// The current time from the engine's clock (settable in tests).
     pub fn now(&self) -> jiff::Timestamp {
         self.clock.now()
     }
 
+    /// The engine's clock.
     pub fn clock(&self) -> &SharedClock {
         &self.clock
+    }
+
+    /// The configured time zone (`[jobs] timezone`), for rules that speak of days and months.
+    pub fn timezone(&self) -> &jiff::tz::TimeZone {
+        &self.timezone
     }
 
     /// Waits until the job may move these bytes, or returns [`Stopped`] as soon as the stop
