@@ -2,7 +2,7 @@
 //!
 //! Jobs live in `NODEDIR/tahoe-jobs.cfg` (tahoe.cfg's INI dialect, jobs by prefix:
 //! `[backup] b1.source = ...`), layered with an optional TOML file, `TAHOE_JOBS_*` environment
-//! variables and command-line values through figment. [`load`] validates the merged tree into a
+//! variables and command-line values through figment. [`load()`](fn@load) validates the merged tree into a
 //! typed [`Config`]; every bad value is reported with its source, key and what is accepted.
 //!
 //! The crate knows sections, jobs by prefix, layering, provenance and the keys every job has;

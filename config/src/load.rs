@@ -1,5 +1,5 @@
 //! Layering (defaults < `NODEDIR/tahoe-jobs.cfg` < `--config` TOML < `TAHOE_JOBS_*` < `--set`)
-//! into one tree, handed to the [`Validator`](crate::validate) with the task types' schemas.
+//! into one tree, handed to the validator (`validate.rs`) with the task types' schemas.
 //!
 //! The merged tree is walked by hand rather than deserialised whole so that every problem can
 //! name its origin, key, value and accepted form, and all problems are reported together; a

@@ -32,7 +32,12 @@ pub enum TaskError {
     /// Something the task depends on is not reachable now (the node is down, say): retry with
     /// backoff, and say "waiting for ..." in the status.
     #[error("waiting for {what}: {message}")]
-    Unavailable { what: String, message: String },
+    Unavailable {
+        /// What is missing: `the Tahoe node`.
+        what: String,
+        /// Why, for the user (never a capability).
+        message: String,
+    },
     /// The run cannot succeed as configured (a missing source directory, say): retry with
     /// backoff; the message tells the user what to fix.
     #[error("{0}")]
@@ -40,6 +45,7 @@ pub enum TaskError {
     /// The job's configuration is not usable by this task type.
     #[error("bad configuration: {0}")]
     Config(String),
+    /// The job's sled tree could not be read or written.
     #[error("state store: {0}")]
     Store(#[from] sled::Error),
 }
