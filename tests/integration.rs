@@ -5,6 +5,7 @@ mod check;
 mod contradictions;
 mod grid_smoke;
 mod hostile;
+mod prune;
 mod reliability;
 mod support;
 mod web;

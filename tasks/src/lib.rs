@@ -7,6 +7,7 @@
 
 pub mod backup;
 pub mod check;
+pub mod prune;
 pub mod tahoe;
 
 /// The store type of [`TaskContext`](tahoe_jobs_engine::TaskContext), for callers that open a
@@ -33,7 +34,8 @@ pub fn register_with(
     client: SharedClientOptions,
 ) {
     backup::register(registry, node_dir, client.clone());
-    check::register(registry, node_dir, client);
+    check::register(registry, node_dir, client.clone());
+    prune::register(registry, node_dir, client);
 }
 
 /// The keys of the task types this crate provides, for loading a configuration without a

@@ -303,3 +303,78 @@ fn recheck_overdue_and_node_timeout_have_defaults_and_checked_values() {
         Ok(())
     });
 }
+
+#[test]
+fn prune_jobs_are_checked_against_the_prune_keys() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "tahoe-jobs.cfg",
+            "[prune]\np1.target = backup:pictures\np1.frequency = 1d\np1.keep_last = 3\np1.keep_daily = 7\np1.keep_weekly = 5\np1.keep_monthly = 12\np1.keep_yearly = 3\np1.keep_within = 10d\n",
+        )?;
+        let config = load(&options(jail.directory())).unwrap();
+        let params = config.jobs[0]
+            .params
+            .get::<tahoe_jobs_tasks::prune::PruneParams>()
+            .expect("a prune job");
+        let policy = params.policy();
+        assert_eq!(
+            (
+                policy.last,
+                policy.daily,
+                policy.weekly,
+                policy.monthly,
+                policy.yearly
+            ),
+            (3, 7, 5, 12, 3)
+        );
+        assert_eq!(policy.within.map(|d| d.as_secs()), Some(10 * 86400));
+        assert_eq!(policy.hourly, 0);
+        let hourly = config
+            .settings
+            .iter()
+            .find(|s| s.key == "prune.p1.keep_hourly")
+            .unwrap();
+        assert_eq!(
+            (hourly.value.as_str(), hourly.origin.as_str()),
+            ("0", "built-in default")
+        );
+
+        // A typo: file, line and a suggestion among prune's keys.
+        jail.create_file(
+            "tahoe-jobs.cfg",
+            "[prune]\np1.target = backup:pictures\np1.keep_dayly = 7\np1.keep_last = 2\n[prunes]\nx.target = a:\n",
+        )?;
+        let p = problems(load(&options(jail.directory())).unwrap_err());
+        let text: Vec<String> = p.iter().map(ToString::to_string).collect();
+        assert!(
+            text.iter().any(|t| t.contains("tahoe-jobs.cfg line 3")
+                && t.contains("prune.p1.keep_dayly")
+                && t.contains("did you mean keep_daily")),
+            "{text:#?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.contains("[prunes]") && t.contains("did you mean [prune]")),
+            "{text:#?}"
+        );
+
+        // Bad values, and a policy that keeps nothing.
+        jail.create_file(
+            "tahoe-jobs.cfg",
+            "[prune]\np1.target = backup:pictures\np1.keep_last = -1\np1.keep_within = soon\np2.target = backup:x\np2.frequency = 1d\n",
+        )?;
+        let p = problems(load(&options(jail.directory())).unwrap_err());
+        let text: Vec<String> = p.iter().map(ToString::to_string).collect();
+        let about = |key: &str, words: &str| {
+            assert!(
+                p.iter()
+                    .any(|p| p.key == key && p.to_string().contains(words)),
+                "no problem for {key} saying {words:?} in {text:#?}"
+            )
+        };
+        about("prune.p1.keep_last", "expected a whole number");
+        about("prune.p1.keep_within", "expected off, or a duration");
+        about("prune.p2.keep_last", "no keep_* rule is set");
+        Ok(())
+    });
+}
