@@ -439,3 +439,109 @@ fn the_prune_command_prints_the_plan_and_removes_nothing_on_a_dry_run() {
     assert_eq!(out.status.code(), Some(1));
     assert!(!lossy_text(&out.stderr).contains("URI:"));
 }
+
+#[test]
+fn prune_jobs_come_from_configuration_through_the_registry() {
+    let grid = shared_grid();
+    let tmp = tempfile::tempdir().unwrap();
+    let p = prepare(grid, "prune-job", &tmp.path().join("src"));
+    let config = tahoe_jobs_config::load(&tahoe_jobs_config::LoadOptions {
+        node_dir: grid.node_dir().to_path_buf(),
+        config_file: None,
+        overrides: vec![
+            ("prune.p1.target".into(), "prune-job:".into()),
+            ("prune.p1.keep_weekly".into(), "3".into()),
+            ("prune.p1.keep_yearly".into(), "3".into()),
+            ("jobs.timezone".into(), "Europe/Berlin".into()),
+        ],
+        read_env: false,
+        task_types: tahoe_jobs_tasks::schemas(),
+    })
+    .expect("configuration");
+    let job = config.job("prune.p1").expect("the prune job");
+    let mut registry = tahoe_jobs_engine::Registry::new();
+    tahoe_jobs_tasks::register(&mut registry, grid.node_dir());
+    let mut task = registry.build(job).expect("a prune task");
+    let db = tahoe_jobs_tasks::sled::Config::new()
+        .temporary(true)
+        .open()
+        .unwrap();
+    // As the engine builds it: the configured time zone.
+    let ctx = TaskContext::standalone(job.id(), db.open_tree(job.id()).unwrap())
+        .with_timezone(config.daemon.timezone.clone());
+    let rt = runtime();
+    assert_eq!(
+        rt.block_on(task.run(&ctx)).unwrap(),
+        tahoe_jobs_engine::Outcome::Completed
+    );
+    // The second table of the first test, through the daemon's path.
+    assert_eq!(
+        rt.block_on(archive_names(&p)),
+        expected(&[
+            NAMES[0],
+            NAMES[3],
+            NAMES[4],
+            NAMES[6],
+            NAMES[13],
+            LATEST_ARCHIVE
+        ])
+    );
+    assert_eq!(ctx.progress().get("removed"), 8);
+    // The entries that are not archives were warned about once each, and not again.
+    let warned = |ctx: &TaskContext| ctx.progress().snapshot().warnings.len();
+    assert_eq!(warned(&ctx), OTHERS.len());
+    let again = TaskContext::standalone(job.id(), db.open_tree(job.id()).unwrap());
+    let mut task = registry.build(job).expect("a prune task");
+    assert_eq!(
+        rt.block_on(task.run(&again)).unwrap(),
+        tahoe_jobs_engine::Outcome::Completed
+    );
+    assert_eq!(warned(&again), 0);
+}
+
+#[test]
+fn tahoe_jobs_config_names_file_line_and_a_suggestion_for_a_prune_typo() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("tahoe-jobs.cfg"),
+        "[prune]\np1.target = backup:pictures\np1.keep_daily = 7\np1.keep_wekly = 5\n",
+    )
+    .unwrap();
+    let out = tahoe_jobs_command()
+        .arg("-d")
+        .arg(tmp.path())
+        .arg("config")
+        .output()
+        .unwrap();
+    let stderr = lossy_text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("tahoe-jobs.cfg line 4")
+            && stderr.contains("prune.p1.keep_wekly")
+            && stderr.contains("did you mean keep_weekly?"),
+        "{stderr}"
+    );
+    // Fixed, it shows every prune key with its source.
+    std::fs::write(
+        tmp.path().join("tahoe-jobs.cfg"),
+        "[prune]\np1.target = backup:pictures\np1.keep_daily = 7\np1.keep_weekly = 5\n",
+    )
+    .unwrap();
+    let out = tahoe_jobs_command()
+        .arg("-d")
+        .arg(tmp.path())
+        .arg("config")
+        .output()
+        .unwrap();
+    let stdout = lossy_text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", lossy_text(&out.stderr));
+    let line = |key: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("{key} not in {stdout}"))
+            .to_string()
+    };
+    assert!(line("prune.p1.keep_weekly ").contains("tahoe-jobs.cfg line 4"));
+    assert!(line("prune.p1.keep_within ").contains("built-in default"));
+}
