@@ -476,3 +476,111 @@ fn the_worked_example_of_docs_prune_md() {
         ])
     );
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Up to 60 archives spread over three years (so that hours, days, weeks, months and years
+    /// all have several), a policy, and a zone with DST.
+    fn archives() -> impl Strategy<Value = Vec<String>> {
+        proptest::collection::btree_set(0i64..3 * 366 * 24 * 4, 1..60).prop_map(|quarters| {
+            let start: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
+            quarters
+                .into_iter()
+                .map(|q| {
+                    let t = start
+                        .checked_add(jiff::SignedDuration::from_mins(15 * q))
+                        .unwrap();
+                    t.strftime("%Y-%m-%d_%H:%M:%SZ").to_string()
+                })
+                .collect()
+        })
+    }
+
+    fn policies() -> impl Strategy<Value = Policy> {
+        (
+            0u32..4,
+            0u32..30,
+            0u32..10,
+            0u32..8,
+            0u32..14,
+            0u32..4,
+            proptest::option::of(0u64..90),
+        )
+            .prop_map(
+                |(last, hourly, daily, weekly, monthly, yearly, within)| Policy {
+                    last,
+                    hourly,
+                    daily,
+                    weekly,
+                    monthly,
+                    yearly,
+                    within: within.map(|d| Duration::from_secs(d * 86_400)),
+                },
+            )
+    }
+
+    fn kept_names(list: &[String], latest: &[String], policy: &Policy) -> Vec<String> {
+        plan(list, latest, policy, &tz("Europe/Berlin"))
+            .into_iter()
+            .filter(Verdict::kept)
+            .map(|v| v.name)
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn the_newest_and_latest_always_stay_and_each_rule_keeps_at_most_n(
+            list in archives(),
+            policy in policies(),
+            pick in 0usize..60,
+        ) {
+            let latest = vec![list[pick % list.len()].clone()];
+            let verdicts = plan(&list, &latest, &policy, &tz("Europe/Berlin"));
+            prop_assert_eq!(verdicts.len(), list.len());
+            prop_assert!(verdicts[0].kept());
+            let newest = list.iter().max().unwrap();
+            prop_assert_eq!(&verdicts[0].name, newest);
+            prop_assert!(verdicts.iter().any(|v| v.name == latest[0] && v.kept()));
+            for (reason, n) in [
+                (Last, policy.last),
+                (Hourly, policy.hourly),
+                (Daily, policy.daily),
+                (Weekly, policy.weekly),
+                (Monthly, policy.monthly),
+                (Yearly, policy.yearly),
+            ] {
+                let by = verdicts.iter().filter(|v| v.keep.contains(&reason)).count();
+                prop_assert!(by <= n as usize, "{:?} kept {} > {}", reason, by, n);
+            }
+        }
+
+        #[test]
+        fn another_rule_never_removes_an_archive_and_a_second_pass_removes_nothing(
+            list in archives(),
+            policy in policies(),
+            more in policies(),
+        ) {
+            let kept = kept_names(&list, &[], &policy);
+            let wider = Policy {
+                last: policy.last.max(more.last),
+                hourly: policy.hourly.max(more.hourly),
+                daily: policy.daily.max(more.daily),
+                weekly: policy.weekly.max(more.weekly),
+                monthly: policy.monthly.max(more.monthly),
+                yearly: policy.yearly.max(more.yearly),
+                within: policy.within.max(more.within),
+            };
+            let kept_wider = kept_names(&list, &[], &wider);
+            for name in &kept {
+                prop_assert!(kept_wider.contains(name), "{} dropped by a wider policy", name);
+            }
+            // What a run leaves is what the next run keeps: prune is idempotent.
+            prop_assert_eq!(kept_names(&kept, &[], &policy), kept);
+        }
+    }
+}
