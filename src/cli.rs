@@ -53,6 +53,9 @@ pub enum Command {
     Backup(crate::commands::backup::BackupArgs),
     /// Check (and with --repair, repair) every object below ALIAS:PATH, like `tahoe deep-check`.
     Check(crate::commands::check::CheckArgs),
+    /// Remove old archives from ALIAS:PATH/Archives by a retention policy (--keep-daily 7 ...),
+    /// like `restic forget`; --dry-run prints the plan only.
+    Prune(crate::commands::prune::PruneArgs),
     /// Show the running daemon's jobs: state, window, progress, estimates, errors.
     Status(crate::commands::status::StatusArgs),
     /// Pause a job in the running daemon (its task stops; `--for 2h` resumes by itself).

@@ -613,7 +613,7 @@ fn configured_task(grid: &Grid, src: &Path, target: &str, recheck: Option<&str>)
         config_file: None,
         overrides,
         read_env: false,
-        extra_task_types: Vec::new(),
+        task_types: tahoe_jobs_tasks::schemas(),
     })
     .expect("configuration");
     let mut registry = tahoe_jobs_engine::Registry::new();

@@ -12,12 +12,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tahoe_jobs_config::{CheckParams, Target};
+use tahoe_jobs_config::Target;
 use tahoe_jobs_engine::{
     BudgetGate, BudgetHandle, ByteRequest, Direction, Outcome, StopReason, StopSignal, Task,
     TaskContext,
 };
 use tahoe_jobs_tasks::check::record::ObjectKind;
+use tahoe_jobs_tasks::check::CheckParams;
 use tahoe_jobs_tasks::check::{
     counter, run_check, CheckDb, CheckOptions, CheckSummary, CheckTask, ObjectRecord, PassEnd,
     Rebalance,
@@ -672,7 +673,7 @@ fn check_jobs_come_from_configuration_through_the_registry() {
             ("check.c1.verify".into(), "true".into()),
         ],
         read_env: false,
-        extra_task_types: Vec::new(),
+        task_types: tahoe_jobs_tasks::schemas(),
     })
     .expect("configuration");
     let job = config.job("check.c1").expect("the check job");

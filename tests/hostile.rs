@@ -11,9 +11,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tahoe_jobs_config::BackupParams;
 use tahoe_jobs_engine::{BudgetHandle, ByteRequest};
 use tahoe_jobs_tasks::backup::BackupError;
+use tahoe_jobs_tasks::backup::BackupParams;
 use tahoe_jobs_tasks::tahoe::Cap;
 
 use crate::support::backup_run::{backup_params, observed_backup, observed_backup_with, Hook};

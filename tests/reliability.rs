@@ -568,7 +568,7 @@ fn backup_job(
             bandwidth: bandwidth.parse().unwrap(),
             cpu: CpuShare::UNLIMITED,
         },
-        params: TaskParams::Backup(backup_params(source, alias, "", concurrency)),
+        params: TaskParams::typed(backup_params(source, alias, "", concurrency)),
     }
 }
 
@@ -607,7 +607,7 @@ fn tick_job(name: &str) -> JobConfig {
             bandwidth: "off".parse().unwrap(),
             cpu: CpuShare::UNLIMITED,
         },
-        params: TaskParams::Other(Default::default()),
+        params: TaskParams::none(),
     }
 }
 
@@ -681,7 +681,7 @@ fn a_stopped_node_is_waited_for_and_the_backup_goes_on_where_it_was() {
     let mut registry = Registry::new();
     tahoe_jobs_tasks::backup::register(&mut registry, grid.node_dir(), Default::default());
     let t = ticks.clone();
-    registry.register("tick", move |_| {
+    registry.register_free_form("tick", move |_| {
         Ok(Box::new(Tick(t.clone())) as Box<dyn Task>)
     });
     let jobs = vec![
@@ -983,7 +983,7 @@ fn a_hanging_node_times_out_and_a_window_close_still_stops_the_job() {
     let returned = Arc::new(AtomicBool::new(false));
     let mut registry = Registry::new();
     let (node2, flag) = (node.clone(), returned.clone());
-    registry.register("backup", move |job| {
+    registry.register_free_form("backup", move |job| {
         let task = BackupTask::from_job(&node2, job, ClientOptions::default())?;
         Ok(Box::new(Returns(task, flag.clone())) as Box<dyn Task>)
     });

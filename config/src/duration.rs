@@ -34,6 +34,14 @@ impl FromStr for HumanDuration {
     }
 }
 
+/// Read from a key's text like [`FromStr`]: a task type's key can be a `HumanDuration`.
+impl<'de> serde::Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for HumanDuration {
     /// In weeks or days where the duration has them, never in humantime's months and years:
     /// those are 30.44 and 365.25 days, so 60 days would read "1month 29days 13h 26m 24s".

@@ -80,7 +80,7 @@ pub fn parse_ini(text: &str) -> Result<Vec<IniEntry>, IniSyntaxError> {
         }
         let Some(section) = section.clone() else {
             return Err(err(format!(
-                "{key:?} appears before any [section] header; put it under [backup], [check], [budget] or [jobs]"
+                "{key:?} appears before any [section] header; put it under a [section] header"
             )));
         };
         if let Some(first) = seen.insert((section.clone(), key.clone()), line_no) {

@@ -6,10 +6,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::Deserialize;
+
 use jiff::tz::TimeZone;
 
 use crate::cpu::CpuShare;
 use crate::rate::RateSchedule;
+pub use crate::schema::TaskParams;
 use crate::windows::Windows;
 
 /// Everything tahoe-jobs was told, after layering and validation.
@@ -119,15 +122,6 @@ impl JobConfig {
     }
 }
 
-/// The task-specific part of a job.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TaskParams {
-    Backup(BackupParams),
-    Check(CheckParams),
-    /// A task type registered by an embedder: its keys, unparsed, for its factory to read.
-    Other(BTreeMap<String, String>),
-}
-
 /// Where a job writes or reads on the grid.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Target {
@@ -147,35 +141,18 @@ impl fmt::Display for Target {
     }
 }
 
+/// Read from a key's text with [`parse_target`](crate::values::parse_target).
+impl<'de> serde::Deserialize<'de> for Target {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <String as Deserialize>::deserialize(d)?;
+        crate::values::parse_target(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Debug for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Target({self})")
     }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct BackupParams {
-    pub source: PathBuf,
-    pub target: Target,
-    pub exclude: Vec<String>,
-    pub exclude_from: Option<PathBuf>,
-    pub exclude_vcs: bool,
-    pub concurrency: usize,
-    /// A capability last checked less than this long ago is trusted without a check
-    /// (`recheck_after`, default 30 days, as `tahoe backup`).
-    pub recheck_after: Duration,
-    /// A capability last checked at least this long ago is always checked before it is reused
-    /// (`recheck_all_after`, default 60 days); in between, the chance grows linearly.
-    pub recheck_all_after: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct CheckParams {
-    pub target: Target,
-    pub verify: bool,
-    pub repair: bool,
-    pub add_lease: bool,
-    pub recheck_after: Duration,
 }
 
 /// One effective value and its origin.

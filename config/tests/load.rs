@@ -1,14 +1,73 @@
-//! Layering and validation of whole configurations, through `load` as the binary calls it.
+//! Layering and validation of whole configurations, through `load` as the binary calls it,
+//! with a task type declared here (`copy`): the loader knows no task type of its own.
 
 // figment::Jail fixes the closure's error type; its size is not ours to choose.
 #![allow(clippy::result_large_err)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use figment::Jail;
 use tahoe_jobs_config::*;
 
-const SEED: &str = "[backup]
+/// A task type's keys, declared the way a task crate declares them.
+#[derive(Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CopyKeys {
+    source: PathBuf,
+    target: Target,
+    #[serde(default = "four", deserialize_with = "one_to_64")]
+    concurrency: u32,
+    #[serde(default)]
+    exclude: Vec<String>,
+    #[serde(default, deserialize_with = "values::de::duration")]
+    every: std::time::Duration,
+}
+
+fn four() -> u32 {
+    4
+}
+
+fn one_to_64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = <u32 as serde::Deserialize>::deserialize(d)?;
+    if !(1..=64).contains(&n) {
+        return Err(serde::de::Error::custom(format!("{n} is not from 1 to 64")));
+    }
+    Ok(n)
+}
+
+impl TaskKeys for CopyKeys {
+    fn keys() -> Vec<KeyDoc> {
+        vec![
+            KeyDoc::required("source", "an absolute path", "what to copy"),
+            KeyDoc::required("target", TARGET_ACCEPTED, "where to copy it"),
+            KeyDoc::optional("concurrency", "4", "1 to 64", "copies at once"),
+            KeyDoc::optional("exclude", "", "a comma list of names", "what to leave out"),
+            KeyDoc::optional(
+                "every",
+                "{frequency} (the frequency)",
+                "a duration",
+                "a pause",
+            ),
+        ]
+    }
+
+    fn finish(&mut self, job: &JobContext) -> Result<(), Vec<KeyProblem>> {
+        let mut problems = Vec::new();
+        if !self.source.is_absolute() {
+            problems.push(KeyProblem::new("source", "the path must be absolute"));
+        }
+        if !job.is_set("every") {
+            self.every = job.frequency;
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+const SEED: &str = "[copy]
 b1.source = /Volumes/BackupDrive/Pictures
 b1.target = backup:pictures
 b1.frequency = 1week
@@ -19,6 +78,7 @@ fn options(node_dir: &Path) -> LoadOptions {
     LoadOptions {
         node_dir: node_dir.to_path_buf(),
         read_env: true,
+        task_types: vec![TaskSchema::of::<CopyKeys>("copy")],
         ..LoadOptions::default()
     }
 }
@@ -37,23 +97,21 @@ fn the_seed_example_is_job_b1_of_type_backup() {
         let config = load(&options(jail.directory())).expect("seed parses");
         assert_eq!(config.jobs.len(), 1);
         let job = &config.jobs[0];
-        assert_eq!(job.id(), "backup.b1");
+        assert_eq!(job.id(), "copy.b1");
         assert_eq!(job.schedule.frequency.as_secs(), 7 * 86400);
         assert_eq!(
             job.schedule.allowed_times.to_string(),
             "2200-2400,0000-0800"
         );
         assert!(job.schedule.enabled);
-        let TaskParams::Backup(params) = &job.params else {
-            panic!("not a backup job")
-        };
+        let params = job.params.get::<CopyKeys>().expect("a copy job");
         assert_eq!(params.source, Path::new("/Volumes/BackupDrive/Pictures"));
         assert_eq!(params.target.to_string(), "backup:pictures");
         assert_eq!(params.concurrency, 4);
         let origin = &config
             .settings
             .iter()
-            .find(|s| s.key == "backup.b1.frequency")
+            .find(|s| s.key == "copy.b1.frequency")
             .unwrap()
             .origin;
         assert!(origin.ends_with("tahoe-jobs.cfg line 4"), "{origin}");
@@ -77,7 +135,7 @@ fn a_bad_window_names_file_line_key_and_accepted_form() {
         assert_eq!(p.len(), 1);
         let text = p[0].to_string();
         assert!(text.contains("tahoe-jobs.cfg line 5"), "{text}");
-        assert!(text.contains("backup.b1.allowed_times"), "{text}");
+        assert!(text.contains("copy.b1.allowed_times"), "{text}");
         assert!(text.contains("\"2500-2600\""), "{text}");
         assert!(text.contains("hour 25"), "{text}");
         assert!(text.contains("HHMM-HHMM"), "{text}");
@@ -91,33 +149,31 @@ fn precedence_is_file_then_toml_then_env_then_command_line() {
         jail.create_file("tahoe-jobs.cfg", SEED)?;
         jail.create_file(
             "extra.toml",
-            "[backup.b1]\nfrequency = \"2d\"\nconcurrency = 8\nexclude = [\"*.tmp\", \".DS_Store\"]\n",
+            "[copy.b1]\nfrequency = \"2d\"\nconcurrency = 8\nexclude = [\"*.tmp\", \".DS_Store\"]\n",
         )?;
         let mut opts = options(jail.directory());
         opts.config_file = Some(jail.directory().join("extra.toml"));
         let config = load(&opts).unwrap();
         let job = &config.jobs[0];
         assert_eq!(job.schedule.frequency.as_secs(), 2 * 86400);
-        let TaskParams::Backup(params) = &job.params else {
-            panic!()
-        };
+        let params = job.params.get::<CopyKeys>().expect("a copy job");
         assert_eq!(params.concurrency, 8);
         assert_eq!(params.exclude, vec!["*.tmp", ".DS_Store"]);
 
-        jail.set_env("TAHOE_JOBS_BACKUP__B1__FREQUENCY", "36h");
+        jail.set_env("TAHOE_JOBS_COPY__B1__FREQUENCY", "36h");
         let config = load(&opts).unwrap();
         assert_eq!(config.jobs[0].schedule.frequency.as_secs(), 36 * 3600);
         let setting = config
             .settings
             .iter()
-            .find(|s| s.key == "backup.b1.frequency")
+            .find(|s| s.key == "copy.b1.frequency")
             .unwrap();
         assert_eq!(
             setting.origin,
-            "environment variable TAHOE_JOBS_BACKUP__B1__FREQUENCY"
+            "environment variable TAHOE_JOBS_COPY__B1__FREQUENCY"
         );
 
-        opts.overrides = vec![("backup.b1.frequency".into(), "90min".into())];
+        opts.overrides = vec![("copy.b1.frequency".into(), "90min".into())];
         let config = load(&opts).unwrap();
         assert_eq!(config.jobs[0].schedule.frequency.as_secs(), 90 * 60);
         Ok(())
@@ -129,18 +185,18 @@ fn unknown_keys_and_sections_suggest_the_right_name() {
     Jail::expect_with(|jail| {
         jail.create_file(
             "tahoe-jobs.cfg",
-            "[backups]\nb1.source = /x\n[backup]\nb1.source = /x\nb1.target = a:b\nb1.frequncy = 1d\n",
+            "[copys]\nb1.source = /x\n[copy]\nb1.source = /x\nb1.target = a:b\nb1.frequncy = 1d\n",
         )?;
         let p = problems(load(&options(jail.directory())).unwrap_err());
         let all: Vec<String> = p.iter().map(|p| p.to_string()).collect();
         assert!(
             all.iter()
-                .any(|t| t.contains("[backups]") && t.contains("did you mean [backup]")),
+                .any(|t| t.contains("[copys]") && t.contains("did you mean [copy]")),
             "{all:#?}"
         );
         assert!(
             all.iter().any(|t| t.contains("line 6")
-                && t.contains("backup.b1.frequncy")
+                && t.contains("copy.b1.frequncy")
                 && t.contains("did you mean frequency")),
             "{all:#?}"
         );
@@ -170,37 +226,20 @@ fn percent_bandwidth_needs_a_total_upload_budget() {
 }
 
 #[test]
-fn check_jobs_have_their_defaults() {
-    Jail::expect_with(|jail| {
-        jail.create_file(
-            "tahoe-jobs.cfg",
-            "[check]\nc1.target = backup:\nc1.frequency = 1week\n",
-        )?;
-        let config = load(&options(jail.directory())).unwrap();
-        let TaskParams::Check(params) = &config.jobs[0].params else {
-            panic!()
-        };
-        assert!(!params.verify && !params.repair && params.add_lease);
-        assert_eq!(params.recheck_after.as_secs(), 7 * 86400);
-        Ok(())
-    });
-}
-
-#[test]
 fn missing_required_keys_and_bad_types_are_all_reported() {
     Jail::expect_with(|jail| {
         jail.create_file(
             "tahoe-jobs.cfg",
-            "[backup]\nb1.frequency = soon\nb1.concurrency = 0\nb1.enabled = maybe\n[jobs]\nweb.port = nowhere\ntimezone = Mars/Olympus\n",
+            "[copy]\nb1.frequency = soon\nb1.concurrency = 0\nb1.enabled = maybe\n[jobs]\nweb.port = nowhere\ntimezone = Mars/Olympus\n",
         )?;
         let p = problems(load(&options(jail.directory())).unwrap_err());
         let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
         for key in [
-            "backup.b1.frequency",
-            "backup.b1.concurrency",
-            "backup.b1.enabled",
-            "backup.b1.source",
-            "backup.b1.target",
+            "copy.b1.frequency",
+            "copy.b1.concurrency",
+            "copy.b1.enabled",
+            "copy.b1.source",
+            "copy.b1.target",
             "jobs.web.port",
             "jobs.timezone",
         ] {
@@ -215,14 +254,14 @@ fn capabilities_are_redacted_in_settings_and_errors() {
     Jail::expect_with(|jail| {
         jail.create_file(
             "tahoe-jobs.cfg",
-            "[check]\nc1.target = URI:DIR2:aaaa:bbbb/photos\nc1.frequency = URI:DIR2:cccc:dddd\n",
+            "[copy]\nc1.source = /x\nc1.target = URI:DIR2:aaaa:bbbb/photos\nc1.frequency = URI:DIR2:cccc:dddd\nc1.concurrency = URI:DIR2:eeee:ffff\n",
         )?;
         let p = problems(load(&options(jail.directory())).unwrap_err());
         let text = p.iter().map(|p| p.to_string()).collect::<String>();
         assert!(!text.contains("URI:"), "{text}");
         jail.create_file(
             "tahoe-jobs.cfg",
-            "[check]\nc1.target = URI:DIR2:aaaa:bbbb/photos\n",
+            "[copy]\nc1.source = /x\nc1.target = URI:DIR2:aaaa:bbbb/photos\n",
         )?;
         let config = load(&options(jail.directory())).unwrap();
         let shown: String = config.settings.iter().map(|s| s.value.clone()).collect();
@@ -235,7 +274,7 @@ fn capabilities_are_redacted_in_settings_and_errors() {
 #[test]
 fn a_syntax_error_names_the_line_and_a_missing_toml_file_is_an_error() {
     Jail::expect_with(|jail| {
-        jail.create_file("tahoe-jobs.cfg", "[backup]\nthis line is wrong\n")?;
+        jail.create_file("tahoe-jobs.cfg", "[copy]\nthis line is wrong\n")?;
         let err = load(&options(jail.directory())).unwrap_err().to_string();
         assert!(err.contains("tahoe-jobs.cfg line 2"), "{err}");
         jail.create_file("tahoe-jobs.cfg", SEED)?;
@@ -257,7 +296,7 @@ fn no_job_file_means_no_jobs() {
 }
 
 #[test]
-fn extra_task_types_pass_their_keys_through() {
+fn free_form_task_types_pass_their_keys_through() {
     Jail::expect_with(|jail| {
         jail.create_file(
             "tahoe-jobs.cfg",
@@ -266,66 +305,69 @@ fn extra_task_types_pass_their_keys_through() {
         let err = load(&options(jail.directory())).unwrap_err().to_string();
         assert!(err.contains("unknown section"), "{err}");
         let mut opts = options(jail.directory());
-        opts.extra_task_types = vec!["hello".into()];
+        opts.task_types.push(TaskSchema::free_form("hello"));
         let config = load(&opts).unwrap();
         let job = &config.jobs[0];
         assert_eq!(job.id(), "hello.h1");
         assert_eq!(job.schedule.frequency.as_secs(), 3600);
-        let TaskParams::Other(params) = &job.params else {
-            panic!()
-        };
-        assert_eq!(params["greeting"], "hi");
+        assert_eq!(job.params.texts()["greeting"], "hi");
         Ok(())
     });
 }
 
 #[test]
-fn recheck_overdue_and_node_timeout_have_defaults_and_checked_values() {
+fn a_task_types_keys_have_defaults_sources_and_all_their_problems() {
     Jail::expect_with(|jail| {
         jail.create_file("tahoe-jobs.cfg", SEED)?;
         let config = load(&options(jail.directory())).unwrap();
-        let job = &config.jobs[0];
-        // A weekly job is overdue after two weeks and a day.
+        let params = config.jobs[0].params.get::<CopyKeys>().unwrap();
+        // Declared defaults, one taken from the frequency by `finish`.
+        assert_eq!(params.concurrency, 4);
+        assert_eq!(params.every.as_secs(), 7 * 86400);
+        let shown = |key: &str| {
+            config
+                .settings
+                .iter()
+                .find(|s| s.key == key)
+                .map(|s| (s.value.clone(), s.origin.clone()))
+                .unwrap_or_else(|| panic!("{key} not shown"))
+        };
         assert_eq!(
-            job.schedule.overdue_after.map(|d| d.as_secs()),
-            Some(15 * 86400)
+            shown("copy.b1.every"),
+            ("1week (the frequency)".into(), "built-in default".into())
         );
-        let TaskParams::Backup(params) = &job.params else {
-            panic!("not a backup job")
-        };
-        assert_eq!(params.recheck_after.as_secs(), 30 * 86400);
-        assert_eq!(params.recheck_all_after.as_secs(), 60 * 86400);
-        assert_eq!(config.daemon.node_timeout.as_secs(), 600);
+        let (value, origin) = shown("copy.b1.target");
+        assert_eq!(value, "backup:pictures");
+        assert!(origin.ends_with("tahoe-jobs.cfg line 3"), "{origin}");
 
+        // Every bad value of the job at once, each with its line, value and accepted form;
+        // a missing required key says what to set; a cross-key check from `finish` too.
         jail.create_file(
             "tahoe-jobs.cfg",
-            &format!("{SEED}b1.overdue_after = off\nb1.recheck_after = 0s\nb1.recheck_all_after = 0s\n[jobs]\nnode.timeout = 1h\n"),
-        )?;
-        let config = load(&options(jail.directory())).unwrap();
-        let job = &config.jobs[0];
-        assert_eq!(job.schedule.overdue_after, None);
-        let TaskParams::Backup(params) = &job.params else {
-            panic!("not a backup job")
-        };
-        assert!(params.recheck_after.is_zero() && params.recheck_all_after.is_zero());
-        assert_eq!(config.daemon.node_timeout.as_secs(), 3600);
-
-        jail.create_file(
-            "tahoe-jobs.cfg",
-            &format!("{SEED}b1.overdue_after = 2d\nb1.recheck_after = 10d\nb1.recheck_all_after = 5d\n[jobs]\nnode.timeout = 0s\n"),
+            "[copy]\nb1.concurrency = many\nb1.every = soon\nb1.frequency = 1d\nb2.source = relative\nb2.target = a:b\nb3.source = /x\nb3.target = a:b\nb3.concurrency = 99\n",
         )?;
         let p = problems(load(&options(jail.directory())).unwrap_err());
         let text: Vec<String> = p.iter().map(ToString::to_string).collect();
-        let about = |key: &str, words: &str| {
+        let about = |key: &str, words: &[&str]| {
             assert!(
                 p.iter()
-                    .any(|p| p.key == key && p.to_string().contains(words)),
-                "no problem for {key} saying {words:?} in {text:?}"
+                    .any(|p| p.key == key && words.iter().all(|w| p.to_string().contains(w))),
+                "no problem for {key} saying {words:?} in {text:#?}"
             )
         };
-        about("backup.b1.overdue_after", "shorter than the frequency");
-        about("backup.b1.recheck_all_after", "at least recheck_after");
-        about("jobs.node.timeout", "zero");
+        about(
+            "copy.b1.concurrency",
+            &["line 2", "\"many\"", "not a number", "expected 1 to 64"],
+        );
+        about(
+            "copy.b1.every",
+            &["line 3", "\"soon\"", "expected a duration"],
+        );
+        about("copy.b1.source", &["missing", "what to copy"]);
+        about("copy.b1.target", &["missing", "where to copy it"]);
+        about("copy.b2.source", &["line 5", "must be absolute"]);
+        about("copy.b3.concurrency", &["line 9", "\"99\"", "from 1 to 64"]);
+        assert_eq!(p.len(), 6, "{text:#?}");
         Ok(())
     });
 }

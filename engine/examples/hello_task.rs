@@ -1,115 +1,59 @@
-//! A tiny task type, registered and run by the engine for a few seconds.
-//!
-//! `cargo run -p tahoe-jobs-engine --example hello_task`
-//!
-//! Walked through in `docs/writing-a-task.md`.
-
-use std::collections::BTreeMap;
-use std::time::Duration;
+//! Embeds the engine with a task type of its own and its own keys (`[hello] h1.greeting`).
+//! `cargo run -p tahoe-jobs-engine --example hello_task`; walked through in docs/writing-a-task.md.
 
 use async_trait::async_trait;
-use tahoe_jobs_config::{CpuShare, JobConfig, JobLimits, RateSchedule, Schedule, TaskParams};
+use serde::Deserialize;
+use tahoe_jobs_config::{load, KeyDoc, LoadOptions, TaskKeys};
 use tahoe_jobs_engine::{Engine, EngineOptions, Outcome, Registry, Task, TaskContext, TaskError};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
-/// Greets `count` times, one greeting per tick, and remembers how far it got.
-struct Hello {
+/// A `[hello]` job's keys: the loader checks them, with "did you mean" and line numbers.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HelloKeys {
     greeting: String,
-    count: u64,
+    #[serde(default)]
+    excited: bool,
 }
 
-impl Hello {
-    /// The factory: reads the job's own keys (`hello.h1.greeting = ...`).
-    fn from_config(job: &JobConfig) -> Result<Box<dyn Task>, TaskError> {
-        let TaskParams::Other(params) = &job.params else {
-            return Err(TaskError::Config("hello jobs take plain keys".into()));
-        };
-        let greeting = params.get("greeting").cloned().unwrap_or("hello".into());
-        let count = match params.get("count") {
-            None => 5,
-            Some(n) => n
-                .parse()
-                .map_err(|_| TaskError::Config(format!("count {n:?} is not a number")))?,
-        };
-        Ok(Box::new(Hello { greeting, count }))
+impl TaskKeys for HelloKeys {
+    fn keys() -> Vec<KeyDoc> {
+        vec![
+            KeyDoc::required("greeting", "any text", "what to say"),
+            KeyDoc::optional("excited", "false", "true or false", "end with a !"),
+        ]
     }
 }
 
-const DONE: &[u8] = b"done";
+struct Hello(HelloKeys, UnboundedSender<String>);
 
 #[async_trait]
 impl Task for Hello {
     async fn run(&mut self, ctx: &TaskContext) -> Result<Outcome, TaskError> {
-        // Resume from the job's own tree: a run stopped by a window close, a pause or a
-        // restart carries on where it was.
-        let mut done = match ctx.store().get(DONE)? {
-            Some(v) => u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])),
-            None => 0,
-        };
-        ctx.progress().set_estimate("greetings", self.count);
-        ctx.progress().set("greetings", done);
-        while done < self.count {
-            tokio::select! {
-                // Stop promptly: return StoppedEarly, the engine resumes us later.
-                _ = ctx.stop().stopped() => return Ok(Outcome::StoppedEarly),
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            }
-            done += 1;
-            println!("{} #{done} from job {}", self.greeting, ctx.job_id());
-            ctx.progress().add("greetings", 1);
-            ctx.store().insert(DONE, &done.to_be_bytes())?;
-            ctx.checkpoint().await?;
-        }
-        // Completed: the next run starts from scratch.
-        ctx.store().remove(DONE)?;
+        let end = if self.0.excited { "!" } else { "." };
+        println!("{}{end} from {}", self.0.greeting, ctx.job_id());
+        let _ = self.1.send(ctx.job_id().to_string());
         Ok(Outcome::Completed)
     }
 }
 
-fn hello_job(name: &str, greeting: &str) -> JobConfig {
-    JobConfig {
-        task_type: "hello".into(),
-        name: name.into(),
-        schedule: Schedule {
-            frequency: Duration::from_secs(3600),
-            allowed_times: "".parse().expect("always"),
-            enabled: true,
-            overdue_after: None,
-        },
-        limits: JobLimits {
-            bandwidth: RateSchedule::unlimited(),
-            cpu: CpuShare::UNLIMITED,
-        },
-        params: TaskParams::Other(BTreeMap::from([
-            ("greeting".to_string(), greeting.to_string()),
-            ("count".to_string(), "4".to_string()),
-        ])),
-    }
-}
-
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt().with_env_filter("info").init();
-    let state_dir = tempfile::tempdir()?;
-
+pub fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let jobs = "[hello]\nh1.greeting = hello\nh2.greeting = bonjour\nh2.excited = yes\n";
+    std::fs::write(dir.path().join("tahoe-jobs.cfg"), jobs)?;
+    let (done, mut finished) = unbounded_channel();
     let mut registry = Registry::new();
-    registry.register("hello", Hello::from_config);
-
-    actix_rt::System::new().block_on(async {
-        let engine = Engine::start(EngineOptions::new(
-            state_dir.path().join("state"),
-            registry,
-            vec![hello_job("h1", "hello"), hello_job("h2", "bonjour")],
-        ))?;
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        for job in engine.status().await?.jobs {
-            println!(
-                "{}: {:?}, {} greetings, next due {:?}",
-                job.id,
-                job.state.kind,
-                job.progress.counters.get("greetings").unwrap_or(&0),
-                job.next_due
-            );
-        }
-        engine.shutdown().await?;
-        Ok(())
+    registry.register("hello", move |_job, keys: &HelloKeys| {
+        Ok(Box::new(Hello(keys.clone(), done.clone())) as Box<dyn Task>)
+    });
+    let mut options = LoadOptions::default();
+    (options.node_dir, options.task_types) = (dir.path().into(), registry.schemas());
+    let config = load(&options)?; // a typo in tahoe-jobs.cfg fails here, with its line
+    actix_rt::System::new().block_on(async move {
+        let state = dir.path().join("state");
+        let engine = Engine::start(EngineOptions::new(state, registry, config.jobs))?;
+        let both = (finished.recv().await, finished.recv().await);
+        println!("completed: {both:?}"); // a long task would watch ctx.stop() as it goes
+        Ok::<_, Box<dyn std::error::Error>>(engine.shutdown().await?)
     })
 }

@@ -18,13 +18,16 @@ use crate::stop::{StopReason, StopSignal};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
+    /// The job sends bytes (to the node or the storage servers).
     Upload,
+    /// The job receives bytes.
     Download,
 }
 
 /// A request to move bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ByteRequest {
+    /// Which way the bytes go.
     pub direction: Direction,
     /// Bytes the task itself sends or receives.
     pub bytes: u64,
@@ -34,6 +37,7 @@ pub struct ByteRequest {
 }
 
 impl ByteRequest {
+    /// A request to send `bytes`.
     pub fn upload(bytes: u64) -> Self {
         ByteRequest {
             direction: Direction::Upload,
@@ -42,6 +46,7 @@ impl ByteRequest {
         }
     }
 
+    /// A request to receive `bytes`.
     pub fn download(bytes: u64) -> Self {
         ByteRequest {
             direction: Direction::Download,
@@ -56,6 +61,7 @@ impl ByteRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("stopped while waiting for the budget")]
 pub struct Stopped {
+    /// Why the run was stopped, when the stop signal said.
     pub reason: Option<StopReason>,
 }
 
@@ -95,6 +101,7 @@ impl std::fmt::Debug for BudgetHandle {
 }
 
 impl BudgetHandle {
+    /// A handle for job `job` on the engine's budget `gate`.
     pub fn new(job: impl Into<String>, gate: Arc<dyn BudgetGate>) -> Self {
         BudgetHandle {
             job: job.into(),
@@ -113,6 +120,8 @@ impl BudgetHandle {
         self.gate.acquire(&self.job, request).await
     }
 
+    /// Waits while the CPU governor holds the job back (not cut short by a stop: see
+    /// [`TaskContext::cpu_checkpoint`](crate::TaskContext::cpu_checkpoint)).
     pub async fn cpu_checkpoint(&self) {
         self.gate.cpu_checkpoint(&self.job).await
     }

@@ -7,6 +7,7 @@ use jiff::{SignedDuration, Timestamp};
 
 /// A source of wall-clock time.
 pub trait Clock: Send + Sync + 'static {
+    /// The current wall-clock time.
     fn now(&self) -> Timestamp;
 }
 
@@ -25,14 +26,17 @@ impl Clock for SystemClock {
 pub struct ManualClock(Arc<Mutex<Timestamp>>);
 
 impl ManualClock {
+    /// A clock that shows `start` until told otherwise.
     pub fn new(start: Timestamp) -> Self {
         ManualClock(Arc::new(Mutex::new(start)))
     }
 
+    /// Sets the time.
     pub fn set(&self, t: Timestamp) {
         *self.0.lock().expect("clock lock") = t;
     }
 
+    /// Moves the time forward by `d`.
     pub fn advance(&self, d: std::time::Duration) {
         let mut t = self.0.lock().expect("clock lock");
         *t = t

@@ -35,9 +35,13 @@ pub struct EngineOptions {
     pub state_dir: PathBuf,
     /// The zone the jobs' windows are written in.
     pub timezone: TimeZone,
+    /// The wall clock (tests use a `ManualClock` or `TokioClock`).
     pub clock: SharedClock,
+    /// The task types jobs may have.
     pub registry: Registry,
+    /// The jobs to run (`Config::jobs` from the loader).
     pub jobs: Vec<JobConfig>,
+    /// Limits shared by all jobs (`[budget]`).
     pub budget: BudgetSettings,
     /// How the budget is enforced beyond the limits themselves; the default suits a process
     /// that runs alone, without the shaping proxy.

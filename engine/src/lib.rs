@@ -2,35 +2,38 @@
 //! remembers what they did. It knows nothing about Tahoe-LAFS: task types plug in through the
 //! [`Task`] trait and the [`Registry`].
 //!
-//! Code map:
-//! - [`task`], [`stop`], [`progress`], [`budget`], [`clock`]: what a task sees.
-//! - [`policy`]: the rules (due-ness, overdue-ness, backoff, what to do and when to look again)
-//!   as plain functions.
-//! - [`record`], [`history`], [`store`]: what is remembered per job (its state, its last runs),
-//!   and the sled database it lives in;
-//!   [`overrides`]: values changed live, a layer above the configuration files.
-//! - [`limits`]: the limiters and which limits are in force when; [`shaping`]: the SOCKS5
-//!   proxy that paces the store's own traffic.
-//! - [`state`]: the job state machine; [`actors`]: supervisor, job, window and budget actors.
-//! - [`engine`]: [`Engine::start`] and the [`EngineHandle`]; [`status`]: the status snapshot.
+//! What an embedder uses (re-exported here; the modules behind them are private):
+//! - [`Engine::start`] with [`EngineOptions`], and the [`EngineHandle`] it returns (status,
+//!   pause, run now, reload, shutdown);
+//! - the extension point: [`Task`], [`TaskContext`] (stop signal, budget, progress, the job's
+//!   sled tree, clock, time zone), [`Outcome`], [`TaskError`], and the [`Registry`] a task type
+//!   registers with, together with its keys (the key-declaration types are re-exported below
+//!   from the configuration crate: [`TaskKeys`], [`KeyDoc`], [`KeyProblem`], [`JobContext`]);
+//! - [`Clock`] and its implementations, [`StopSignal`], [`ProgressSink`], [`BudgetHandle`].
+//!
+//! Public modules, for the `tahoe-jobs` binary and the engine's own tests rather than for
+//! embedders: [`status`] (the status snapshot), [`overrides`] (live changes), [`limits`] and
+//! [`shaping`] (limiters, the SOCKS5 pacing proxy), [`record`] (the per-job record), [`policy`]
+//! (the scheduling rules as plain functions) and [`actors`]. A job's last runs are kept by
+//! [`RunHistory`].
 
 pub mod actors;
-pub mod budget;
-pub mod clock;
-pub mod engine;
-pub mod error;
-pub mod history;
+mod budget;
+mod clock;
+mod engine;
+mod error;
+mod history;
 pub mod limits;
 pub mod overrides;
 pub mod policy;
-pub mod progress;
+mod progress;
 pub mod record;
 pub mod shaping;
-pub mod state;
+mod state;
 pub mod status;
-pub mod stop;
-pub mod store;
-pub mod task;
+mod stop;
+mod store;
+mod task;
 
 pub use actors::budget::BudgetReport;
 pub use actors::job::JobCommand;
@@ -39,7 +42,7 @@ pub use budget::{BudgetGate, BudgetHandle, ByteRequest, Direction, Stopped, Unli
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, TokioClock};
 pub use engine::{Enforcement, Engine, EngineHandle, EngineOptions};
 pub use error::EngineError;
-pub use history::{RunEntry, RunHistory, RunOutcome};
+pub use history::{RunEntry, RunHistory, RunOutcome, HISTORY_LEN};
 pub use overrides::{LiveOverrides, OverrideError, OverrideTarget, OverrideValue};
 pub use progress::{ProgressSink, ProgressSnapshot, Warning};
 pub use record::{JobRecord, RecordError};
@@ -47,4 +50,5 @@ pub use state::JobState;
 pub use status::{EngineStatus, JobStatus, OverdueView, StateKind, StateView};
 pub use stop::{StopReason, StopSignal};
 pub use store::{Store, StoreError};
+pub use tahoe_jobs_config::{JobContext, KeyDoc, KeyProblem, TaskKeys};
 pub use task::{Outcome, Registry, Task, TaskContext, TaskError, TaskFactory};

@@ -281,7 +281,7 @@ mod tests {
                 bandwidth: RateSchedule::unlimited(),
                 cpu: CpuShare::UNLIMITED,
             },
-            params: TaskParams::Other(BTreeMap::new()),
+            params: TaskParams::none(),
         }
     }
 

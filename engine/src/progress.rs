@@ -16,6 +16,7 @@ pub const WARNINGS_KEPT: usize = 100;
 /// A point-in-time copy of a run's progress.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProgressSnapshot {
+    /// Counters by name (`files`, `bytes`), as the task set them.
     pub counters: BTreeMap<String, u64>,
     /// What the task is working on now (private: may be a path).
     pub current: Option<String>,
@@ -23,12 +24,17 @@ pub struct ProgressSnapshot {
     pub estimates: BTreeMap<String, u64>,
     /// Recent warnings, oldest first (private: may name paths).
     pub warnings: VecDeque<Warning>,
+    /// How many warnings there were in all (the list keeps the latest).
     pub warnings_total: u64,
 }
 
+/// Something the user should know about a run (a skipped file, say); shown only on the
+/// private control page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Warning {
+    /// When it happened.
     pub at: Timestamp,
+    /// What happened (never a capability).
     pub message: String,
 }
 
@@ -37,6 +43,7 @@ pub struct Warning {
 pub struct ProgressSink(Arc<Mutex<ProgressSnapshot>>);
 
 impl ProgressSink {
+    /// An empty sink.
     pub fn new() -> Self {
         Self::default()
     }
@@ -57,10 +64,12 @@ impl ProgressSink {
         });
     }
 
+    /// The value of `counter` (0 if unset).
     pub fn get(&self, counter: &str) -> u64 {
         self.with(|p| p.counters.get(counter).copied().unwrap_or(0))
     }
 
+    /// What the task works on now (a path, say; shown only on the private control page).
     pub fn set_current(&self, item: Option<String>) {
         self.with(|p| p.current = item);
     }
@@ -86,6 +95,7 @@ impl ProgressSink {
         });
     }
 
+    /// A copy of everything, for the status.
     pub fn snapshot(&self) -> ProgressSnapshot {
         self.with(|p| p.clone())
     }

@@ -11,8 +11,11 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
+    /// The job's allowed window closed.
     WindowClosed,
+    /// The job was paused.
     Paused,
+    /// The daemon is shutting down.
     ShuttingDown,
     /// The job was removed or changed by a configuration reload.
     Reconfigured,
@@ -37,6 +40,7 @@ pub struct StopSignal {
 }
 
 impl StopSignal {
+    /// A signal that has not fired.
     pub fn new() -> Self {
         Self::default()
     }
@@ -52,10 +56,12 @@ impl StopSignal {
         self.token.cancel();
     }
 
+    /// Whether the signal has fired.
     pub fn is_stopped(&self) -> bool {
         self.token.is_cancelled()
     }
 
+    /// Why it fired, once it has.
     pub fn reason(&self) -> Option<StopReason> {
         *self.reason.lock().expect("stop lock")
     }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tahoe_jobs_config::JobConfig;
+use tahoe_jobs_config::{JobConfig, TaskKeys, TaskSchema};
 
 use crate::budget::{BudgetHandle, ByteRequest, Stopped};
 use crate::clock::{SharedClock, SystemClock};
@@ -32,7 +32,12 @@ pub enum TaskError {
     /// Something the task depends on is not reachable now (the node is down, say): retry with
     /// backoff, and say "waiting for ..." in the status.
     #[error("waiting for {what}: {message}")]
-    Unavailable { what: String, message: String },
+    Unavailable {
+        /// What is missing: `the Tahoe node`.
+        what: String,
+        /// Why, for the user (never a capability).
+        message: String,
+    },
     /// The run cannot succeed as configured (a missing source directory, say): retry with
     /// backoff; the message tells the user what to fix.
     #[error("{0}")]
@@ -40,6 +45,7 @@ pub enum TaskError {
     /// The job's configuration is not usable by this task type.
     #[error("bad configuration: {0}")]
     Config(String),
+    /// The job's sled tree could not be read or written.
     #[error("state store: {0}")]
     Store(#[from] sled::Error),
 }
@@ -53,6 +59,7 @@ pub struct TaskContext {
     progress: ProgressSink,
     store: sled::Tree,
     clock: SharedClock,
+    timezone: jiff::tz::TimeZone,
 }
 
 impl std::fmt::Debug for TaskContext {
@@ -64,6 +71,9 @@ impl std::fmt::Debug for TaskContext {
 }
 
 impl TaskContext {
+    /// A context for one run of job `job_id`: the engine builds one per run; tests and
+    /// embedders that drive a task themselves may too. The time zone is the system's until
+    /// [`with_timezone`](Self::with_timezone) says otherwise.
     pub fn new(
         job_id: impl Into<String>,
         stop: StopSignal,
@@ -79,7 +89,14 @@ impl TaskContext {
             progress,
             store,
             clock,
+            timezone: jiff::tz::TimeZone::system(),
         }
+    }
+
+    /// The same context in time zone `timezone` (`[jobs] timezone`; the engine sets it).
+    pub fn with_timezone(mut self, timezone: jiff::tz::TimeZone) -> Self {
+        self.timezone = timezone;
+        self
     }
 
     /// A context for running a task outside the engine (one-shot commands, task tests): no
@@ -96,18 +113,22 @@ impl TaskContext {
         )
     }
 
+    /// The job's id, `backup.b1`: for log lines.
     pub fn job_id(&self) -> &str {
         &self.job_id
     }
 
+    /// Fires when the run must end (window closed, pause, shutdown): return soon after.
     pub fn stop(&self) -> &StopSignal {
         &self.stop
     }
 
+    /// The job's share of the bandwidth and CPU budgets.
     pub fn budget(&self) -> &BudgetHandle {
         &self.budget
     }
 
+    /// Where the task reports counters, estimates and warnings for the status page.
     pub fn progress(&self) -> &ProgressSink {
         &self.progress
     }
@@ -117,12 +138,19 @@ impl TaskContext {
         &self.store
     }
 
+    /// The current time from the engine's clock (settable in tests).
     pub fn now(&self) -> jiff::Timestamp {
         self.clock.now()
     }
 
+    /// The engine's clock.
     pub fn clock(&self) -> &SharedClock {
         &self.clock
+    }
+
+    /// The configured time zone (`[jobs] timezone`), for rules that speak of days and months.
+    pub fn timezone(&self) -> &jiff::tz::TimeZone {
+        &self.timezone
     }
 
     /// Waits until the job may move these bytes, or returns [`Stopped`] as soon as the stop
@@ -156,45 +184,85 @@ pub trait Task: Send + 'static {
 /// Builds a task for one job from its configuration.
 pub type TaskFactory = Arc<dyn Fn(&JobConfig) -> Result<Box<dyn Task>, TaskError> + Send + Sync>;
 
-/// Maps task type names (`backup`, `check`, ...) to factories.
+/// Maps task type names (`backup`, `check`, ...) to their keys and factories.
+///
+/// A task type registers with the keys it reads ([`Registry::register`]); the configuration
+/// loader takes the [`schemas`](Registry::schemas) and checks each section against the one
+/// registered under its name, so the configuration crate needs no change for a new type.
 #[derive(Clone, Default)]
 pub struct Registry {
-    factories: BTreeMap<String, TaskFactory>,
+    types: BTreeMap<String, (TaskSchema, TaskFactory)>,
 }
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.factories.keys()).finish()
+        f.debug_list().entries(self.types.keys()).finish()
     }
 }
 
 impl Registry {
+    /// An empty registry.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Registers a task type. A later registration of the same name replaces the earlier one.
-    pub fn register<F>(&mut self, task_type: &str, factory: F) -> &mut Self
+    /// Registers task type `task_type` whose jobs' own keys are `K`: the loader checks them
+    /// against `K`, and `factory` gets them parsed. A later registration of the same name
+    /// replaces the earlier one.
+    pub fn register<K, F>(&mut self, task_type: &str, factory: F) -> &mut Self
     where
-        F: Fn(&JobConfig) -> Result<Box<dyn Task>, TaskError> + Send + Sync + 'static,
+        K: TaskKeys,
+        F: Fn(&JobConfig, &K) -> Result<Box<dyn Task>, TaskError> + Send + Sync + 'static,
     {
-        self.factories
-            .insert(task_type.to_string(), Arc::new(factory));
+        let name = task_type.to_string();
+        let build = move |job: &JobConfig| {
+            let keys = job.params.get::<K>().ok_or_else(|| {
+                TaskError::Config(format!(
+                    "job {} carries no keys of task type {name}",
+                    job.id()
+                ))
+            })?;
+            factory(job, keys)
+        };
+        self.types.insert(
+            task_type.to_string(),
+            (TaskSchema::of::<K>(task_type), Arc::new(build)),
+        );
         self
     }
 
-    pub fn contains(&self, task_type: &str) -> bool {
-        self.factories.contains_key(task_type)
+    /// Registers a task type that takes any key as text (`job.params.texts()`), for quick
+    /// experiments and tests; users get no check of its keys and no "did you mean".
+    pub fn register_free_form<F>(&mut self, task_type: &str, factory: F) -> &mut Self
+    where
+        F: Fn(&JobConfig) -> Result<Box<dyn Task>, TaskError> + Send + Sync + 'static,
+    {
+        self.types.insert(
+            task_type.to_string(),
+            (TaskSchema::free_form(task_type), Arc::new(factory)),
+        );
+        self
     }
 
-    /// The registered type names, for the configuration loader's list of known sections.
+    /// Whether `task_type` is registered.
+    pub fn contains(&self, task_type: &str) -> bool {
+        self.types.contains_key(task_type)
+    }
+
+    /// The registered type names.
     pub fn task_types(&self) -> Vec<String> {
-        self.factories.keys().cloned().collect()
+        self.types.keys().cloned().collect()
+    }
+
+    /// The registered types' keys, for the configuration loader
+    /// ([`LoadOptions::task_types`](tahoe_jobs_config::LoadOptions::task_types)).
+    pub fn schemas(&self) -> Vec<TaskSchema> {
+        self.types.values().map(|(s, _)| s.clone()).collect()
     }
 
     /// Builds the task for `job`.
     pub fn build(&self, job: &JobConfig) -> Result<Box<dyn Task>, TaskError> {
-        let factory = self.factories.get(&job.task_type).ok_or_else(|| {
+        let (_, factory) = self.types.get(&job.task_type).ok_or_else(|| {
             TaskError::Config(format!(
                 "no task type {:?} is registered (known: {})",
                 job.task_type,

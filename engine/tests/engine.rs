@@ -3,6 +3,7 @@
 //! panicking tasks, configuration reloads, shutdown, and unreadable records.
 
 mod budget;
+mod example;
 mod overdue;
 mod overrides;
 mod util;
@@ -10,7 +11,7 @@ mod window;
 
 use std::time::Duration;
 
-use tahoe_jobs_engine::history::HISTORY_LEN;
+use tahoe_jobs_engine::HISTORY_LEN;
 use tahoe_jobs_engine::{
     Engine, EngineError, EngineOptions, Outcome, RecordError, Registry, RunOutcome, StateKind,
     StopReason, Store,

@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
-use tahoe_jobs_config::load::DEFAULT_CONCURRENCY;
-use tahoe_jobs_config::{BackupParams, DEFAULT_RECHECK_AFTER, DEFAULT_RECHECK_ALL_AFTER};
 use tahoe_jobs_tasks::backup::{
     backup_once, oneshot_db_dir, open_backupdb, BackupObserver, BackupOptions, DirAction,
     FileAction,
+};
+use tahoe_jobs_tasks::backup::{
+    BackupParams, DEFAULT_CONCURRENCY, DEFAULT_RECHECK_AFTER, DEFAULT_RECHECK_ALL_AFTER,
 };
 
 use super::oneshot::{

@@ -14,8 +14,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use tahoe_jobs_config::{CheckParams, NodeFacts};
+use tahoe_jobs_config::NodeFacts;
 use tahoe_jobs_tasks::check::summary::describe;
+use tahoe_jobs_tasks::check::CheckParams;
 use tahoe_jobs_tasks::check::{
     check_once, oneshot_db_dir, CheckObserver, CheckOptions, ObjectRecord, DEFAULT_CONCURRENCY,
 };

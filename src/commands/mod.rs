@@ -8,6 +8,7 @@ pub mod control_url;
 pub mod node_watch;
 pub mod oneshot;
 pub mod pause;
+pub mod prune;
 pub mod resume;
 pub mod run;
 pub mod shaping;
@@ -32,6 +33,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Check(args) => check::run(&cli.global, &args),
         Command::Status(args) => status::run(&cli.global, &args),
         Command::Pause(args) => pause::run(&cli.global, &args),
+        Command::Prune(args) => prune::run(&cli.global, &args),
         Command::Resume(args) => resume::run(&cli.global, &args),
         Command::Start(args) => start::run(&cli.global, &args),
         Command::ControlUrl => control_url::run(&cli.global),
@@ -63,16 +65,12 @@ pub fn load_config(global: &GlobalArgs) -> Result<Config, tahoe_jobs_config::Con
         Ok(d) => d,
         Err(_) => PathBuf::from(".tahoe"),
     };
-    let extra_task_types = registry(&node_dir, SharedClientOptions::default())
-        .task_types()
-        .into_iter()
-        .filter(|t| t != "backup" && t != "check")
-        .collect();
+    let task_types = registry(&node_dir, SharedClientOptions::default()).schemas();
     tahoe_jobs_config::load(&LoadOptions {
         node_dir,
         config_file: global.config_file.clone(),
         overrides: global.set.clone(),
         read_env: true,
-        extra_task_types,
+        task_types,
     })
 }

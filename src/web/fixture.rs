@@ -80,7 +80,7 @@ pub fn config() -> Config {
             bandwidth: "1MiB/s".parse().unwrap(),
             cpu: CpuShare::UNLIMITED,
         },
-        params: TaskParams::Other(BTreeMap::new()),
+        params: TaskParams::none(),
     };
     Config {
         node_dir: PathBuf::from("/home/alice/.tahoe"),

@@ -7,6 +7,7 @@
 
 pub mod backup;
 pub mod check;
+pub mod prune;
 pub mod tahoe;
 
 /// The store type of [`TaskContext`](tahoe_jobs_engine::TaskContext), for callers that open a
@@ -33,7 +34,16 @@ pub fn register_with(
     client: SharedClientOptions,
 ) {
     backup::register(registry, node_dir, client.clone());
-    check::register(registry, node_dir, client);
+    check::register(registry, node_dir, client.clone());
+    prune::register(registry, node_dir, client);
+}
+
+/// The keys of the task types this crate provides, for loading a configuration without a
+/// registry at hand (tests, tools); the same as `registry.schemas()` after [`register`].
+pub fn schemas() -> Vec<tahoe_jobs_config::TaskSchema> {
+    let mut registry = tahoe_jobs_engine::Registry::new();
+    register(&mut registry, Path::new("."));
+    registry.schemas()
 }
 
 #[cfg(test)]
@@ -71,7 +81,7 @@ mod tests {
                     ("jobs.node.timeout".into(), timeout.into()),
                 ],
                 read_env: false,
-                extra_task_types: Vec::new(),
+                task_types: schemas(),
             })
             .expect("configuration")
         };

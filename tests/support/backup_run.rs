@@ -6,10 +6,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tahoe_jobs_config::{BackupParams, Target};
+use tahoe_jobs_config::Target;
 use tahoe_jobs_engine::{
     BudgetGate, BudgetHandle, ByteRequest, ProgressSink, StopSignal, SystemClock, TaskContext,
 };
+use tahoe_jobs_tasks::backup::BackupParams;
 use tahoe_jobs_tasks::backup::{
     open_backupdb, run_backup, BackupError, BackupObserver, BackupOptions, BackupSummary, RunEnd,
 };
@@ -31,8 +32,8 @@ pub fn backup_params(source: &Path, alias: &str, path: &str, concurrency: usize)
         exclude_from: None,
         exclude_vcs: false,
         concurrency,
-        recheck_after: tahoe_jobs_config::DEFAULT_RECHECK_AFTER,
-        recheck_all_after: tahoe_jobs_config::DEFAULT_RECHECK_ALL_AFTER,
+        recheck_after: tahoe_jobs_tasks::backup::DEFAULT_RECHECK_AFTER,
+        recheck_all_after: tahoe_jobs_tasks::backup::DEFAULT_RECHECK_ALL_AFTER,
     }
 }
 

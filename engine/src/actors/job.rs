@@ -346,7 +346,8 @@ impl JobActor {
             progress,
             tree,
             self.clock.clone(),
-        );
+        )
+        .with_timezone(self.timezone.clone());
         self.record.last_started = Some(now);
         self.record.unfinished_run.get_or_insert(now);
         self.persist(true);

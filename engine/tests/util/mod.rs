@@ -166,10 +166,7 @@ impl Drop for DropStamp {
 }
 
 fn param(job: &JobConfig, key: &str) -> Option<String> {
-    match &job.params {
-        TaskParams::Other(map) => map.get(key).cloned(),
-        _ => None,
-    }
+    job.params.texts().get(key).cloned()
 }
 
 /// Counts `units` units of work, one per [`UNIT`] of tokio time, keeping its place in its sled
@@ -443,7 +440,7 @@ impl Harness {
     pub fn registry(&self) -> Registry {
         let mut registry = Registry::new();
         let probe = self.probe.clone();
-        registry.register("count", move |job| {
+        registry.register_free_form("count", move |job| {
             let units = param(job, "units")
                 .ok_or_else(|| TaskError::Config("units is missing".into()))?
                 .parse()
@@ -454,14 +451,14 @@ impl Harness {
             }))
         });
         let probe = self.probe.clone();
-        registry.register("stubborn", move |_| {
+        registry.register_free_form("stubborn", move |_| {
             Ok(Box::new(Stubborn {
                 probe: probe.clone(),
             }))
         });
         let probe = self.probe.clone();
         let flaky = self.flaky.clone();
-        registry.register("flaky", move |job| {
+        registry.register_free_form("flaky", move |job| {
             let failures_left = flaky.lock().unwrap().entry(job.id()).or_default().clone();
             Ok(Box::new(Flaky {
                 failures_left,
@@ -471,7 +468,7 @@ impl Harness {
         });
         let probe = self.probe.clone();
         let meter = self.meter.clone();
-        registry.register("feed", move |job| {
+        registry.register_free_form("feed", move |job| {
             let chunk = match param(job, "chunk") {
                 Some(c) => c
                     .parse()
@@ -485,7 +482,7 @@ impl Harness {
             }))
         });
         let cpu = self.cpu.clone();
-        registry.register("burn", move |_| Ok(Box::new(Burn { cpu: cpu.clone() })));
+        registry.register_free_form("burn", move |_| Ok(Box::new(Burn { cpu: cpu.clone() })));
         registry
     }
 
@@ -540,7 +537,7 @@ pub fn job(task_type: &str, name: &str, windows: &str, frequency: Duration) -> J
             bandwidth: RateSchedule::unlimited(),
             cpu: CpuShare::UNLIMITED,
         },
-        params: TaskParams::Other(BTreeMap::new()),
+        params: TaskParams::none(),
     }
 }
 
@@ -569,9 +566,9 @@ pub fn upload_budget(upload: &str) -> BudgetSettings {
 }
 
 pub fn with_param(mut job: JobConfig, key: &str, value: &str) -> JobConfig {
-    if let TaskParams::Other(map) = &mut job.params {
-        map.insert(key.to_string(), value.to_string());
-    }
+    job.params
+        .texts_mut()
+        .insert(key.to_string(), value.to_string());
     job
 }
 

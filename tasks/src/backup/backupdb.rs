@@ -14,9 +14,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::backup::params::BackupParams;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tahoe_jobs_config::BackupParams;
 
 use super::metadata::FileStat;
 use crate::tahoe::Cap;
@@ -45,8 +45,8 @@ impl RecheckPolicy {
 impl Default for RecheckPolicy {
     fn default() -> Self {
         RecheckPolicy {
-            no_check_before: tahoe_jobs_config::DEFAULT_RECHECK_AFTER,
-            always_check_after: tahoe_jobs_config::DEFAULT_RECHECK_ALL_AFTER,
+            no_check_before: crate::backup::DEFAULT_RECHECK_AFTER,
+            always_check_after: crate::backup::DEFAULT_RECHECK_ALL_AFTER,
         }
     }
 }
@@ -422,8 +422,8 @@ mod tests {
         let d = |days: u64| Duration::from_secs(days * DAY as u64);
         assert_eq!(
             RecheckPolicy::of(&params(
-                tahoe_jobs_config::DEFAULT_RECHECK_AFTER,
-                tahoe_jobs_config::DEFAULT_RECHECK_ALL_AFTER
+                crate::backup::DEFAULT_RECHECK_AFTER,
+                crate::backup::DEFAULT_RECHECK_ALL_AFTER
             )),
             RecheckPolicy::default()
         );

@@ -9,6 +9,7 @@ pub mod backupdb;
 pub mod excludes;
 pub mod layout;
 pub mod metadata;
+pub mod params;
 pub mod summary;
 pub mod uploader;
 pub mod walk;
@@ -20,11 +21,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tahoe_jobs_config::{BackupParams, JobConfig, TaskParams};
+use tahoe_jobs_config::JobConfig;
 use tahoe_jobs_engine::{Outcome, Task, TaskContext, TaskError};
 
 pub use backupdb::{BackupDb, DbError, LostName, RecheckPolicy, RunTotals};
 pub use excludes::{ExcludeFileError, Excludes, VCS_PATTERNS};
+pub use params::{
+    BackupParams, DEFAULT_CONCURRENCY, DEFAULT_RECHECK_AFTER, DEFAULT_RECHECK_ALL_AFTER,
+};
 pub use run::{run_backup, RunEnd};
 pub use summary::{counter, BackupSummary};
 
@@ -164,8 +168,8 @@ impl BackupTask {
         job: &JobConfig,
         client: ClientOptions,
     ) -> Result<BackupTask, TaskError> {
-        match &job.params {
-            TaskParams::Backup(p) => Ok(BackupTask::new(
+        match job.params.get::<BackupParams>() {
+            Some(p) => Ok(BackupTask::new(
                 node_dir,
                 p.clone(),
                 BackupOptions {
@@ -203,7 +207,7 @@ pub fn register(
     client: SharedClientOptions,
 ) {
     let node_dir = node_dir.to_path_buf();
-    registry.register("backup", move |job| {
+    registry.register("backup", move |job, _: &BackupParams| {
         Ok(Box::new(BackupTask::from_job(&node_dir, job, client.get())?) as Box<dyn Task>)
     });
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tahoe_jobs_config::BackupParams;
+use crate::backup::params::BackupParams;
 use tahoe_jobs_engine::TaskContext;
 
 use super::backupdb::{BackupDb, RecheckPolicy, RunTotals};

@@ -12,6 +12,7 @@ pub mod caps;
 pub mod db;
 pub mod inspect;
 pub mod listing;
+pub mod params;
 pub mod policy;
 pub mod rebalance;
 pub mod record;
@@ -22,11 +23,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tahoe_jobs_config::{CheckParams, JobConfig, NodeFacts, TaskParams};
+use tahoe_jobs_config::{JobConfig, NodeFacts};
 use tahoe_jobs_engine::limits::expansion::Coding;
 use tahoe_jobs_engine::{Outcome, Task, TaskContext, TaskError};
 
 pub use db::{CheckDb, DbError};
+pub use params::CheckParams;
 pub use record::{ObjectRecord, Rebalance};
 pub use run::PassEnd;
 pub use summary::{counter, CheckSummary};
@@ -148,8 +150,8 @@ impl CheckTask {
         job: &JobConfig,
         client: ClientOptions,
     ) -> Result<CheckTask, TaskError> {
-        match &job.params {
-            TaskParams::Check(p) => Ok(CheckTask::new(
+        match job.params.get::<CheckParams>() {
+            Some(p) => Ok(CheckTask::new(
                 node_dir,
                 p.clone(),
                 CheckOptions {
@@ -196,7 +198,7 @@ pub fn register(
     client: SharedClientOptions,
 ) {
     let node_dir = node_dir.to_path_buf();
-    registry.register("check", move |job| {
+    registry.register("check", move |job, _: &CheckParams| {
         Ok(Box::new(CheckTask::from_job(&node_dir, job, client.get())?) as Box<dyn Task>)
     });
 }

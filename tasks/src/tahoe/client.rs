@@ -262,6 +262,15 @@ impl TahoeClient {
         self.send(req).await.map(drop)
     }
 
+    /// `DELETE /uri/$DIRCAP/path/NAME`: removes the link `name` from the directory at `path`
+    /// below `dir` (what it linked to stays on the grid until its leases expire).
+    pub async fn unlink(&self, dir: &Cap, path: &str, name: &str) -> Result<(), TahoeError> {
+        let full = join_path(path, name);
+        let url = self.url(dir, &full, "");
+        let url = url.strip_suffix('?').unwrap_or(&url).to_string();
+        self.send(self.http.delete(url)).await.map(drop)
+    }
+
     /// `GET /uri/$DIRCAP/path?t=json`.
     pub async fn list(&self, dir: &Cap, path: &str) -> Result<DirListing, TahoeError> {
         let value = self.get_json(self.url(dir, path, "t=json")).await?;
