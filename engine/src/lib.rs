@@ -11,13 +11,15 @@
 //! - [`limits`]: the limiters and which limits are in force when; [`shaping`]: the SOCKS5
 //!   proxy that paces the store's own traffic.
 //! - [`state`]: the job state machine; [`actors`]: supervisor, job, window and budget actors.
-//! - [`engine`]: [`Engine::start`] and the [`EngineHandle`]; [`status`]: the status snapshot.
+//! - [`engine`]: [`Engine::start`] and the [`EngineHandle`]; [`status`]: the status snapshot;
+//!   [`events`]: job events (run ended, overdue) for hooks and notifications.
 
 pub mod actors;
 pub mod budget;
 pub mod clock;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod limits;
 pub mod overrides;
 pub mod policy;
@@ -37,6 +39,7 @@ pub use budget::{BudgetGate, BudgetHandle, ByteRequest, Direction, Stopped, Unli
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, TokioClock};
 pub use engine::{Enforcement, Engine, EngineHandle, EngineOptions};
 pub use error::EngineError;
+pub use events::{EventKind, EventReceiver, JobEvent};
 pub use overrides::{LiveOverrides, OverrideError, OverrideTarget, OverrideValue};
 pub use progress::{ProgressSink, ProgressSnapshot, Warning};
 pub use record::{JobRecord, RecordError};

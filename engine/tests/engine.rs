@@ -3,6 +3,7 @@
 //! panicking tasks, configuration reloads, shutdown, and unreadable records.
 
 mod budget;
+mod events;
 mod overdue;
 mod overrides;
 mod util;

@@ -25,6 +25,7 @@ use crate::actors::window::{CurrentWindow, SetWindows, StopWindow, WindowActor, 
 use crate::budget::{BudgetGate, BudgetHandle};
 use crate::clock::SharedClock;
 use crate::error::EngineError;
+use crate::events::{self, EventKind, EventSender, JobEvent};
 use crate::policy::{self, OverdueWatch, Plan, RunCheck, RunNow};
 use crate::progress::ProgressSink;
 use crate::record::{JobRecord, LastError, LastOutcome, PauseState};
@@ -46,6 +47,8 @@ pub struct JobSetup {
     pub clock: SharedClock,
     pub timezone: TimeZone,
     pub budget: Arc<dyn BudgetGate>,
+    /// Where the job announces its runs' ends and its overdue spells.
+    pub events: EventSender,
     /// Dropped with the actor, after its store handle: tells the supervisor the database is no
     /// longer held by this job.
     pub gone: oneshot::Sender<()>,
@@ -69,6 +72,7 @@ pub struct JobActor {
     clock: SharedClock,
     timezone: TimeZone,
     budget: Arc<dyn BudgetGate>,
+    events: EventSender,
     state: JobState,
     /// Tells this job when its window opens and closes; started with the actor.
     windows: Option<Addr<WindowActor>>,
@@ -105,6 +109,7 @@ impl JobActor {
             clock: setup.clock,
             timezone: setup.timezone,
             budget: setup.budget,
+            events: setup.events,
             state: JobState::New,
             windows: None,
             window: None,
@@ -256,6 +261,10 @@ impl JobActor {
         let Some(o) = self.overdue_watch.observe(current) else {
             return;
         };
+        self.announce(JobEvent {
+            overdue_since: Some(o.since),
+            ..self.event(EventKind::Overdue, now)
+        });
         // Only the job id, instants and a duration: nothing here can hold a capability or a
         // path.
         let after_secs = self
@@ -311,6 +320,7 @@ impl JobActor {
                 self.record.unfinished_run.get_or_insert(now);
                 self.record_failure(now, e.to_string());
                 self.persist(true);
+                self.announce_run_end(EventKind::Failure, now);
                 return false;
             }
         };
@@ -430,6 +440,14 @@ impl JobActor {
             }
         };
         self.persist(true);
+        match &state {
+            JobState::Completed => self.announce_run_end(EventKind::Success, now),
+            JobState::Failed { .. } => self.announce_run_end(EventKind::Failure, now),
+            JobState::StoppedEarly { reason: None } => {
+                self.announce_run_end(EventKind::Failure, now)
+            }
+            _ => {}
+        }
         self.set_state(state, None);
         for waiter in self.retire_waiters.drain(..) {
             let _ = waiter.send(());
@@ -468,6 +486,46 @@ impl JobActor {
             "run failed"
         );
         self.record.last_error = Some(LastError { at: now, message });
+    }
+
+    /// An event about this job at `now`, with what the record says.
+    fn event(&self, kind: EventKind, now: Timestamp) -> JobEvent {
+        JobEvent {
+            kind,
+            job: self.id.clone(),
+            task_type: self.config.task_type.clone(),
+            at: now,
+            started: None,
+            duration: None,
+            counters: Default::default(),
+            error: None,
+            consecutive_failures: self.record.consecutive_failures,
+            last_completed: self.record.last_completed,
+            overdue_since: None,
+        }
+    }
+
+    /// Announces the end of the run that began at `last_started` (record already updated).
+    fn announce_run_end(&self, kind: EventKind, now: Timestamp) {
+        let started = self.record.last_started;
+        let duration = started
+            .and_then(|s| std::time::Duration::try_from(now.duration_since(s)).ok())
+            .unwrap_or_default();
+        let error = match kind {
+            EventKind::Failure => self.record.last_error.as_ref().map(|e| e.message.clone()),
+            _ => None,
+        };
+        self.announce(JobEvent {
+            started,
+            duration: Some(duration),
+            counters: self.record.last_run_counters.clone(),
+            error,
+            ..self.event(kind, now)
+        });
+    }
+
+    fn announce(&self, event: JobEvent) {
+        events::announce(&self.events, event);
     }
 
     /// Writes the record; a write error is logged, not fatal: the job goes on in memory and
