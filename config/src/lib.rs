@@ -11,6 +11,7 @@
 pub mod cpu;
 pub mod duration;
 pub mod error;
+pub mod hooks;
 pub mod ini;
 pub mod load;
 pub mod model;

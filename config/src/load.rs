@@ -18,6 +18,7 @@ use jiff::tz::TimeZone;
 use crate::cpu::{CpuShare, CPU_ACCEPTED};
 use crate::duration::{HumanDuration, DURATION_ACCEPTED};
 use crate::error::{did_you_mean, ConfigError, Problem};
+use crate::hooks::{parse_hook, parse_notify_url, shown_url, HOOK_ACCEPTED, NOTIFY_URL_ACCEPTED};
 use crate::ini::{insert_dotted, parse_ini, IniProvider};
 use crate::model::*;
 use crate::rate::{RateSchedule, RATE_ACCEPTED};
@@ -215,6 +216,8 @@ const JOBS_KEYS: &[&str] = &[
     "timezone",
     "shaping.port",
     "node.timeout",
+    "hooks.timeout",
+    "notify.url",
 ];
 const COMMON_JOB_KEYS: &[&str] = &[
     "frequency",
@@ -223,6 +226,9 @@ const COMMON_JOB_KEYS: &[&str] = &[
     "cpu",
     "enabled",
     "overdue_after",
+    "on_success",
+    "on_failure",
+    "on_overdue",
 ];
 const BACKUP_KEYS: &[&str] = &[
     "source",
@@ -249,6 +255,8 @@ struct Validator<'a> {
     problems: Vec<Problem>,
     settings: Vec<Setting>,
     warnings: Vec<String>,
+    /// Each job's hook commands, gathered as its keys are read.
+    job_hooks: BTreeMap<String, JobHooks>,
 }
 
 impl<'a> Validator<'a> {
@@ -259,6 +267,7 @@ impl<'a> Validator<'a> {
             problems: Vec::new(),
             settings: Vec::new(),
             warnings: Vec::new(),
+            job_hooks: BTreeMap::new(),
         }
     }
 
@@ -318,6 +327,7 @@ impl<'a> Validator<'a> {
         let empty = Vec::new();
         let daemon = self.daemon(sections.get("jobs").unwrap_or(&empty));
         let budget = self.budget(sections.get("budget").unwrap_or(&empty));
+        let mut hooks = self.hook_settings(sections.get("jobs").unwrap_or(&empty));
         let mut jobs = Vec::new();
         for task_type in &task_types {
             if let Some(leaves) = sections.get(*task_type) {
@@ -327,11 +337,13 @@ impl<'a> Validator<'a> {
         if !self.problems.is_empty() {
             return Err(ConfigError::Invalid(self.problems));
         }
+        hooks.commands = std::mem::take(&mut self.job_hooks);
         Ok(Config {
             node_dir: self.options.node_dir.clone(),
             daemon,
             budget,
             jobs,
+            hooks,
             settings: self.settings,
             warnings: self.warnings,
         })
@@ -493,6 +505,45 @@ impl<'a> Validator<'a> {
             timezone_name,
             shaping_addr,
             node_timeout,
+        }
+    }
+
+    /// `[jobs] hooks.timeout` and `notify.url` (the URL shown by scheme and host only).
+    fn hook_settings(&mut self, leaves: &[Leaf]) -> HookSettings {
+        let find = |k: &str| leaves.iter().find(|l| l.key == k);
+        let default = HookSettings::default();
+        let timeout = self
+            .field(
+                find("hooks.timeout"),
+                "jobs.hooks.timeout",
+                Some((
+                    HumanDuration(default.timeout),
+                    HumanDuration(default.timeout).to_string(),
+                )),
+                |s| match parse_duration_or_zero(s) {
+                    Ok(d) if d.is_zero() => Err("a hook needs some time to run".to_string()),
+                    other => other.map(HumanDuration),
+                },
+                "a duration such as 30s or 5min: how long a hook command may run before it is killed",
+            )
+            .map_or(default.timeout, HumanDuration::as_duration);
+        let before = self.settings.len();
+        let notify_url = self
+            .field(
+                find("notify.url"),
+                "jobs.notify.url",
+                Some((None, "off".into())),
+                parse_notify_url,
+                NOTIFY_URL_ACCEPTED,
+            )
+            .flatten();
+        if let (Some(url), Some(setting)) = (&notify_url, self.settings.get_mut(before)) {
+            setting.value = shown_url(url);
+        }
+        HookSettings {
+            timeout,
+            notify_url,
+            commands: BTreeMap::new(),
         }
     }
 
@@ -724,6 +775,21 @@ impl<'a> Validator<'a> {
             CpuShare::from_str,
             CPU_ACCEPTED,
         );
+        let mut hooks = JobHooks::default();
+        for (name, slot) in [
+            ("on_success", &mut hooks.on_success),
+            ("on_failure", &mut hooks.on_failure),
+            ("on_overdue", &mut hooks.on_overdue),
+        ] {
+            if let Some(leaf) = find(name) {
+                *slot = self
+                    .field(Some(leaf), &key(name), None, parse_hook, HOOK_ACCEPTED)
+                    .flatten();
+            }
+        }
+        if !hooks.is_empty() {
+            self.job_hooks.insert(prefix.clone(), hooks);
+        }
         let params = match task_type {
             "backup" => self.backup_params(&prefix, leaves).map(TaskParams::Backup),
             "check" => self
