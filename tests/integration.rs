@@ -4,6 +4,7 @@ mod budget;
 mod check;
 mod contradictions;
 mod grid_smoke;
+mod hooks;
 mod hostile;
 mod reliability;
 mod support;
