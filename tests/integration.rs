@@ -3,6 +3,7 @@ mod browser;
 mod budget;
 mod check;
 mod contradictions;
+mod doctor;
 mod grid_smoke;
 mod hooks;
 mod hostile;

@@ -103,11 +103,15 @@ fn servers_finding(node_dir: &Path, servers: &ServerMap) -> Finding {
         .map(|f| f.encoding.happy as usize)
         .unwrap_or(tahoe_jobs_config::Encoding::default().happy as usize);
     let connected = servers.connected_ids().len();
-    let known = servers.servers.len();
-    let not: Vec<String> = servers
+    let connected_ids = servers.connected_ids();
+    let mut known_ids: Vec<&str> = servers.servers.iter().map(|s| s.nodeid.as_str()).collect();
+    known_ids.sort();
+    known_ids.dedup();
+    let known = known_ids.len();
+    let mut not: Vec<String> = servers
         .servers
         .iter()
-        .filter(|s| !s.connection.is_connected())
+        .filter(|s| !connected_ids.contains(&s.nodeid))
         .map(|s| {
             let name = if s.nickname.is_empty() {
                 s.nodeid.clone()
@@ -117,9 +121,10 @@ fn servers_finding(node_dir: &Path, servers: &ServerMap) -> Finding {
             format!("{name} ({})", s.status)
         })
         .collect();
+    not.dedup();
     let fix_not = if not.is_empty() {
         format!(
-            "start the servers that are not connected, or check their network: {}",
+            "start the storage servers that are not connected, or check their network: {}",
             not.join(", ")
         )
     } else {
@@ -140,7 +145,9 @@ fn servers_finding(node_dir: &Path, servers: &ServerMap) -> Finding {
                  fail"
             ),
             if fix_not.is_empty() {
-                "add storage servers, or lower [client] shares.happy in tahoe.cfg".into()
+                "start the storage servers that are down (or check their network), add storage \
+                 servers, or lower [client] shares.happy in tahoe.cfg"
+                    .into()
             } else {
                 fix_not
             },
@@ -190,7 +197,7 @@ pub fn targets(node_dir: &Path, config: &Config, node: Option<&Node>, out: &mut 
         if !cap.is_directory() {
             out.push(Finding::fail(
                 &check,
-                format!("{target} is a {}, not a directory", cap.kind()),
+                format!("{target} is a {}, not a directory", shown_kind(&cap)),
                 "point the target at a directory",
             ));
             continue;
@@ -200,7 +207,7 @@ pub fn targets(node_dir: &Path, config: &Config, node: Option<&Node>, out: &mut 
                 &check,
                 format!(
                     "{target} is read-only ({}): the job must write there",
-                    cap.kind()
+                    shown_kind(&cap)
                 ),
                 "give the job an alias made with a write capability (tahoe create-alias NAME)",
             ));
@@ -229,6 +236,11 @@ pub fn targets(node_dir: &Path, config: &Config, node: Option<&Node>, out: &mut 
             )),
         }
     }
+}
+
+/// A capability's kind without the `URI:` that would make it look like one (`DIR2-RO`).
+fn shown_kind(cap: &Cap) -> &str {
+    cap.kind().trim_start_matches("URI:")
 }
 
 /// Shaping as configured: with `[jobs] shaping.port`, the node's tahoe.cfg routes through the
