@@ -44,14 +44,9 @@ pub fn examine(node_dir: &Path, out: &mut Vec<Finding>) -> Option<Node> {
             return None;
         }
     };
-    match node_watch::node_pid(node_dir) {
-        Some(pid) => out.push(Finding::ok("node running", format!("pid {pid}"))),
-        None => out.push(Finding::fail(
-            "node running",
-            "no node process runs for this directory (running.process names none)",
-            format!("{start}; under systemd: systemctl start tahoe-node (see the README)"),
-        )),
-    }
+    // A node whose process is not visible (another pid namespace) but answers is running; a
+    // node with neither is down, and one with a process but no answer has a stale node.url.
+    let pid = node_watch::node_pid(node_dir);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -76,6 +71,14 @@ pub fn examine(node_dir: &Path, out: &mut Vec<Finding>) -> Option<Node> {
     let (client, servers) = match looked {
         Ok(ok) => ok,
         Err(e) => {
+            out.push(match pid {
+                Some(pid) => Finding::ok("node running", format!("pid {pid}")),
+                None => Finding::fail(
+                    "node running",
+                    "no node process runs for this directory (running.process names none)",
+                    format!("{start}; under systemd: systemctl start tahoe-node (see the README)"),
+                ),
+            });
             out.push(Finding::fail(
                 "node reachable",
                 format!("the node's web API at {url} does not answer: {e}"),
@@ -87,6 +90,13 @@ pub fn examine(node_dir: &Path, out: &mut Vec<Finding>) -> Option<Node> {
             return None;
         }
     };
+    out.push(match pid {
+        Some(pid) => Finding::ok("node running", format!("pid {pid}")),
+        None => Finding::ok(
+            "node running",
+            "it answers (its process is not visible from here)",
+        ),
+    });
     out.push(Finding::ok("node reachable", format!("{url} answers")));
     out.push(servers_finding(node_dir, &servers));
     Some(Node {
