@@ -144,3 +144,33 @@ fn a_failing_job_runs_its_on_failure_hook_and_posts_its_event_and_bad_hooks_chan
     assert!(!log.contains("private-topic"), "{log}");
     assert!(!log.contains("URI:"), "{log}");
 }
+
+#[test]
+fn an_overdue_job_runs_its_on_overdue_hook() {
+    // The window never opens, so the job never runs: overdue a second after it was first seen,
+    // and the job looks again at that instant.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("overdue-env");
+    let job_file = format!(
+        "[backup]\nlate.source = {src}\nlate.target = hk_unused:x\nlate.frequency = 1s\n\
+         late.allowed_times = none\nlate.overdue_after = 1s\n\
+         late.on_overdue = env | grep '^TAHOE_JOB' > '{out}.tmp' && mv '{out}.tmp' '{out}'\n",
+        src = tmp.path().display(),
+        out = out.display(),
+    );
+    let d = Daemon::with_job_file(&job_file);
+    let env = env_file(&wait_for("the on_overdue hook's output", &d, || {
+        std::fs::read_to_string(&out).ok()
+    }));
+    assert_eq!(env["TAHOE_JOB_EVENT"], "overdue", "{env:?}");
+    assert_eq!(env["TAHOE_JOB_ID"], "backup.late");
+    assert_eq!(env["TAHOE_JOB_OUTCOME"], "overdue");
+    assert!(env.contains_key("TAHOE_JOB_OVERDUE_SINCE"), "{env:?}");
+    assert!(!env.contains_key("TAHOE_JOB_ERROR"), "{env:?}");
+    assert!(
+        !env.contains_key("TAHOE_JOB_LAST_COMPLETED"),
+        "never completed: {env:?}"
+    );
+    let job = d.job_json("backup.late");
+    assert!(!job["overdue"].is_null(), "{job}");
+}

@@ -126,3 +126,29 @@ fn a_listener_that_never_reads_holds_no_job_up() {
         engine.shutdown().await.unwrap();
     });
 }
+
+#[test]
+fn a_job_waiting_for_its_window_announces_overdue_at_the_instant() {
+    run_paused(|| async {
+        let t0 = ts("2026-01-10T12:00:00Z");
+        let h = Harness::new(t0, "UTC");
+        let mut stale = counting("s", "none", secs_d(1), 3);
+        stale.schedule.overdue_after = Some(secs_d(90));
+        let engine = h.start(vec![stale]).unwrap();
+        let mut rx = engine.subscribe();
+        pass(secs_d(89)).await;
+        assert!(drain(&mut rx).is_empty(), "not overdue yet");
+        pass(secs_d(1)).await;
+        // A moment past the instant, so the job's timer for it has surely fired.
+        pass(ms(10)).await;
+        let events = drain(&mut rx);
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].kind, EventKind::Overdue);
+        assert_eq!(
+            events[0].at,
+            after(t0, secs_d(90)),
+            "at the instant, not a minute later"
+        );
+        engine.shutdown().await.unwrap();
+    });
+}

@@ -212,12 +212,25 @@ impl JobActor {
         self.schedule(now, None, ctx);
     }
 
-    /// Enters the waiting state of an idle plan and sets the timer for its end.
+    /// Enters the waiting state of an idle plan and sets the timer for its end, or for the
+    /// instant the job becomes overdue if that comes first (so the overdue event and warning
+    /// come at that instant, not up to a minute later).
     fn rest(&mut self, plan: Plan, now: Timestamp, ctx: &mut Context<Self>) {
         if let Some(state) = JobState::from_plan(plan) {
             self.set_state(state, plan.wake_at());
         }
-        self.schedule(now, plan.timer_at(), ctx);
+        let overdue_at = policy::overdue_at(
+            self.record.last_completed,
+            self.record.first_seen,
+            self.config.schedule.overdue_after,
+            self.config.schedule.enabled,
+        )
+        .filter(|at| *at > now);
+        let wake = match (plan.timer_at(), overdue_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.schedule(now, wake, ctx);
     }
 
     fn schedule(&mut self, now: Timestamp, wake: Option<Timestamp>, ctx: &mut Context<Self>) {
