@@ -162,8 +162,9 @@ impl JobActor {
             return;
         }
         let now = self.clock.now();
-        // Here because the job looks at least once a minute whatever its state (MAX_SLEEP), so
-        // the warning comes within a minute of the instant, without a timer of its own.
+        // Here because the job looks at least once a minute whatever its state (MAX_SLEEP), and
+        // an idle job at the instant it becomes overdue (`rest`), so the warning and the event
+        // come at that instant, or within a minute while a run goes on.
         self.note_overdue(now);
         let Some(window) = self.window.filter(|w| policy::window_still_holds(*w, now)) else {
             self.ask_window(ctx);
