@@ -69,6 +69,14 @@ pub enum Command {
     /// Print the tahoe.cfg lines that route the node's storage traffic through the shaping
     /// proxy, and check that it really flows there (exit 0 when verified, 1 otherwise).
     Shaping(crate::commands::shaping::ShapingArgs),
+    /// Check what a new set-up usually gets wrong (node, storage servers, aliases,
+    /// configuration, state directory, shaping) and say how to fix each (exit 0 when all is
+    /// well, 1 otherwise).
+    Doctor(crate::commands::doctor::DoctorArgs),
+    /// Print the shell completion script for bash, zsh or fish (also elvish, powershell).
+    Completions(crate::commands::completions::CompletionsArgs),
+    /// Print the manual page (roff): tahoe-jobs man | man -l -
+    Man(crate::commands::man::ManArgs),
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod hooks;
 mod logging;
 mod web;
 

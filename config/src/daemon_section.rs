@@ -1,13 +1,14 @@
 //! `[jobs]`: the daemon's own settings (web address, state directory, time zone, shaping
-//! proxy, node timeout). Keys added here are daemon-wide; a task type's keys go in its schema.
+//! proxy, node timeout, hook time limit and notification URL). Keys added here are daemon-wide; a task type's keys go in its schema.
 
 use std::net::SocketAddr;
 
 use jiff::tz::TimeZone;
 
 use crate::duration::HumanDuration;
+use crate::hooks::{parse_notify_url, shown_url, NOTIFY_URL_ACCEPTED};
 use crate::load::{DEFAULT_NODE_TIMEOUT, DEFAULT_WEB_ADDR};
-use crate::model::DaemonSettings;
+use crate::model::{DaemonSettings, HookSettings};
 use crate::origins::Leaf;
 use crate::validate::Validator;
 use crate::values::{parse_duration_or_zero, parse_path, parse_web_addr};
@@ -18,6 +19,8 @@ pub(crate) const JOBS_KEYS: &[&str] = &[
     "timezone",
     "shaping.port",
     "node.timeout",
+    "hooks.timeout",
+    "notify.url",
 ];
 
 impl Validator<'_> {
@@ -111,6 +114,45 @@ impl Validator<'_> {
             timezone_name,
             shaping_addr,
             node_timeout,
+        }
+    }
+
+    /// `[jobs] hooks.timeout` and `notify.url` (the URL shown by scheme and host only).
+    pub(crate) fn hook_settings(&mut self, leaves: &[Leaf]) -> HookSettings {
+        let find = |k: &str| leaves.iter().find(|l| l.key == k);
+        let default = HookSettings::default();
+        let timeout = self
+            .field(
+                find("hooks.timeout"),
+                "jobs.hooks.timeout",
+                Some((
+                    HumanDuration(default.timeout),
+                    HumanDuration(default.timeout).to_string(),
+                )),
+                |s| match parse_duration_or_zero(s) {
+                    Ok(d) if d.is_zero() => Err("a hook needs some time to run".to_string()),
+                    other => other.map(HumanDuration),
+                },
+                "a duration such as 30s or 5min: how long a hook command may run before it is killed",
+            )
+            .map_or(default.timeout, HumanDuration::as_duration);
+        let before = self.settings.len();
+        let notify_url = self
+            .field(
+                find("notify.url"),
+                "jobs.notify.url",
+                Some((None, "off".into())),
+                parse_notify_url,
+                NOTIFY_URL_ACCEPTED,
+            )
+            .flatten();
+        if let (Some(url), Some(setting)) = (&notify_url, self.settings.get_mut(before)) {
+            setting.value = shown_url(url);
+        }
+        HookSettings {
+            timeout,
+            notify_url,
+            commands: Default::default(),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use crate::cpu::{CpuShare, CPU_ACCEPTED};
 use crate::duration::{HumanDuration, DURATION_ACCEPTED};
+use crate::hooks::{parse_hook, HOOK_ACCEPTED};
 use crate::load::DEFAULT_FREQUENCY;
 use crate::model::*;
 use crate::origins::Leaf;
@@ -24,6 +25,9 @@ pub const COMMON_JOB_KEYS: &[&str] = &[
     "cpu",
     "enabled",
     "overdue_after",
+    "on_success",
+    "on_failure",
+    "on_overdue",
 ];
 
 impl Validator<'_> {
@@ -183,6 +187,21 @@ impl Validator<'_> {
             CpuShare::from_str,
             CPU_ACCEPTED,
         );
+        let mut hooks = JobHooks::default();
+        for (name, slot) in [
+            ("on_success", &mut hooks.on_success),
+            ("on_failure", &mut hooks.on_failure),
+            ("on_overdue", &mut hooks.on_overdue),
+        ] {
+            if let Some(leaf) = find(name) {
+                *slot = self
+                    .field(Some(leaf), &key(name), None, parse_hook, HOOK_ACCEPTED)
+                    .flatten();
+            }
+        }
+        if !hooks.is_empty() {
+            self.job_hooks.insert(prefix.clone(), hooks);
+        }
         let params = self.task_keys(schema, &prefix, leaves, frequency);
         if self.problems.len() != before {
             return None;

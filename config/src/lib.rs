@@ -17,6 +17,7 @@ pub mod cpu;
 mod daemon_section;
 pub mod duration;
 pub mod error;
+pub mod hooks;
 pub mod ini;
 mod job_section;
 pub mod load;

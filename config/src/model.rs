@@ -22,6 +22,8 @@ pub struct Config {
     pub daemon: DaemonSettings,
     pub budget: BudgetSettings,
     pub jobs: Vec<JobConfig>,
+    /// What is run or sent when a job succeeds, fails or becomes overdue.
+    pub hooks: HookSettings,
     /// Every effective value with its origin, for `tahoe-jobs config` and the control page.
     pub settings: Vec<Setting>,
     /// Legal but probably unintended settings (a window that never opens, ...).
@@ -48,6 +50,45 @@ pub struct DaemonSettings {
     /// (`[jobs] node.timeout`). An upload's answer comes only once the node has stored the
     /// whole file, so this must cover the largest file at the slowest rate.
     pub node_timeout: Duration,
+}
+
+/// Hooks and notifications: per job, `on_success`, `on_failure` and `on_overdue` commands;
+/// `[jobs] hooks.timeout` and `[jobs] notify.url` for all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookSettings {
+    /// How long a hook command may run before it is killed.
+    pub timeout: Duration,
+    /// Where every job's events are POSTed as JSON; `None` for nowhere.
+    pub notify_url: Option<String>,
+    /// Commands by job id (`backup.b1`); jobs without any are absent.
+    pub commands: BTreeMap<String, JobHooks>,
+}
+
+impl Default for HookSettings {
+    fn default() -> Self {
+        HookSettings {
+            timeout: DEFAULT_HOOK_TIMEOUT,
+            notify_url: None,
+            commands: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[jobs] hooks.timeout` when none is given.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One job's hook commands, each run with `sh -c`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobHooks {
+    pub on_success: Option<String>,
+    pub on_failure: Option<String>,
+    pub on_overdue: Option<String>,
+}
+
+impl JobHooks {
+    pub fn is_empty(&self) -> bool {
+        self.on_success.is_none() && self.on_failure.is_none() && self.on_overdue.is_none()
+    }
 }
 
 /// `[budget]`: limits shared by all jobs.

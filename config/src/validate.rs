@@ -19,6 +19,8 @@ pub(crate) struct Validator<'a> {
     pub(crate) problems: Vec<Problem>,
     pub(crate) settings: Vec<Setting>,
     pub(crate) warnings: Vec<String>,
+    /// Each job's hook commands, gathered as its keys are read.
+    pub(crate) job_hooks: BTreeMap<String, JobHooks>,
 }
 
 impl<'a> Validator<'a> {
@@ -29,6 +31,7 @@ impl<'a> Validator<'a> {
             problems: Vec::new(),
             settings: Vec::new(),
             warnings: Vec::new(),
+            job_hooks: BTreeMap::new(),
         }
     }
 
@@ -89,6 +92,7 @@ impl<'a> Validator<'a> {
         let empty = Vec::new();
         let daemon = self.daemon(sections.get("jobs").unwrap_or(&empty));
         let budget = self.budget(sections.get("budget").unwrap_or(&empty));
+        let mut hooks = self.hook_settings(sections.get("jobs").unwrap_or(&empty));
         let mut jobs = Vec::new();
         for schema in &schemas {
             if let Some(leaves) = sections.get(schema.name()) {
@@ -98,11 +102,13 @@ impl<'a> Validator<'a> {
         if !self.problems.is_empty() {
             return Err(ConfigError::Invalid(self.problems));
         }
+        hooks.commands = std::mem::take(&mut self.job_hooks);
         Ok(Config {
             node_dir: self.options.node_dir.clone(),
             daemon,
             budget,
             jobs,
+            hooks,
             settings: self.settings,
             warnings: self.warnings,
         })

@@ -371,3 +371,66 @@ fn a_task_types_keys_have_defaults_sources_and_all_their_problems() {
         Ok(())
     });
 }
+
+#[test]
+fn hooks_are_per_job_and_notify_url_and_hook_timeout_are_daemon_keys() {
+    Jail::expect_with(|jail| {
+        jail.create_file("tahoe-jobs.cfg", SEED)?;
+        let config = load(&options(jail.directory())).unwrap();
+        assert_eq!(config.hooks, HookSettings::default());
+        assert_eq!(config.hooks.timeout.as_secs(), 60);
+
+        jail.create_file(
+            "tahoe-jobs.cfg",
+            &format!(
+                "{SEED}b1.on_failure = /usr/local/bin/alert \"$TAHOE_JOB_ID\"\nb1.on_success = off\n\
+                 [check]\nc1.target = backup:\nc1.on_overdue = echo late\n\
+                 [jobs]\nnotify.url = https://hooks.example/T0/secret\nhooks.timeout = 30s\n"
+            ),
+        )?;
+        let config = load(&options(jail.directory())).unwrap();
+        assert_eq!(config.hooks.timeout.as_secs(), 30);
+        assert_eq!(
+            config.hooks.notify_url.as_deref(),
+            Some("https://hooks.example/T0/secret")
+        );
+        let b1 = &config.hooks.commands["backup.b1"];
+        assert_eq!(
+            b1.on_failure.as_deref(),
+            Some("/usr/local/bin/alert \"$TAHOE_JOB_ID\"")
+        );
+        assert_eq!(b1.on_success, None, "off switches a hook off");
+        assert_eq!(
+            config.hooks.commands["check.c1"].on_overdue.as_deref(),
+            Some("echo late")
+        );
+        // The webhook's path is often its secret: shown by host only.
+        let shown = config
+            .settings
+            .iter()
+            .find(|s| s.key == "jobs.notify.url")
+            .unwrap();
+        assert_eq!(shown.value, "https://hooks.example/…");
+        assert!(!config.settings.iter().any(|s| s.value.contains("secret")));
+
+        jail.create_file(
+            "tahoe-jobs.cfg",
+            &format!(
+                "{SEED}b1.on_falure = x\n[jobs]\nnotify.url = hooks.example\nhooks.timeout = 0s\n"
+            ),
+        )?;
+        let p = problems(load(&options(jail.directory())).unwrap_err());
+        let text: Vec<String> = p.iter().map(ToString::to_string).collect();
+        let about = |key: &str, words: &str| {
+            assert!(
+                p.iter()
+                    .any(|p| p.key == key && p.to_string().contains(words)),
+                "no problem for {key} saying {words:?} in {text:?}"
+            )
+        };
+        about("backup.b1.on_falure", "did you mean on_failure");
+        about("jobs.notify.url", "http:// or https://");
+        about("jobs.hooks.timeout", "some time");
+        Ok(())
+    });
+}

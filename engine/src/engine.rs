@@ -22,6 +22,7 @@ use crate::actors::supervisor::{
 use crate::budget::BudgetGate;
 use crate::clock::{SharedClock, SystemClock};
 use crate::error::EngineError;
+use crate::events::{self, EventReceiver, EventSender};
 use crate::limits::{CpuSource, LimitedBudget};
 use crate::overrides::{LiveOverrides, OverrideTarget};
 use crate::shaping::ShapingControl;
@@ -156,17 +157,22 @@ impl Engine {
             overrides,
         })
         .start();
+        let events = events::channel();
         let supervisor = Supervisor::new(
             store,
             options.registry,
             options.clock,
             options.timezone,
             gate as Arc<dyn BudgetGate>,
-            options.jobs,
-            records,
+            events.clone(),
         )
+        .with_jobs(options.jobs, records)
         .start();
-        Ok(EngineHandle { supervisor, budget })
+        Ok(EngineHandle {
+            supervisor,
+            budget,
+            events,
+        })
     }
 }
 
@@ -175,9 +181,18 @@ impl Engine {
 pub struct EngineHandle {
     supervisor: Addr<Supervisor>,
     budget: Addr<BudgetActor>,
+    events: EventSender,
 }
 
 impl EngineHandle {
+    /// A stream of job events (a run succeeded or failed, a job became overdue) from now on.
+    /// Subscribe right after [`Engine::start`], before yielding, to miss none. Receiving is the
+    /// listener's pace: a listener more than [`events::EVENT_BUFFER`] events behind loses the
+    /// oldest, and the jobs never wait for it.
+    pub fn subscribe(&self) -> EventReceiver {
+        self.events.subscribe()
+    }
+
     /// Every job's status.
     pub async fn status(&self) -> Result<EngineStatus, EngineError> {
         Ok(self.supervisor.send(Status).await?)

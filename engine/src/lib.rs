@@ -15,13 +15,15 @@
 //! embedders: [`status`] (the status snapshot), [`overrides`] (live changes), [`limits`] and
 //! [`shaping`] (limiters, the SOCKS5 pacing proxy), [`record`] (the per-job record), [`policy`]
 //! (the scheduling rules as plain functions) and [`actors`]. A job's last runs are kept by
-//! [`RunHistory`].
+//! [`RunHistory`]; [`events`] carries job events (a run ended, a job became
+//! overdue) to hooks and notifications.
 
 pub mod actors;
 mod budget;
 mod clock;
 mod engine;
 mod error;
+pub mod events;
 mod history;
 pub mod limits;
 pub mod overrides;
@@ -42,6 +44,7 @@ pub use budget::{BudgetGate, BudgetHandle, ByteRequest, Direction, Stopped, Unli
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, TokioClock};
 pub use engine::{Enforcement, Engine, EngineHandle, EngineOptions};
 pub use error::EngineError;
+pub use events::{EventKind, EventReceiver, JobEvent};
 pub use history::{RunEntry, RunHistory, RunOutcome, HISTORY_LEN};
 pub use overrides::{LiveOverrides, OverrideError, OverrideTarget, OverrideValue};
 pub use progress::{ProgressSink, ProgressSnapshot, Warning};

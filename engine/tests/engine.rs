@@ -3,6 +3,7 @@
 //! panicking tasks, configuration reloads, shutdown, and unreadable records.
 
 mod budget;
+mod events;
 mod example;
 mod overdue;
 mod overrides;

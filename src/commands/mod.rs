@@ -3,8 +3,11 @@
 pub mod backup;
 pub mod check;
 pub mod client;
+pub mod completions;
 pub mod config;
 pub mod control_url;
+pub mod doctor;
+pub mod man;
 pub mod node_watch;
 pub mod oneshot;
 pub mod pause;
@@ -38,6 +41,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Start(args) => start::run(&cli.global, &args),
         Command::ControlUrl => control_url::run(&cli.global),
         Command::Shaping(args) => shaping::run(&cli.global, &args),
+        Command::Doctor(args) => doctor::run(&cli.global, &args),
+        Command::Completions(args) => completions::run(&args),
+        Command::Man(args) => man::run(&args),
     }
 }
 

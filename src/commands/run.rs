@@ -2,6 +2,8 @@
 //! SIGTERM; SIGHUP reloads the configuration (jobs added, removed or changed; the others run on).
 //! The web server (status page, control page, metrics, private API) runs beside the engine.
 //!
+//! Job events go to [`crate::hooks`]: each job's hook commands and `[jobs] notify.url`.
+//!
 //! With `[jobs] shaping.port`, the SOCKS5 shaping proxy runs here too. A node watch
 //! ([`super::node_watch`]) keeps the budget in step with the node: its pid for the CPU share,
 //! its servers' nicknames and addresses, and whether exact shaping is in force.
@@ -89,6 +91,9 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
             },
         })
         .context("cannot start the engine")?;
+        // Subscribed before this task yields, so no job's first event is missed.
+        let (hooks_tx, hooks_rx) = watch::channel(Arc::new(config.hooks.clone()));
+        actix_rt::spawn(crate::hooks::dispatch(handle.subscribe(), hooks_rx));
         // Before any job moves a byte: limits written with a nickname apply from the start.
         if let Some(aliases) = &aliases {
             if let Err(e) = handle.set_destination_aliases(aliases.clone()).await {
@@ -139,6 +144,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
             refresh: &refresh,
             shaping_addr: config.daemon.shaping_addr,
             client: &client,
+            hooks: &hooks_tx,
         };
         info!(
             jobs = config.jobs.len(),
@@ -197,6 +203,8 @@ struct Daemon<'a> {
     shaping_addr: Option<std::net::SocketAddr>,
     /// The client options the task factories read: `[jobs] node.timeout`.
     client: &'a SharedClientOptions,
+    /// The hooks and notification settings events are handled with.
+    hooks: &'a watch::Sender<Arc<tahoe_jobs_config::HookSettings>>,
 }
 
 impl Daemon<'_> {
@@ -236,6 +244,7 @@ impl Daemon<'_> {
                     // Runs started from now on use it; a run in progress keeps its own.
                     self.client
                         .set(ClientOptions::from_settings(&config.daemon));
+                    self.hooks.send_replace(Arc::new(config.hooks.clone()));
                     if config.daemon.shaping_addr != self.shaping_addr {
                         warn!(
                             "[jobs] shaping.port changed: the shaping proxy moves at the next \

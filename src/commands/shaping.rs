@@ -73,9 +73,9 @@ pub fn run(global: &GlobalArgs, args: &ShapingArgs) -> anyhow::Result<i32> {
 
 /// A check's findings: what is fine, and what is wrong.
 #[derive(Debug, Default)]
-struct Findings {
-    ok: Vec<String>,
-    wrong: Vec<String>,
+pub(super) struct Findings {
+    pub ok: Vec<String>,
+    pub wrong: Vec<String>,
 }
 
 fn report(what: &str, f: &Findings, wrong: &mut Vec<String>) {
@@ -118,7 +118,7 @@ pub fn tahoe_cfg_lines(node_dir: &Path, addr: SocketAddr) -> String {
 }
 
 /// What `tahoe.cfg` says against what the recipe needs.
-fn check_tahoe_cfg(node_dir: &Path, addr: SocketAddr) -> Findings {
+pub(super) fn check_tahoe_cfg(node_dir: &Path, addr: SocketAddr) -> Findings {
     let path = node_dir.join("tahoe.cfg");
     let mut f = Findings::default();
     match std::fs::read_to_string(&path) {
@@ -227,7 +227,7 @@ fn check_node(node_dir: &Path) -> Findings {
     f
 }
 
-fn node_findings(map: &ServerMap, f: &mut Findings) {
+pub(super) fn node_findings(map: &ServerMap, f: &mut Findings) {
     let mut connected = 0;
     for s in &map.servers {
         let who = if s.nickname.is_empty() {

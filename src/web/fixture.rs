@@ -97,6 +97,7 @@ pub fn config() -> Config {
             ..BudgetSettings::default()
         },
         jobs: vec![job],
+        hooks: Default::default(),
         settings: vec![
             Setting {
                 key: "backup.b1.source".into(),

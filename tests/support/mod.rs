@@ -10,5 +10,6 @@ pub mod files;
 pub mod grid;
 pub mod node;
 pub mod process;
+pub mod receiver;
 
 pub use grid::{http_client, shared_grid, Grid, GridSpec};

@@ -25,6 +25,7 @@ use crate::actors::window::{CurrentWindow, SetWindows, StopWindow, WindowActor, 
 use crate::budget::{BudgetGate, BudgetHandle};
 use crate::clock::SharedClock;
 use crate::error::EngineError;
+use crate::events::{self, EventKind, EventSender, JobEvent};
 use crate::history::{RunEntry, RunHistory, RunOutcome};
 use crate::policy::{self, OverdueWatch, Plan, RunCheck, RunNow};
 use crate::progress::ProgressSink;
@@ -47,6 +48,8 @@ pub struct JobSetup {
     pub clock: SharedClock,
     pub timezone: TimeZone,
     pub budget: Arc<dyn BudgetGate>,
+    /// Where the job announces its runs' ends and its overdue spells.
+    pub events: EventSender,
     /// Dropped with the actor, after its store handle: tells the supervisor the database is no
     /// longer held by this job.
     pub gone: oneshot::Sender<()>,
@@ -73,6 +76,7 @@ pub struct JobActor {
     clock: SharedClock,
     timezone: TimeZone,
     budget: Arc<dyn BudgetGate>,
+    events: EventSender,
     state: JobState,
     /// Tells this job when its window opens and closes; started with the actor.
     windows: Option<Addr<WindowActor>>,
@@ -116,6 +120,7 @@ impl JobActor {
             clock: setup.clock,
             timezone: setup.timezone,
             budget: setup.budget,
+            events: setup.events,
             state: JobState::New,
             windows: None,
             window: None,
@@ -168,8 +173,9 @@ impl JobActor {
             return;
         }
         let now = self.clock.now();
-        // Here because the job looks at least once a minute whatever its state (MAX_SLEEP), so
-        // the warning comes within a minute of the instant, without a timer of its own.
+        // Here because the job looks at least once a minute whatever its state (MAX_SLEEP), and
+        // an idle job at the instant it becomes overdue (`rest`), so the warning and the event
+        // come at that instant, or within a minute while a run goes on.
         self.note_overdue(now);
         let Some(window) = self.window.filter(|w| policy::window_still_holds(*w, now)) else {
             self.ask_window(ctx);
@@ -218,12 +224,25 @@ impl JobActor {
         self.schedule(now, None, ctx);
     }
 
-    /// Enters the waiting state of an idle plan and sets the timer for its end.
+    /// Enters the waiting state of an idle plan and sets the timer for its end, or for the
+    /// instant the job becomes overdue if that comes first (so the overdue event and warning
+    /// come at that instant, not up to a minute later).
     fn rest(&mut self, plan: Plan, now: Timestamp, ctx: &mut Context<Self>) {
         if let Some(state) = JobState::from_plan(plan) {
             self.set_state(state, plan.wake_at());
         }
-        self.schedule(now, plan.timer_at(), ctx);
+        let overdue_at = policy::overdue_at(
+            self.record.last_completed,
+            self.record.first_seen,
+            self.config.schedule.overdue_after,
+            self.config.schedule.enabled,
+        )
+        .filter(|at| *at > now);
+        let wake = match (plan.timer_at(), overdue_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.schedule(now, wake, ctx);
     }
 
     fn schedule(&mut self, now: Timestamp, wake: Option<Timestamp>, ctx: &mut Context<Self>) {
@@ -267,6 +286,10 @@ impl JobActor {
         let Some(o) = self.overdue_watch.observe(current) else {
             return;
         };
+        self.announce(JobEvent {
+            overdue_since: Some(o.since),
+            ..self.event(EventKind::Overdue, now)
+        });
         // Only the job id, instants and a duration: nothing here can hold a capability or a
         // path.
         let after_secs = self
@@ -328,6 +351,7 @@ impl JobActor {
                     counters: Default::default(),
                 });
                 self.persist(true);
+                self.announce_run_end(EventKind::Failure, now);
                 return false;
             }
         };
@@ -463,6 +487,14 @@ impl JobActor {
             counters: self.record.last_run_counters.clone(),
         });
         self.persist(true);
+        match &state {
+            JobState::Completed => self.announce_run_end(EventKind::Success, now),
+            JobState::Failed { .. } => self.announce_run_end(EventKind::Failure, now),
+            JobState::StoppedEarly { reason: None } => {
+                self.announce_run_end(EventKind::Failure, now)
+            }
+            _ => {}
+        }
         self.set_state(state, None);
         for waiter in self.retire_waiters.drain(..) {
             let _ = waiter.send(());
@@ -509,6 +541,46 @@ impl JobActor {
         if let Err(e) = self.store.save_history(&self.id, &self.history) {
             error!(job = %self.id, error = %e, "could not save the run history");
         }
+    }
+
+    /// An event about this job at `now`, with what the record says.
+    fn event(&self, kind: EventKind, now: Timestamp) -> JobEvent {
+        JobEvent {
+            kind,
+            job: self.id.clone(),
+            task_type: self.config.task_type.clone(),
+            at: now,
+            started: None,
+            duration: None,
+            counters: Default::default(),
+            error: None,
+            consecutive_failures: self.record.consecutive_failures,
+            last_completed: self.record.last_completed,
+            overdue_since: None,
+        }
+    }
+
+    /// Announces the end of the run that began at `last_started` (record already updated).
+    fn announce_run_end(&self, kind: EventKind, now: Timestamp) {
+        let started = self.record.last_started;
+        let duration = started
+            .and_then(|s| std::time::Duration::try_from(now.duration_since(s)).ok())
+            .unwrap_or_default();
+        let error = match kind {
+            EventKind::Failure => self.record.last_error.as_ref().map(|e| e.message.clone()),
+            _ => None,
+        };
+        self.announce(JobEvent {
+            started,
+            duration: Some(duration),
+            counters: self.record.last_run_counters.clone(),
+            error,
+            ..self.event(kind, now)
+        });
+    }
+
+    fn announce(&self, event: JobEvent) {
+        events::announce(&self.events, event);
     }
 
     /// Writes the record; a write error is logged, not fatal: the job goes on in memory and

@@ -23,6 +23,7 @@ use crate::actors::job::{
 use crate::budget::BudgetGate;
 use crate::clock::SharedClock;
 use crate::error::EngineError;
+use crate::events::EventSender;
 use crate::overrides::{LiveOverrides, OverrideTarget};
 use crate::record::JobRecord;
 use crate::status::EngineStatus;
@@ -48,6 +49,8 @@ pub struct Supervisor {
     clock: SharedClock,
     timezone: TimeZone,
     budget: Arc<dyn BudgetGate>,
+    /// Where every job announces its events.
+    events: EventSender,
     jobs: BTreeMap<String, JobEntry>,
     /// Values changed live, applied above every job's configuration.
     overrides: LiveOverrides,
@@ -96,35 +99,43 @@ pub fn load_records(
 }
 
 impl Supervisor {
-    /// Builds the supervisor and starts a job actor per job (records already read).
+    /// Builds the supervisor, with no jobs yet ([`Supervisor::with_jobs`]).
     pub fn new(
         store: Store,
         registry: Registry,
         clock: SharedClock,
         timezone: TimeZone,
         budget: Arc<dyn BudgetGate>,
-        jobs: Vec<JobConfig>,
-        mut records: BTreeMap<String, JobRecord>,
+        events: EventSender,
     ) -> Self {
         // Engine::start has read them already, so an unreadable value failed the start there.
         let overrides = store.load_overrides().unwrap_or_else(|e| {
             error!(error = %e, "ignoring the live overrides");
             LiveOverrides::default()
         });
-        let mut supervisor = Supervisor {
+        Supervisor {
             overrides,
             store: Some(store),
             registry,
             clock,
             timezone,
             budget,
+            events,
             jobs: BTreeMap::new(),
-        };
+        }
+    }
+
+    /// Starts a job actor per job (records already read).
+    pub fn with_jobs(
+        mut self,
+        jobs: Vec<JobConfig>,
+        mut records: BTreeMap<String, JobRecord>,
+    ) -> Self {
         for job in jobs {
             let record = records.remove(&job.id()).unwrap_or_default();
-            supervisor.start_job(job, record);
+            self.start_job(job, record);
         }
-        supervisor
+        self
     }
 
     fn start_job(&mut self, config: JobConfig, record: JobRecord) {
@@ -141,6 +152,7 @@ impl Supervisor {
             clock: self.clock.clone(),
             timezone: self.timezone.clone(),
             budget: self.budget.clone(),
+            events: self.events.clone(),
             gone: gone_tx,
         })
         .start();

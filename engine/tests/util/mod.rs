@@ -39,6 +39,7 @@ where
     F: FnOnce() -> Fut,
     Fut: Future,
 {
+    quiet_global_subscriber();
     actix_rt::System::with_tokio_rt(|| {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -47,6 +48,21 @@ where
             .expect("a paused runtime")
     })
     .block_on(f())
+}
+
+/// A process-wide subscriber that takes warnings (and drops them). Without one, a test thread
+/// with no subscriber of its own that reaches a `warn!` first can have tracing cache that call
+/// site as uninteresting everywhere, racing the tests that capture warnings on their thread.
+fn quiet_global_subscriber() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing::subscriber::set_global_default(
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::WARN)
+                .with_writer(std::io::sink)
+                .finish(),
+        );
+    });
 }
 
 /// Lets simulated time pass (instantly, in a paused runtime).
