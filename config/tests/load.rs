@@ -329,3 +329,21 @@ fn recheck_overdue_and_node_timeout_have_defaults_and_checked_values() {
         Ok(())
     });
 }
+
+/// `tahoe backup` takes any string as an exclude pattern (fnmatch has no invalid ones), so
+/// `**.tmp` (= `*.tmp`) and an unclosed `[` load as they are.
+#[test]
+fn exclude_takes_every_pattern_fnmatch_takes() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "tahoe-jobs.cfg",
+            &format!("{SEED}b1.exclude = **.tmp, [oops, a[!]b\n"),
+        )?;
+        let config = load(&options(jail.directory())).expect("every pattern loads");
+        let TaskParams::Backup(params) = &config.jobs[0].params else {
+            panic!("not a backup job")
+        };
+        assert_eq!(params.exclude, vec!["**.tmp", "[oops", "a[!]b"]);
+        Ok(())
+    });
+}
