@@ -492,6 +492,80 @@ fn odd_files_are_skipped_with_warnings() {
     assert_same_tree(&restore(grid, "bk_odd:", tmp.path()), &expected);
 }
 
+/// A directory that can be listed but not searched (mode 0644): each entry's lstat fails. A
+/// subdirectory in it counts as a skipped directory and a file as a skipped file (the listing's
+/// file type tells which), each warned about with the error it really met.
+#[test]
+fn entries_of_an_unsearchable_directory_are_skipped_by_kind() {
+    let grid = shared_grid();
+    grid.create_alias("bk_unsearchable");
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write_file(&src.join("fine.txt"), b"fine");
+    let half = src.join("half");
+    write_file(&half.join("sub/inside.txt"), b"inside");
+    write_file(&half.join("f.txt"), b"f");
+    std::fs::set_permissions(&half, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let out = cli_backup(grid, &[src.as_os_str(), os("bk_unsearchable:")], true);
+    std::fs::set_permissions(&half, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_exit(&out, 2, "backup with an unsearchable directory");
+    let stderr = lossy_text(&out.stderr);
+    let src_s = src.display();
+    for warning in [
+        format!("WARNING: permission denied on directory '{src_s}/half/sub'\n"),
+        format!("WARNING: permission denied on file '{src_s}/half/f.txt'\n"),
+    ] {
+        assert!(
+            stderr.contains(&warning),
+            "missing {warning:?} in:\n{stderr}"
+        );
+    }
+    assert!(
+        lossy_text(&out.stdout).contains(
+            " 1 files uploaded (0 reused), 1 files skipped, 2 directories created (0 reused), 1 directories skipped"
+        ),
+        "{}",
+        lossy_text(&out.stdout)
+    );
+}
+
+/// `backup -v` names every file and directory quoted as warnings are, so a newline in a name
+/// cannot split a line of its output (or forge one).
+#[test]
+fn verbose_output_quotes_names() {
+    let grid = shared_grid();
+    grid.create_alias("bk_verbose");
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write_file(&src.join("plain.txt"), b"plain");
+    write_file(&src.join("new\nline.txt"), b"two lines");
+    write_file(&src.join("d\nir/x"), b"x");
+
+    let out = cli_backup(grid, &[os("-v"), src.as_os_str(), os("bk_verbose:")], false);
+    assert_exit(&out, 0, "verbose backup");
+    let stdout = lossy_text(&out.stdout);
+    let src_s = src.display();
+    for line in [
+        format!("uploaded '{src_s}/plain.txt'"),
+        format!("uploaded '{src_s}/new\\x0aline.txt'"),
+        format!("uploaded '{src_s}/d\\x0air/x'"),
+        format!(" created directory for '{src_s}/d\\x0air'"),
+        format!(" created directory for '{src_s}'"),
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "missing line {line:?} in:\n{stdout}"
+        );
+    }
+    assert!(
+        !stdout
+            .lines()
+            .any(|l| l.starts_with("line.txt") || l.starts_with("ir")),
+        "a name was split across lines:\n{stdout}"
+    );
+}
+
 /// An external drive that is not plugged in shows as a missing or empty source: the run fails
 /// with a clear error and `Latest` keeps pointing at the last real backup.
 #[test]
