@@ -20,7 +20,9 @@ use tahoe_jobs_tasks::backup::{
 use crate::support::backup_run::{backup_params, task_context, Hook};
 use crate::support::files::{assert_same_tree, seeded_bytes, tree_of, write_file};
 use crate::support::node::{latest_cap, node_counter, restore};
-use crate::support::process::{describe_output, lossy_text, os, runtime, tahoe_jobs_command};
+use crate::support::process::{
+    describe_output, lossy_text, os, runtime, tahoe_jobs_command, wait_for_the_next_second,
+};
 use crate::support::{shared_grid, Grid, GridSpec};
 
 /// The one-shot command keeps its backupdb in the node directory, and sled allows one process
@@ -118,7 +120,7 @@ fn restores_byte_identical_and_alternates_with_tahoe_backup() {
     assert_same_tree(&restore(grid, target, tmp.path()), &tree_of(&src));
 
     // Stock `tahoe backup` continues on the same target (Archives names are per second).
-    std::thread::sleep(Duration::from_millis(1100));
+    wait_for_the_next_second();
     write_file(&src.join("docs/added by tahoe.txt"), b"new\n");
     let out = grid.tahoe([os("backup"), src.as_os_str(), os(target)]);
     assert!(
@@ -131,7 +133,7 @@ fn restores_byte_identical_and_alternates_with_tahoe_backup() {
     let by_tahoe: serde_json::Value = serde_json::from_slice(&by_tahoe.stdout).unwrap();
 
     // ... and tahoe-jobs after it again.
-    std::thread::sleep(Duration::from_millis(1100));
+    wait_for_the_next_second();
     write_file(&src.join("top.txt"), b"top level, edited\n");
     let out = cli_backup(grid, &[src.as_os_str(), os(target)], false);
     assert_exit(&out, 0, "tahoe-jobs after tahoe backup");
@@ -318,10 +320,18 @@ fn a_file_changed_during_its_upload_is_not_remembered() {
         Hook(move |r: &ByteRequest| {
             if r.bytes == 64 * 1024 && chunks.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1
             {
-                std::thread::sleep(Duration::from_millis(20));
+                let mtime = std::fs::metadata(&moving).unwrap().modified().unwrap();
                 let mut data = std::fs::read(&moving).unwrap();
                 data[0] ^= 0xff;
                 std::fs::write(&moving, data).unwrap();
+                // The kernel stamps files from a clock that ticks every few milliseconds: set
+                // the mtime apart so the change shows however soon it comes.
+                std::fs::File::options()
+                    .write(true)
+                    .open(&moving)
+                    .unwrap()
+                    .set_modified(mtime + Duration::from_secs(1))
+                    .unwrap();
             }
         })
     };
@@ -727,7 +737,7 @@ fn recheck_after_zero_checks_every_reused_cap_and_reuploads_a_lost_file() {
     .unwrap();
     let run = |label: &str, recheck: Option<&str>| {
         // Archives are named by the second: each run gets its own.
-        std::thread::sleep(Duration::from_millis(1100));
+        wait_for_the_next_second();
         let mut task = configured_task(&grid, &src, "rc:job", recheck);
         let ctx = task_context(
             "backup.test",
