@@ -268,8 +268,9 @@ fn uploads_only_what_changed_and_resumes_after_a_stop() {
     let mut task = BackupTask::new(grid.node_dir(), p2.clone(), BackupOptions::default());
     let outcome = rt.block_on(task.run(&ctx)).expect("stopped run");
     stopper.join().unwrap();
-    // How promptly a stop is obeyed is a timing matter, tested on tokio's paused clock in the
-    // engine's tests; here: the run ended early, and with fewer files than the tree has.
+    // How promptly a stop is obeyed is a timing matter, tested on tokio's paused clock in
+    // tasks/tests/stop_promptly.rs; here: the run ended early, and with fewer files than the
+    // tree has.
     assert_eq!(outcome, Outcome::StoppedEarly);
     let done_before_stop = ctx.progress().get(counter::FILES_UPLOADED);
     assert!((15..40).contains(&done_before_stop), "{done_before_stop}");
