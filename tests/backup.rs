@@ -20,7 +20,9 @@ use tahoe_jobs_tasks::backup::{
 use crate::support::backup_run::{backup_params, task_context, Hook};
 use crate::support::files::{assert_same_tree, seeded_bytes, tree_of, write_file};
 use crate::support::node::{latest_cap, node_counter, restore};
-use crate::support::process::{describe_output, lossy_text, os, runtime, tahoe_jobs_command};
+use crate::support::process::{
+    describe_output, lossy_text, os, runtime, tahoe_jobs_command, wait_for_the_next_second,
+};
 use crate::support::{shared_grid, Grid, GridSpec};
 
 /// The one-shot command keeps its backupdb in the node directory, and sled allows one process
@@ -118,7 +120,7 @@ fn restores_byte_identical_and_alternates_with_tahoe_backup() {
     assert_same_tree(&restore(grid, target, tmp.path()), &tree_of(&src));
 
     // Stock `tahoe backup` continues on the same target (Archives names are per second).
-    std::thread::sleep(Duration::from_millis(1100));
+    wait_for_the_next_second();
     write_file(&src.join("docs/added by tahoe.txt"), b"new\n");
     let out = grid.tahoe([os("backup"), src.as_os_str(), os(target)]);
     assert!(
@@ -131,7 +133,7 @@ fn restores_byte_identical_and_alternates_with_tahoe_backup() {
     let by_tahoe: serde_json::Value = serde_json::from_slice(&by_tahoe.stdout).unwrap();
 
     // ... and tahoe-jobs after it again.
-    std::thread::sleep(Duration::from_millis(1100));
+    wait_for_the_next_second();
     write_file(&src.join("top.txt"), b"top level, edited\n");
     let out = cli_backup(grid, &[src.as_os_str(), os(target)], false);
     assert_exit(&out, 0, "tahoe-jobs after tahoe backup");
@@ -266,8 +268,9 @@ fn uploads_only_what_changed_and_resumes_after_a_stop() {
     let mut task = BackupTask::new(grid.node_dir(), p2.clone(), BackupOptions::default());
     let outcome = rt.block_on(task.run(&ctx)).expect("stopped run");
     stopper.join().unwrap();
-    // How promptly a stop is obeyed is a timing matter, tested on tokio's paused clock in the
-    // engine's tests; here: the run ended early, and with fewer files than the tree has.
+    // How promptly a stop is obeyed is a timing matter, tested on tokio's paused clock in
+    // tasks/tests/stop_promptly.rs; here: the run ended early, and with fewer files than the
+    // tree has.
     assert_eq!(outcome, Outcome::StoppedEarly);
     let done_before_stop = ctx.progress().get(counter::FILES_UPLOADED);
     assert!((15..40).contains(&done_before_stop), "{done_before_stop}");
@@ -318,10 +321,18 @@ fn a_file_changed_during_its_upload_is_not_remembered() {
         Hook(move |r: &ByteRequest| {
             if r.bytes == 64 * 1024 && chunks.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1
             {
-                std::thread::sleep(Duration::from_millis(20));
+                let mtime = std::fs::metadata(&moving).unwrap().modified().unwrap();
                 let mut data = std::fs::read(&moving).unwrap();
                 data[0] ^= 0xff;
                 std::fs::write(&moving, data).unwrap();
+                // The kernel stamps files from a clock that ticks every few milliseconds: set
+                // the mtime apart so the change shows however soon it comes.
+                std::fs::File::options()
+                    .write(true)
+                    .open(&moving)
+                    .unwrap()
+                    .set_modified(mtime + Duration::from_secs(1))
+                    .unwrap();
             }
         })
     };
@@ -492,6 +503,80 @@ fn odd_files_are_skipped_with_warnings() {
     assert_same_tree(&restore(grid, "bk_odd:", tmp.path()), &expected);
 }
 
+/// A directory that can be listed but not searched (mode 0644): each entry's lstat fails. A
+/// subdirectory in it counts as a skipped directory and a file as a skipped file (the listing's
+/// file type tells which), each warned about with the error it really met.
+#[test]
+fn entries_of_an_unsearchable_directory_are_skipped_by_kind() {
+    let grid = shared_grid();
+    grid.create_alias("bk_unsearchable");
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write_file(&src.join("fine.txt"), b"fine");
+    let half = src.join("half");
+    write_file(&half.join("sub/inside.txt"), b"inside");
+    write_file(&half.join("f.txt"), b"f");
+    std::fs::set_permissions(&half, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let out = cli_backup(grid, &[src.as_os_str(), os("bk_unsearchable:")], true);
+    std::fs::set_permissions(&half, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_exit(&out, 2, "backup with an unsearchable directory");
+    let stderr = lossy_text(&out.stderr);
+    let src_s = src.display();
+    for warning in [
+        format!("WARNING: permission denied on directory '{src_s}/half/sub'\n"),
+        format!("WARNING: permission denied on file '{src_s}/half/f.txt'\n"),
+    ] {
+        assert!(
+            stderr.contains(&warning),
+            "missing {warning:?} in:\n{stderr}"
+        );
+    }
+    assert!(
+        lossy_text(&out.stdout).contains(
+            " 1 files uploaded (0 reused), 1 files skipped, 2 directories created (0 reused), 1 directories skipped"
+        ),
+        "{}",
+        lossy_text(&out.stdout)
+    );
+}
+
+/// `backup -v` names every file and directory quoted as warnings are, so a newline in a name
+/// cannot split a line of its output (or forge one).
+#[test]
+fn verbose_output_quotes_names() {
+    let grid = shared_grid();
+    grid.create_alias("bk_verbose");
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write_file(&src.join("plain.txt"), b"plain");
+    write_file(&src.join("new\nline.txt"), b"two lines");
+    write_file(&src.join("d\nir/x"), b"x");
+
+    let out = cli_backup(grid, &[os("-v"), src.as_os_str(), os("bk_verbose:")], false);
+    assert_exit(&out, 0, "verbose backup");
+    let stdout = lossy_text(&out.stdout);
+    let src_s = src.display();
+    for line in [
+        format!("uploaded '{src_s}/plain.txt'"),
+        format!("uploaded '{src_s}/new\\x0aline.txt'"),
+        format!("uploaded '{src_s}/d\\x0air/x'"),
+        format!(" created directory for '{src_s}/d\\x0air'"),
+        format!(" created directory for '{src_s}'"),
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "missing line {line:?} in:\n{stdout}"
+        );
+    }
+    assert!(
+        !stdout
+            .lines()
+            .any(|l| l.starts_with("line.txt") || l.starts_with("ir")),
+        "a name was split across lines:\n{stdout}"
+    );
+}
+
 /// An external drive that is not plugged in shows as a missing or empty source: the run fails
 /// with a clear error and `Latest` keeps pointing at the last real backup.
 #[test]
@@ -653,7 +738,7 @@ fn recheck_after_zero_checks_every_reused_cap_and_reuploads_a_lost_file() {
     .unwrap();
     let run = |label: &str, recheck: Option<&str>| {
         // Archives are named by the second: each run gets its own.
-        std::thread::sleep(Duration::from_millis(1100));
+        wait_for_the_next_second();
         let mut task = configured_task(&grid, &src, "rc:job", recheck);
         let ctx = task_context(
             "backup.test",

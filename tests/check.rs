@@ -27,7 +27,7 @@ use tahoe_jobs_tasks::check::{
 use crate::support::backup_run::task_context;
 use crate::support::files::{seeded_bytes, write_file};
 use crate::support::node::node_counter;
-use crate::support::process::{lossy_text, runtime, tahoe_jobs_command};
+use crate::support::process::{lossy_text, runtime, tahoe_jobs_command, wait_for_the_next_second};
 use crate::support::{shared_grid, Grid, GridSpec};
 
 /// 2-of-3 on three storage nodes, happy 3: one server down leaves every file recoverable but
@@ -631,8 +631,8 @@ fn add_lease_renews_the_leases_on_the_servers() {
     let before = lease_expiries(&share);
     assert_eq!(before.len(), 1, "the upload's lease");
 
-    // Lease times have one-second resolution.
-    std::thread::sleep(Duration::from_millis(2100));
+    // Lease times have one-second resolution: a renewal from now on would change the expiry.
+    wait_for_the_next_second();
     pass(grid, &tree, &no_lease);
     assert_eq!(
         lease_expiries(&share),

@@ -408,10 +408,18 @@ fn a_full_state_disk_is_a_clear_error_and_loses_nothing_recorded() {
     wait_for("ten files uploaded", Duration::from_secs(120), || {
         (counter(&d.job_json(job), "files_uploaded") >= 10).then_some(())
     });
+    // A paused job's run has ended, and the engine flushes the store when a run ends before it
+    // shows the job paused: what was recorded until then is on disk before it fills.
+    let out = d.cli(&["pause", job]);
+    assert!(out.status.success(), "{}", lossy_text(&out.stderr));
+    wait_for("the job to show paused", Duration::from_secs(30), || {
+        (d.job_json(job)["state"] == "paused").then_some(())
+    });
     let before = counter(&d.job_json(job), "files_uploaded");
-    // sled writes what it holds every 500 ms: these are on disk before it fills.
-    std::thread::sleep(Duration::from_millis(1500));
+    assert!(before < 60, "{before}");
     let filler = fill_disk(&state_dir);
+    let out = d.cli(&["resume", job]);
+    assert!(out.status.success(), "{}", lossy_text(&out.stderr));
     let failed = wait_for(
         "the job to fail on the full disk",
         Duration::from_secs(120),
@@ -466,7 +474,6 @@ fn a_full_state_disk_is_a_clear_error_and_loses_nothing_recorded() {
         d.log_text().contains("No space left on device"),
         "the log says why"
     );
-    eprintln!("TEMPLOG\n{}", d.log_text());
 }
 
 // ---- records from the future, permissions --------------------------------------------------
@@ -819,18 +826,28 @@ fn too_few_storage_servers_is_a_clear_error_that_links_nothing() {
 
 /// A local server that accepts connections and never answers them: a node that hangs.
 fn hanging_node() -> String {
+    hanging_node_counting().0
+}
+
+/// [`hanging_node`], with the number of connections it has accepted so far.
+fn hanging_node_counting() -> (String, Arc<AtomicU64>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let count = accepted.clone();
     std::thread::spawn(move || {
         let mut held = Vec::new();
         for stream in listener.incoming() {
             match stream {
-                Ok(s) => held.push(s),
+                Ok(s) => {
+                    held.push(s);
+                    count.fetch_add(1, Ordering::SeqCst);
+                }
                 Err(_) => return,
             }
         }
     });
-    format!("http://{addr}/")
+    (format!("http://{addr}/"), accepted)
 }
 
 /// A node directory whose node.url points at `url`, with one alias.
@@ -933,7 +950,7 @@ impl Task for Returns {
 /// goes to "waiting for window" with the run remembered as unfinished.
 #[test]
 fn a_hanging_node_times_out_and_a_window_close_still_stops_the_job() {
-    let url = hanging_node();
+    let (url, accepted) = hanging_node_counting();
     let tmp = tempfile::tempdir().unwrap();
     let node = fake_node_dir(tmp.path(), &url);
     let src = tmp.path().join("src");
@@ -992,12 +1009,21 @@ fn a_hanging_node_times_out_and_a_window_close_still_stops_the_job() {
     actix_rt::System::new().block_on(async {
         let h =
             Engine::start(EngineOptions::new(tmp.path().join("state"), registry, jobs)).unwrap();
+        let reached_before = accepted.load(Ordering::SeqCst);
         until(&h, id, "the run to start", Duration::from_secs(30), |s| {
             s.state.kind == StateKind::Running
         })
         .await;
-        // It is stuck on the node, not failing.
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // It is stuck on the node, not failing: its request reached the node, which will not
+        // answer it before the 600 s request timeout.
+        until(
+            &h,
+            id,
+            "a request to reach the node",
+            Duration::from_secs(30),
+            |_| accepted.load(Ordering::SeqCst) > reached_before,
+        )
+        .await;
         let st = status(&h, id).await;
         assert_eq!(st.state.kind, StateKind::Running, "{:?}", st.last_error);
         assert!(!returned.load(Ordering::SeqCst));

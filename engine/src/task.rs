@@ -177,7 +177,10 @@ impl TaskContext {
 #[async_trait]
 pub trait Task: Send + 'static {
     /// Does (or resumes) the job's work. Must return soon after `ctx.stop()` fires; the engine
-    /// drops the future if it does not return within a second of the stop.
+    /// drops (aborts) the future if it has not returned [`STOP_GRACE`] (500 ms) after the stop,
+    /// which keeps a window close within the second the engine promises.
+    ///
+    /// [`STOP_GRACE`]: crate::actors::job::STOP_GRACE
     async fn run(&mut self, ctx: &TaskContext) -> Result<Outcome, TaskError>;
 }
 

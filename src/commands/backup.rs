@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
+use tahoe_jobs_tasks::backup::walk::quote;
 use tahoe_jobs_tasks::backup::{
     backup_once, oneshot_db_dir, open_backupdb, BackupObserver, BackupOptions, DirAction,
     FileAction,
@@ -131,7 +132,9 @@ fn parse_recheck(s: &str) -> Result<HumanDurationOrZero, String> {
         .map_err(|_| format!("{s:?} is not a duration, such as 30d, 8weeks or 0s"))
 }
 
-/// Prints warnings as `tahoe backup` does, and with `-v` every file and directory.
+/// Prints warnings as `tahoe backup` does, and with `-v` every file and directory, its path
+/// quoted as in warnings (`tahoe backup -v` quotes them too) so that a newline or an escape
+/// sequence in a name can neither split a line nor reach the terminal.
 struct Printer {
     verbose: bool,
 }
@@ -148,7 +151,7 @@ impl BackupObserver for Printer {
                 FileAction::Reused => "skipping",
                 FileAction::Changed => "uploaded (changed while read)",
             };
-            println!("{verb} {}", path.display());
+            println!("{verb} {}", quote(path));
         }
     }
 
@@ -158,7 +161,7 @@ impl BackupObserver for Printer {
                 DirAction::Created => "created directory for",
                 DirAction::Reused => "re-using old directory for",
             };
-            println!(" {verb} {}", path.display());
+            println!(" {verb} {}", quote(path));
         }
     }
 }

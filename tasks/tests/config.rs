@@ -378,3 +378,22 @@ fn prune_jobs_are_checked_against_the_prune_keys() {
         Ok(())
     });
 }
+
+/// `tahoe backup` takes any string as an exclude pattern (fnmatch has no invalid ones), so
+/// `**.tmp` (= `*.tmp`) and an unclosed `[` load as they are.
+#[test]
+fn exclude_takes_every_pattern_fnmatch_takes() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "tahoe-jobs.cfg",
+            &format!("{SEED}b1.exclude = **.tmp, [oops, a[!]b\n"),
+        )?;
+        let config = load(&options(jail.directory())).expect("every pattern loads");
+        let params = config.jobs[0]
+            .params
+            .get::<BackupParams>()
+            .expect("a backup job");
+        assert_eq!(params.exclude, vec!["**.tmp", "[oops", "a[!]b"]);
+        Ok(())
+    });
+}

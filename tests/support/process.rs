@@ -34,6 +34,22 @@ pub fn describe_output(out: &Output) -> String {
     )
 }
 
+/// Returns once the wall clock's second differs from the one this was called in. Tahoe names
+/// Archives and stamps leases by the second, so two of them that must differ need two seconds:
+/// this waits for that event (at most a second, polled) instead of sleeping a fixed time.
+pub fn wait_for_the_next_second() {
+    let second = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("a clock after 1970")
+            .as_secs()
+    };
+    let start = second();
+    while second() == start {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// `s` as a command argument, for argument lists that mix strings and paths.
 pub fn os(s: &str) -> &OsStr {
     OsStr::new(s)

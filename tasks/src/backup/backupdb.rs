@@ -316,9 +316,14 @@ impl BackupDb {
         self.put(TOTALS_KEY, totals)
     }
 
-    /// Makes every record written so far durable.
+    /// Makes every record written so far durable. The flush runs on tokio's blocking pool
+    /// rather than sled's own threads (`flush_async`), which tokio cannot see: on the paused
+    /// clock of tests, time would jump ahead while a flush is under way.
     pub async fn flush(&self) -> Result<(), DbError> {
-        self.tree.flush_async().await?;
+        let tree = self.tree.clone();
+        tokio::task::spawn_blocking(move || tree.flush())
+            .await
+            .map_err(|e| DbError::Sled(sled::Error::ReportableBug(format!("flush: {e}"))))??;
         Ok(())
     }
 

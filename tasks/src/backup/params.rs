@@ -69,13 +69,14 @@ fn absolute_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
     parse_absolute_path(&String::deserialize(d)?).map_err(serde::de::Error::custom)
 }
 
+/// Exclude patterns are Python fnmatch patterns, as `tahoe backup` takes them: every string is
+/// one (an unclosed `[` is an ordinary character), so none is refused.
 fn globs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    let patterns = Vec::<String>::deserialize(d)?;
-    for pattern in &patterns {
-        glob::Pattern::new(pattern)
-            .map_err(|e| serde::de::Error::custom(format!("{pattern:?}: {e}")))?;
-    }
-    Ok(patterns)
+    Ok(Vec::<String>::deserialize(d)?
+        .into_iter()
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect())
 }
 
 fn concurrency<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
@@ -104,13 +105,13 @@ impl TaskKeys for BackupParams {
             KeyDoc::optional(
                 "exclude",
                 "",
-                "a comma list of glob patterns matched against each file and directory name, such as *.tmp,.DS_Store",
+                "a comma list of fnmatch patterns (as tahoe backup takes them) matched against each file and directory name, such as *.tmp,.DS_Store",
                 "names to leave out",
             ),
             KeyDoc::optional(
                 "exclude_from",
                 "",
-                "a readable file with one glob pattern a line",
+                "a readable file with one fnmatch pattern a line",
                 "a file of patterns to leave out (relative paths are below the node directory)",
             ),
             KeyDoc::optional(
@@ -152,7 +153,7 @@ impl TaskKeys for BackupParams {
                 Ok(p) => self.exclude_from = Some(p),
                 Err(e) => problems.push(KeyProblem::new(
                     "exclude_from",
-                    format!("{e}; expected a readable file with one glob pattern a line"),
+                    format!("{e}; expected a readable file with one fnmatch pattern a line"),
                 )),
             }
         }

@@ -36,7 +36,7 @@ use super::excludes::Excludes;
 use super::metadata::TahoeMetadata;
 use super::summary::counter;
 use super::uploader::{upload_file, UploadOutcome};
-use super::walk::{quote, scan_dir, DirScan, Entry};
+use super::walk::{cannot_read, quote, scan_dir, DirScan, Entry};
 use super::{BackupError, BackupObserver, DirAction, FileAction};
 use crate::tahoe::{Cap, CheckOptions, DirListing, ListedChild, NewChild, NodeKind, TahoeClient};
 
@@ -464,14 +464,7 @@ async fn backup_subdir(
             Ok(Ok(scan)) => scan,
             Ok(Err(e)) => {
                 sh.count(counter::DIRS_SKIPPED, 1);
-                sh.warn(if e.kind() == std::io::ErrorKind::NotFound {
-                    format!(
-                        "directory vanished before it was read, left out of this backup: {}",
-                        quote(&entry.path)
-                    )
-                } else {
-                    format!("permission denied on directory {}: {e}", quote(&entry.path))
-                });
+                sh.warn(cannot_read("directory", &entry.path, &e));
                 return Ok(None);
             }
             Err(e) => return Err(sh.fail(BackupError::Internal(format!("listing failed: {e}")))),
@@ -590,14 +583,7 @@ async fn upload_or_check(sh: &Shared, entry: &Entry, decision: Decision) -> Chil
         }
         UploadOutcome::Unreadable(e) => {
             sh.count(counter::FILES_SKIPPED, 1);
-            sh.warn(if e.kind() == std::io::ErrorKind::NotFound {
-                format!(
-                    "file vanished before it was read, left out of this backup: {}",
-                    quote(&entry.path)
-                )
-            } else {
-                format!("permission denied on file {}: {e}", quote(&entry.path))
-            });
+            sh.warn(cannot_read("file", &entry.path, &e));
             Ok(None)
         }
         UploadOutcome::Shrunk => {

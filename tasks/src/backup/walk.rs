@@ -31,8 +31,11 @@ pub enum OddKind {
     NotUtf8 {
         is_dir: bool,
     },
-    /// lstat failed (the entry vanished, or permission was denied).
+    /// lstat failed (permission was denied, the entry vanished, an I/O error...). Whether it
+    /// is a directory comes from the listing's file type, when the file system gives one.
     Unreadable {
+        is_dir: bool,
+        kind: io::ErrorKind,
         message: String,
     },
 }
@@ -47,7 +50,10 @@ pub struct OddEntry {
 impl OddEntry {
     /// True when the skipped entry is a directory (it counts as a skipped directory).
     pub fn is_dir(&self) -> bool {
-        matches!(self.kind, OddKind::NotUtf8 { is_dir: true })
+        matches!(
+            self.kind,
+            OddKind::NotUtf8 { is_dir: true } | OddKind::Unreadable { is_dir: true, .. }
+        )
     }
 
     /// The warning, worded like `tahoe backup`'s (without its `WARNING: ` prefix).
@@ -60,9 +66,16 @@ impl OddEntry {
                 "cannot backup {} {path}: its name is not valid UTF-8",
                 if *is_dir { "directory" } else { "file" }
             ),
-            OddKind::Unreadable { message } => {
-                format!("permission denied on file {path}: {message}")
-            }
+            OddKind::Unreadable {
+                is_dir,
+                kind,
+                message,
+            } => cannot_read_warning(
+                if *is_dir { "directory" } else { "file" },
+                &path,
+                *kind,
+                message,
+            ),
         }
     }
 }
@@ -95,10 +108,13 @@ pub fn scan_dir(dir: &Path, excludes: &Excludes) -> io::Result<DirScan> {
             Ok(m) => m,
             Err(e) => {
                 scan.odd.push(OddEntry {
-                    path,
+                    // The listing's d_type, which needs no lstat.
                     kind: OddKind::Unreadable {
+                        is_dir: item.file_type().is_ok_and(|t| t.is_dir()),
+                        kind: e.kind(),
                         message: e.to_string(),
                     },
+                    path,
                 });
                 continue;
             }
@@ -129,6 +145,24 @@ pub fn scan_dir(dir: &Path, excludes: &Excludes) -> io::Result<DirScan> {
     scan.entries.sort_by(|a, b| a.name.cmp(&b.name));
     scan.odd.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(scan)
+}
+
+/// The warning for a file or directory (`what`) that could not be stat'ed, listed or read,
+/// `quoted` as [`quote`] does: `tahoe backup`'s words when permission was denied, else the
+/// error met (a vanished entry, an I/O error) instead of a permission that was never refused.
+pub fn cannot_read_warning(what: &str, quoted: &str, kind: io::ErrorKind, message: &str) -> String {
+    match kind {
+        io::ErrorKind::PermissionDenied => format!("permission denied on {what} {quoted}"),
+        io::ErrorKind::NotFound => {
+            format!("{what} vanished before it was read, left out of this backup: {quoted}")
+        }
+        _ => format!("cannot read {what} {quoted}, left out of this backup: {message}"),
+    }
+}
+
+/// [`cannot_read_warning`] for an error in hand.
+pub fn cannot_read(what: &str, path: &Path, e: &io::Error) -> String {
+    cannot_read_warning(what, &quote(path), e.kind(), &e.to_string())
 }
 
 /// A path as `tahoe backup` shows it in warnings: quoted, with bytes that are not UTF-8 and
@@ -207,9 +241,53 @@ mod tests {
             format!("cannot backup symlink '{}/link'", d.display())
         );
         assert!(scan_dir(&d.join("missing"), &Excludes::default()).is_err());
+        // A directory whose entries cannot be stat'ed is reached only without
+        // CAP_DAC_OVERRIDE (tests run as root): tests/backup.rs
+        // entries_of_an_unsearchable_directory_are_skipped_by_kind covers it.
         assert_eq!(
             quote(Path::new("/a\nb\u{1b}[31m\u{85}c\u{e9}")),
             "'/a\\x0ab\\x1b[31m\\x85c\u{e9}'"
+        );
+    }
+
+    #[test]
+    fn warnings_name_the_error_met() {
+        let p = Path::new("/src/a\nb");
+        let warning = |what, errno| cannot_read(what, p, &io::Error::from_raw_os_error(errno));
+        assert_eq!(
+            warning("file", libc::EACCES),
+            "permission denied on file '/src/a\\x0ab'"
+        );
+        assert_eq!(
+            warning("directory", libc::EPERM),
+            "permission denied on directory '/src/a\\x0ab'"
+        );
+        assert_eq!(
+            warning("file", libc::ENOENT),
+            "file vanished before it was read, left out of this backup: '/src/a\\x0ab'"
+        );
+        let eio = warning("file", libc::EIO);
+        assert!(
+            eio.starts_with("cannot read file '/src/a\\x0ab', left out of this backup: "),
+            "{eio}"
+        );
+        assert!(!eio.contains("ermission"), "{eio}");
+        let odd = OddEntry {
+            path: p.to_path_buf(),
+            kind: OddKind::Unreadable {
+                is_dir: true,
+                kind: io::ErrorKind::Other,
+                message: "Input/output error (os error 5)".into(),
+            },
+        };
+        assert!(
+            odd.is_dir(),
+            "an unreadable directory is a skipped directory"
+        );
+        assert_eq!(
+            odd.warning(),
+            "cannot read directory '/src/a\\x0ab', left out of this backup: \
+             Input/output error (os error 5)"
         );
     }
 }

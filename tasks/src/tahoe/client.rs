@@ -8,7 +8,10 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, so that tests with the paused clock see the request timeout in their time.
+use tokio::time::Instant;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::{header, Method, RequestBuilder, Response};
@@ -189,7 +192,7 @@ impl TahoeClient {
                 result = send.as_mut().expect("until answered").join_ref() => {
                     return result.and_then(|r| r);
                 }
-                _ = tokio::time::sleep_until(deadline.into()) => {
+                _ = tokio::time::sleep_until(deadline) => {
                     if !watch.body_waiting() && watch.last_activity() + self.request_timeout
                         <= Instant::now()
                     {
@@ -519,8 +522,9 @@ mod tests {
     }
 
     /// A node that accepts the connection and then never reads nor answers: a streamed upload
-    /// fails as unreachable once it has been silent for the request timeout.
-    #[tokio::test]
+    /// fails as unreachable once it has been silent for the request timeout (on the paused
+    /// clock, which moves on once the upload is stuck on the full socket).
+    #[tokio::test(start_paused = true)]
     async fn a_silent_node_times_out_a_streamed_upload() {
         let (addr, held) = silent_node().await;
         let c = TahoeClient::new(&format!("http://{addr}/"), &options(300)).unwrap();
@@ -537,8 +541,9 @@ mod tests {
 
     /// A body that waits on its own source (the budget) longer than the request timeout between
     /// chunks is not cut off: only the node's silence counts (a reqwest read timeout would run
-    /// from the start of the request and fail any upload slower than itself).
-    #[tokio::test]
+    /// from the start of the request and fail any upload slower than itself). On the paused
+    /// clock: the waits are tokio's time, not the machine's.
+    #[tokio::test(start_paused = true)]
     async fn a_slowly_fed_upload_is_not_cut_off_by_the_request_timeout() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

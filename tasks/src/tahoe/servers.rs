@@ -759,7 +759,8 @@ mod tests {
         assert!(upload_placement(&client, LIT_MAX).await.servers.is_empty());
     }
 
-    #[tokio::test]
+    // On the paused clock: the slow welcome page's 200 ms are tokio's time, not the machine's.
+    #[tokio::test(start_paused = true)]
     async fn the_first_uploads_wait_for_one_fetch_of_the_server_list() {
         use std::sync::atomic::{AtomicUsize, Ordering};
         use std::sync::Arc;
