@@ -7,5 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod base32;
+pub mod cap;
 pub mod hashutil;
 pub mod netstring;
+pub mod spki;
