@@ -8,6 +8,9 @@
 
 pub mod base32;
 pub mod cap;
+pub mod discovery;
 pub mod hashutil;
+pub mod lease;
 pub mod netstring;
+pub mod nurl;
 pub mod spki;
