@@ -5,6 +5,7 @@ mod check;
 mod contradictions;
 mod grid_smoke;
 mod hostile;
+mod lafs_storage;
 mod reliability;
 mod support;
 mod web;

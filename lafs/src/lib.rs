@@ -14,3 +14,4 @@ pub mod lease;
 pub mod netstring;
 pub mod nurl;
 pub mod spki;
+pub mod storage;
