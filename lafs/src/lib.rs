@@ -8,7 +8,9 @@
 
 pub mod base32;
 pub mod cap;
+pub mod checker;
 pub mod discovery;
+pub mod grid;
 pub mod hashutil;
 pub mod lease;
 pub mod netstring;
