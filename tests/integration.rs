@@ -6,6 +6,7 @@ mod contradictions;
 mod grid_smoke;
 mod hostile;
 mod lafs_encoding;
+mod lafs_storage;
 mod reliability;
 mod support;
 mod web;
