@@ -7,6 +7,7 @@ mod grid_smoke;
 mod hostile;
 mod lafs_encoding;
 mod lafs_storage;
+mod lafs_upload;
 mod reliability;
 mod support;
 mod web;

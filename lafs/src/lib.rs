@@ -19,4 +19,5 @@ pub mod netstring;
 pub mod nurl;
 pub mod spki;
 pub mod storage;
+pub mod upload;
 pub mod zfec;

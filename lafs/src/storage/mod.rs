@@ -16,6 +16,7 @@
 pub mod cbor;
 mod error;
 pub mod tls;
+pub mod upload;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +31,7 @@ use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RANGE};
 use reqwest::{Method, StatusCode};
 
 pub use error::StorageError;
+pub use upload::{Allocation, UploadSecret, WriteProgress};
 
 use crate::cap::StorageIndex;
 use crate::lease::LeaseSecrets;
