@@ -1,4 +1,5 @@
 mod backup;
+mod backup_direct;
 mod browser;
 mod budget;
 mod check;

@@ -233,6 +233,7 @@ const BACKUP_KEYS: &[&str] = &[
     "concurrency",
     "recheck_after",
     "recheck_all_after",
+    "data_path",
 ];
 const CHECK_KEYS: &[&str] = &["target", "verify", "repair", "add_lease", "recheck_after"];
 const BUDGET_KEYS: &[&str] = &[
@@ -881,6 +882,13 @@ impl<'a> Validator<'a> {
             parse_duration_or_zero,
             RECHECK_ACCEPTED,
         )?;
+        let data_path = self.field(
+            find("data_path"),
+            &key("data_path"),
+            Some((DataPath::Direct, DataPath::Direct.to_string())),
+            DataPath::parse,
+            "direct (encode here and send to the storage servers) or node (through the node's web API)",
+        )?;
         if recheck_all_after < recheck_after {
             let leaf = find("recheck_all_after").or(find("recheck_after"));
             let (origin, text) = leaf
@@ -906,6 +914,7 @@ impl<'a> Validator<'a> {
             concurrency,
             recheck_after,
             recheck_all_after,
+            data_path,
         })
     }
 

@@ -153,6 +153,37 @@ impl fmt::Debug for Target {
     }
 }
 
+/// How a backup's immutable data (files and immutable directories) reaches the grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DataPath {
+    /// Encoded by tahoe-jobs and sent straight to the storage servers (the node still links
+    /// the mutable directories); falls back to `Node` when no server speaks the protocol.
+    #[default]
+    Direct,
+    /// Through the node's web API.
+    Node,
+}
+
+impl DataPath {
+    /// Reads `direct` or `node`.
+    pub fn parse(s: &str) -> Result<DataPath, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "direct" => Ok(DataPath::Direct),
+            "node" => Ok(DataPath::Node),
+            _ => Err(format!("{s:?} is neither direct nor node")),
+        }
+    }
+}
+
+impl fmt::Display for DataPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DataPath::Direct => "direct",
+            DataPath::Node => "node",
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackupParams {
     pub source: PathBuf,
@@ -167,6 +198,8 @@ pub struct BackupParams {
     /// A capability last checked at least this long ago is always checked before it is reused
     /// (`recheck_all_after`, default 60 days); in between, the chance grows linearly.
     pub recheck_all_after: Duration,
+    /// `data_path`: direct to the storage servers (default) or through the node.
+    pub data_path: DataPath,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -138,6 +138,7 @@ impl fmt::Debug for Uploader {
 /// What to upload: a file on disk (read twice) or bytes in memory.
 pub(crate) enum Source<'a> {
     File(&'a Path),
+    Open(&'a std::fs::File),
     Bytes(&'a [u8]),
 }
 
@@ -170,6 +171,12 @@ impl Uploader {
     /// [`ChkError::ContentChanged`] when the file changes while it is read.
     pub async fn upload_file(&self, path: &Path) -> Result<Uploaded, UploadError> {
         self.upload(Source::File(path)).await
+    }
+
+    /// Uploads the file open as `file`, read from its start twice (the caller opened it, so it
+    /// decides what may be read: no symlink followed, no FIFO).
+    pub async fn upload_open_file(&self, file: &std::fs::File) -> Result<Uploaded, UploadError> {
+        self.upload(Source::Open(file)).await
     }
 
     /// Uploads `data` as an immutable file.

@@ -31,6 +31,14 @@ impl<'a> Reader<'a> {
                 let size = file.metadata().await?.len();
                 (Reader::File(file), size)
             }
+            Source::Open(file) => {
+                use std::io::Seek;
+                let mut file = file.try_clone()?;
+                // Clones share the offset: each pass starts again from the beginning.
+                file.seek(std::io::SeekFrom::Start(0))?;
+                let size = file.metadata()?.len();
+                (Reader::File(tokio::fs::File::from_std(file)), size)
+            }
             Source::Bytes(data) => (Reader::Bytes(data), data.len() as u64),
         })
     }
