@@ -4,14 +4,18 @@
 //! the bytes. A storage server that is down gets no share: the others take them, or the upload
 //! fails with a clear "not enough storage servers" and leaves nothing allocated.
 
+use std::collections::BTreeSet;
 use std::ffi::OsStr;
 
-use tahoe_jobs_lafs::chk::{EncodingParams, DEFAULT_MAX_SEGMENT_SIZE};
+use bytes::Bytes;
+use tahoe_jobs_lafs::base32;
+use tahoe_jobs_lafs::cap::StorageIndex;
+use tahoe_jobs_lafs::chk::{encode_bytes, EncodingParams, DEFAULT_MAX_SEGMENT_SIZE};
 use tahoe_jobs_lafs::discovery::load_servers;
 use tahoe_jobs_lafs::grid::StorageGrid;
 use tahoe_jobs_lafs::lease::ClientLeaseSecrets;
-use tahoe_jobs_lafs::storage::Timeouts;
-use tahoe_jobs_lafs::upload::{Convergence, UploadError, Uploader};
+use tahoe_jobs_lafs::storage::{StorageClient, Timeouts, UploadSecret};
+use tahoe_jobs_lafs::upload::{upload_secret_for, Convergence, UploadError, Uploader};
 
 use crate::support::files::seeded_bytes;
 use crate::support::{shared_grid, Grid, GridSpec};
@@ -188,4 +192,86 @@ fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
             }
         })
         .collect()
+}
+
+/// An upload interrupted after part of a share (as a `kill -9` leaves it: allocated with the
+/// derived upload secret, some bytes written, nothing aborted) is continued by the next upload
+/// of the same file at once: only the missing bytes are sent. A share someone else is still
+/// uploading is not touched: on a one-server grid that is a clear "not enough servers".
+#[tokio::test]
+async fn an_interrupted_upload_is_continued_not_restarted() {
+    let grid = shared_grid();
+    let servers = load_servers(grid.node_dir()).unwrap();
+    let server = &servers[0];
+    let client = StorageClient::new(&server.nurls[0], "test", Timeouts::default()).unwrap();
+    let lease = ClientLeaseSecrets::from_node_dir(grid.node_dir()).unwrap();
+    let params = EncodingParams {
+        needed: 1,
+        total: 1,
+        max_segment_size: DEFAULT_MAX_SEGMENT_SIZE,
+    };
+    let secret_bytes = {
+        let text = std::fs::read_to_string(grid.node_dir().join("private/convergence")).unwrap();
+        base32::decode(text.trim()).unwrap()
+    };
+    let uploader = uploader(grid, 1);
+    let share_of = |data: &[u8]| {
+        let (file, shares) = encode_bytes(data, &secret_bytes, &params).unwrap();
+        (
+            StorageIndex(file.cap.storage_index()),
+            shares.into_iter().next().unwrap(),
+        )
+    };
+
+    // The first run got the header, block 0 and half of block 1 of four to the server.
+    let data = fresh_bytes(90, 3 * MIB + 5);
+    let (si, share) = share_of(&data);
+    let secrets = lease.for_share(&si, &server.lease_seed);
+    let secret = upload_secret_for(&secrets);
+    let shares: BTreeSet<u16> = [0].into();
+    let allocation = client
+        .allocate_immutable(&si, &secret, &secrets, &shares, share.len() as u64)
+        .await
+        .unwrap();
+    assert_eq!(allocation.allocated, shares);
+    let header = 0x24;
+    let written = header + MIB + MIB / 2;
+    let progress = client
+        .write_immutable(
+            &si,
+            0,
+            &secret,
+            0,
+            Bytes::copy_from_slice(&share[..written]),
+        )
+        .await
+        .unwrap();
+    assert!(!progress.finished);
+
+    let uploaded = uploader.upload_bytes(&data).await.unwrap();
+    assert_eq!(uploaded.shares_written, 1);
+    // Block 0 is not sent again; block 1 (half there) and the rest are.
+    assert_eq!(uploaded.bytes_sent, (share.len() - header - MIB) as u64);
+    assert!(uploaded.cap == tahoe_put(grid, &data));
+    assert_verified_and_readable(grid, &uploaded.cap, &data);
+
+    // Someone else's unfinished upload of a share: not ours to continue.
+    let data = fresh_bytes(91, 200_000);
+    let (si, share) = share_of(&data);
+    let secrets = lease.for_share(&si, &server.lease_seed);
+    let theirs = UploadSecret::random();
+    client
+        .allocate_immutable(&si, &theirs, &secrets, &shares, share.len() as u64)
+        .await
+        .unwrap();
+    client
+        .write_immutable(&si, 0, &theirs, 0, Bytes::copy_from_slice(&share[..1000]))
+        .await
+        .unwrap();
+    let err = uploader.upload_bytes(&data).await.unwrap_err();
+    assert!(matches!(err, UploadError::NotEnoughServers { .. }), "{err}");
+    client.abort_immutable(&si, 0, &theirs).await.unwrap();
+    // Once it is gone, the file uploads.
+    let uploaded = uploader.upload_bytes(&data).await.unwrap();
+    assert!(uploaded.cap == tahoe_put(grid, &data));
 }

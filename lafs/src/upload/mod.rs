@@ -24,7 +24,21 @@ use std::sync::Mutex;
 use crate::chk::{ChkError, EncodingParams};
 use crate::dirnode::{pack_immutable_children, DirnodeError, ImmutableChild};
 use crate::grid::{GridServer, StorageGrid};
-use crate::lease::ClientLeaseSecrets;
+use crate::lease::{ClientLeaseSecrets, LeaseSecrets};
+use crate::storage::UploadSecret;
+
+/// The upload secret for the shares of one file on one server: derived from that lease's
+/// renew secret (itself from the node's private lease secret, the storage index and the
+/// server), so a run that was killed mid-file and the next run use the same secret, and the
+/// next run can continue the shares the first one began instead of waiting for the server to
+/// drop them (30 minutes). No other client can derive it; the server it is sent to also
+/// holds the renew secret it comes from.
+pub fn upload_secret_for(lease: &LeaseSecrets) -> UploadSecret {
+    let bytes = crate::hashutil::tagged_hash(UPLOAD_SECRET_TAG, &lease.renew, 32);
+    UploadSecret(bytes.try_into().expect("32 bytes"))
+}
+
+const UPLOAD_SECRET_TAG: &[u8] = b"tahoe-jobs_upload_secret_v1";
 
 /// Why an upload failed. No message holds a cap, a secret or a swissnum.
 #[derive(Debug, thiserror::Error)]

@@ -6,6 +6,9 @@
 //! Happiness below `shares.happy` aborts every allocation made and fails.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+
+use bytes::Bytes;
 
 use futures::future::join_all;
 
@@ -26,6 +29,9 @@ pub(crate) struct Shareholder {
     pub allocated: BTreeSet<u16>,
     /// Shares it already holds complete (lease renewed).
     pub already_have: BTreeSet<u16>,
+    /// Of the allocated shares, those an earlier, interrupted upload began: the byte ranges
+    /// still missing (the others need every byte).
+    pub required: BTreeMap<u16, Vec<Range<u64>>>,
 }
 
 /// The outcome of selection: who writes what, and the happiness it gives.
@@ -74,16 +80,19 @@ struct Probe<'a> {
     candidate: Candidate,
     allocated: BTreeSet<u16>,
     already_have: BTreeSet<u16>,
+    required: BTreeMap<u16, Vec<Range<u64>>>,
     upload_secret: UploadSecret,
     failed: bool,
 }
 
 impl Uploader {
-    /// Selects servers for `allocated_size`-byte shares of `si`.
+    /// Selects servers for `allocated_size`-byte shares of `si`, whose shares all start with
+    /// `header`.
     pub(crate) async fn select(
         &self,
         si: &StorageIndex,
         allocated_size: u64,
+        header: &[u8],
     ) -> Result<Selection, UploadError> {
         let total = self.params.total;
         let speaking: Vec<(&GridServer, &StorageClient)> = self
@@ -114,14 +123,16 @@ impl Uploader {
         let mut failures: Vec<StorageError> = Vec::new();
         let mut probes: Vec<Probe> = Vec::new();
         for ((server, client), answer) in chosen.iter().zip(answers) {
+            let lease = self.lease.for_share(si, &server.info.lease_seed);
             let mut probe = Probe {
                 server,
                 client,
-                lease: self.lease.for_share(si, &server.info.lease_seed),
+                upload_secret: super::upload_secret_for(&lease),
+                lease,
                 candidate: Candidate::default(),
                 allocated: BTreeSet::new(),
                 already_have: BTreeSet::new(),
-                upload_secret: UploadSecret::random(),
+                required: BTreeMap::new(),
                 failed: false,
             };
             match answer {
@@ -173,27 +184,55 @@ impl Uploader {
                     .allocate_immutable(si, &p.upload_secret, &p.lease, shares, allocated_size)
             }))
             .await;
+            let mut unplaced: Vec<(usize, u16)> = Vec::new();
             for ((i, asked), result) in asks.into_iter().zip(results) {
                 let p = &mut probes[i];
                 match result {
                     Ok(allocation) => {
                         p.allocated.extend(&allocation.allocated);
                         p.already_have.extend(&allocation.already_have);
-                        // A share it neither has nor took (no room, or another upload of it
-                        // in progress): ask it for nothing new again.
-                        if asked.iter().any(|s| {
-                            !allocation.allocated.contains(s)
-                                && !allocation.already_have.contains(s)
-                        }) {
-                            p.candidate.writable = false;
-                            p.candidate.holds.retain(|s| {
-                                !asked.contains(s) || allocation.already_have.contains(s)
-                            });
-                        }
+                        unplaced.extend(
+                            asked
+                                .iter()
+                                .filter(|s| {
+                                    !allocation.allocated.contains(s)
+                                        && !allocation.already_have.contains(s)
+                                })
+                                .map(|&s| (i, s)),
+                        );
                     }
                     Err(e) => {
                         p.failed = true;
                         failures.push(e);
+                    }
+                }
+            }
+            // A share a server neither has nor took is being uploaded already: by an earlier
+            // run of ours (the upload secret is derived, so it is the same), which this one
+            // continues, or by someone else, or there is no room: then ask that server for
+            // nothing new again. Rewriting the header (the same bytes) tells which, and what
+            // the server still requires.
+            let header = Bytes::copy_from_slice(header);
+            let claims = join_all(unplaced.iter().map(|&(i, shnum)| {
+                let p = &probes[i];
+                p.client
+                    .write_immutable(si, shnum, &p.upload_secret, 0, header.clone())
+            }))
+            .await;
+            for ((i, shnum), claim) in unplaced.into_iter().zip(claims) {
+                let p = &mut probes[i];
+                match claim {
+                    Ok(progress) if !progress.finished => {
+                        tracing::debug!(
+                            "continuing an interrupted upload of share {shnum} on {}",
+                            p.server.info.display_name()
+                        );
+                        p.allocated.insert(shnum);
+                        p.required.insert(shnum, progress.required);
+                    }
+                    _ => {
+                        p.candidate.writable = false;
+                        p.candidate.holds.remove(&shnum);
                     }
                 }
             }
@@ -208,6 +247,7 @@ impl Uploader {
                 upload_secret: p.upload_secret,
                 allocated: p.allocated,
                 already_have: p.already_have,
+                required: p.required,
             })
             .collect();
         let mut selection = Selection {

@@ -3,8 +3,9 @@
 //! it goes (header with the first block, the last block with the trailer, so a one-segment file
 //! is one request per share).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;
+use std::ops::Range;
 
 use bytes::Bytes;
 use futures::future::join_all;
@@ -119,7 +120,9 @@ impl Uploader {
         let encoder = ChkEncoder::convergent(key, convergence, &self.params, size)?;
         let si = StorageIndex(encoder.storage_index());
         let layout = encoder.layout();
-        let selection = self.select(&si, layout.allocated_size()).await?;
+        let selection = self
+            .select(&si, layout.allocated_size(), &layout.header())
+            .await?;
 
         // The encoding pass; whatever fails in it leaves no allocation behind.
         let mut sender = Sender::new(&selection, &si, self.happy, self.params.needed);
@@ -200,6 +203,8 @@ struct Sender<'a> {
     lost: BTreeSet<usize>,
     failures: Vec<String>,
     bytes_sent: u64,
+    /// Byte ranges still missing of shares an interrupted upload began (by holder and share).
+    required: BTreeMap<(usize, u16), Vec<Range<u64>>>,
 }
 
 impl<'a> Sender<'a> {
@@ -212,6 +217,12 @@ impl<'a> Sender<'a> {
             lost: BTreeSet::new(),
             failures: Vec::new(),
             bytes_sent: 0,
+            required: selection
+                .holders
+                .iter()
+                .enumerate()
+                .flat_map(|(i, h)| h.required.iter().map(move |(&s, r)| ((i, s), r.clone())))
+                .collect(),
         }
     }
 
@@ -224,6 +235,15 @@ impl<'a> Sender<'a> {
             }
             for &shnum in &h.allocated {
                 let (offset, data) = make(shnum);
+                let span = offset..offset + data.len() as u64;
+                if let Some(required) = self.required.get(&(holder, shnum)) {
+                    if !required
+                        .iter()
+                        .any(|r| r.start < span.end && span.start < r.end)
+                    {
+                        continue;
+                    }
+                }
                 writes.push(Write {
                     holder,
                     shnum,
@@ -248,6 +268,9 @@ impl<'a> Sender<'a> {
             match result {
                 Ok(WriteProgress { finished, required }) => {
                     self.bytes_sent += w.data.len() as u64;
+                    if let Some(known) = self.required.get_mut(&(w.holder, w.shnum)) {
+                        known.clone_from(&required);
+                    }
                     if last && !finished {
                         newly_lost |= self.lost.insert(w.holder);
                         self.failures.push(format!(
