@@ -141,8 +141,17 @@ impl DirectSink {
     pub(crate) fn new(node_dir: &Path, node: TahoeClient) -> Result<DirectSink, String> {
         let servers = load_servers(node_dir).map_err(|e| e.to_string())?;
         let grid = StorageGrid::new(&servers, Timeouts::default()).map_err(|e| e.to_string())?;
-        if !grid.servers().iter().any(|s| s.client.is_some()) {
+        let speaking = grid.servers().iter().filter(|s| s.client.is_some()).count();
+        if speaking == 0 {
             return Err("no storage server announces the HTTPS storage protocol (a NURL)".into());
+        }
+        if speaking < grid.servers().len() {
+            tracing::warn!(
+                "{} of {} storage servers announce no NURL (Foolscap only): direct uploads place \
+                 no shares on them (data_path = node would)",
+                grid.servers().len() - speaking,
+                grid.servers().len()
+            );
         }
         let lease = ClientLeaseSecrets::from_node_dir(node_dir).map_err(|e| e.to_string())?;
         let convergence = Convergence::from_node_dir(node_dir)?;
@@ -284,4 +293,54 @@ fn json(value: serde_json::Value) -> Option<JsonValue> {
                 .collect::<Option<_>>()?,
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::metadata::TahoeMetadata;
+    use crate::tahoe::types::NewChild;
+    use crate::tahoe::NodeKind;
+
+    fn kid(metadata: Option<TahoeMetadata>) -> Kid {
+        NewChild {
+            kind: NodeKind::File,
+            cap: Cap::literal(b"x"),
+            metadata,
+        }
+    }
+
+    #[test]
+    fn metadata_keeps_the_order_and_types_the_node_receives() {
+        let stat = FileStat {
+            size: 1,
+            mtime_ns: 1_700_000_000_250_000_000,
+            ctime_ns: 1_700_000_001_000_000_000,
+            ino: 42,
+            dev: 7,
+            mode: 0o100644,
+            uid: 1000,
+            gid: 100,
+        };
+        let children = [
+            ("a".to_string(), kid(Some(TahoeMetadata(stat)))),
+            ("b".to_string(), kid(None)),
+        ];
+        let packed = immutable_children(&children).unwrap();
+        let keys: Vec<&str> = packed[0].metadata.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["ctime", "mtime", "st_dev", "st_gid", "st_ino", "st_mode", "st_uid"]
+        );
+        assert_eq!(packed[0].metadata[1].1, JsonValue::Float(1_700_000_000.25));
+        assert_eq!(packed[0].metadata[4].1, JsonValue::Int(42));
+        assert!(packed[1].metadata.is_empty());
+        assert_eq!(packed[1].ro_uri, Cap::literal(b"x").expose());
+    }
+
+    #[test]
+    fn an_integer_past_i64_is_left_to_the_node() {
+        assert_eq!(json(serde_json::json!(u64::MAX)), None);
+        assert_eq!(json(serde_json::json!(-3)), Some(JsonValue::Int(-3)));
+    }
 }
