@@ -234,7 +234,14 @@ const BACKUP_KEYS: &[&str] = &[
     "recheck_after",
     "recheck_all_after",
 ];
-const CHECK_KEYS: &[&str] = &["target", "verify", "repair", "add_lease", "recheck_after"];
+const CHECK_KEYS: &[&str] = &[
+    "target",
+    "verify",
+    "repair",
+    "add_lease",
+    "recheck_after",
+    "data_path",
+];
 const BUDGET_KEYS: &[&str] = &[
     "upload",
     "download",
@@ -966,16 +973,26 @@ impl<'a> Validator<'a> {
                 DURATION_ACCEPTED,
             )
             .map(HumanDuration::as_duration);
+        let data_path = self.field(
+            find("data_path"),
+            &key("data_path"),
+            Some((DataPath::Direct, "direct".into())),
+            |s: &str| s.parse::<DataPath>(),
+            DATA_PATH_ACCEPTED,
+        );
         Some(CheckParams {
             target: target?,
             verify: verify?,
             repair: repair?,
             add_lease: add_lease?,
             recheck_after: recheck_after?,
+            data_path: data_path?,
         })
     }
 }
 
+const DATA_PATH_ACCEPTED: &str =
+    "direct (immutable objects straight from the storage servers) or node (everything through the node)";
 const BOOL_ACCEPTED: &str = "true or false (also yes/no, on/off, 1/0)";
 const RECHECK_ACCEPTED: &str =
     "a duration such as 30d, 8weeks or 0s (0s: check every capability on every run)";
