@@ -640,7 +640,12 @@ fn add_lease_renews_the_leases_on_the_servers() {
         "a check without add_lease leaves leases alone"
     );
 
-    let (s, _) = pass(grid, &tree, &params("cl", false, false, true));
+    // The direct path renews at the storage server with the secrets the node derives.
+    let direct = CheckParams {
+        data_path: tahoe_jobs_config::DataPath::Direct,
+        ..params("cl", false, false, true)
+    };
+    let (s, _) = pass(grid, &tree, &direct);
     assert_eq!(s.healthy, s.objects_checked);
     assert!(files(&tree)["leased/f.bin"].lease_added);
     let after = lease_expiries(&share);
@@ -655,6 +660,11 @@ fn add_lease_renews_the_leases_on_the_servers() {
         before[0],
         after[0]
     );
+
+    // And the node's own add-lease renews that same lease.
+    let (s, _) = pass(grid, &tree, &params("cl", false, false, true));
+    assert_eq!(s.healthy, s.objects_checked);
+    assert_eq!(lease_expiries(&share).len(), 1);
 }
 
 #[test]
