@@ -235,7 +235,14 @@ const BACKUP_KEYS: &[&str] = &[
     "recheck_all_after",
     "data_path",
 ];
-const CHECK_KEYS: &[&str] = &["target", "verify", "repair", "add_lease", "recheck_after"];
+const CHECK_KEYS: &[&str] = &[
+    "target",
+    "verify",
+    "repair",
+    "add_lease",
+    "recheck_after",
+    "data_path",
+];
 const BUDGET_KEYS: &[&str] = &[
     "upload",
     "download",
@@ -885,9 +892,9 @@ impl<'a> Validator<'a> {
         let data_path = self.field(
             find("data_path"),
             &key("data_path"),
-            Some((DataPath::Direct, DataPath::Direct.to_string())),
-            DataPath::parse,
-            "direct (encode here and send to the storage servers) or node (through the node's web API)",
+            Some((DataPath::Direct, "direct".into())),
+            |s: &str| s.parse::<DataPath>(),
+            DATA_PATH_ACCEPTED,
         )?;
         if recheck_all_after < recheck_after {
             let leaf = find("recheck_all_after").or(find("recheck_after"));
@@ -975,16 +982,26 @@ impl<'a> Validator<'a> {
                 DURATION_ACCEPTED,
             )
             .map(HumanDuration::as_duration);
+        let data_path = self.field(
+            find("data_path"),
+            &key("data_path"),
+            Some((DataPath::Direct, "direct".into())),
+            |s: &str| s.parse::<DataPath>(),
+            DATA_PATH_ACCEPTED,
+        );
         Some(CheckParams {
             target: target?,
             verify: verify?,
             repair: repair?,
             add_lease: add_lease?,
             recheck_after: recheck_after?,
+            data_path: data_path?,
         })
     }
 }
 
+const DATA_PATH_ACCEPTED: &str =
+    "direct (immutable objects straight from the storage servers) or node (everything through the node)";
 const BOOL_ACCEPTED: &str = "true or false (also yes/no, on/off, 1/0)";
 const RECHECK_ACCEPTED: &str =
     "a duration such as 30d, 8weeks or 0s (0s: check every capability on every run)";

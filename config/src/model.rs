@@ -153,37 +153,6 @@ impl fmt::Debug for Target {
     }
 }
 
-/// How a backup's immutable data (files and immutable directories) reaches the grid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DataPath {
-    /// Encoded by tahoe-jobs and sent straight to the storage servers (the node still links
-    /// the mutable directories); falls back to `Node` when no server speaks the protocol.
-    #[default]
-    Direct,
-    /// Through the node's web API.
-    Node,
-}
-
-impl DataPath {
-    /// Reads `direct` or `node`.
-    pub fn parse(s: &str) -> Result<DataPath, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "direct" => Ok(DataPath::Direct),
-            "node" => Ok(DataPath::Node),
-            _ => Err(format!("{s:?} is neither direct nor node")),
-        }
-    }
-}
-
-impl fmt::Display for DataPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DataPath::Direct => "direct",
-            DataPath::Node => "node",
-        })
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackupParams {
     pub source: PathBuf,
@@ -209,6 +178,41 @@ pub struct CheckParams {
     pub repair: bool,
     pub add_lease: bool,
     pub recheck_after: Duration,
+    /// How immutable objects are checked (`data_path`, default `direct`).
+    pub data_path: DataPath,
+}
+
+/// Which way a check reaches the grid's data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DataPath {
+    /// Immutable objects straight from the storage servers over Tahoe's HTTPS storage
+    /// protocol; mutable ones, verifying and listings through the node. Falls back to `Node`
+    /// when no server announces the protocol.
+    #[default]
+    Direct,
+    /// Everything through the node's web API.
+    Node,
+}
+
+impl DataPath {
+    /// The value as written in a config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataPath::Direct => "direct",
+            DataPath::Node => "node",
+        }
+    }
+}
+
+impl std::str::FromStr for DataPath {
+    type Err = String;
+    fn from_str(s: &str) -> Result<DataPath, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "direct" => Ok(DataPath::Direct),
+            "node" => Ok(DataPath::Node),
+            _ => Err(format!("{s:?} is not a data path")),
+        }
+    }
 }
 
 /// One effective value and its origin.

@@ -58,7 +58,7 @@ pub struct BackupArgs {
     /// the storage servers; the node still links the mutable directories) or node (through
     /// the node's web API). Direct falls back to node, with a warning, when no storage server
     /// announces the HTTPS storage protocol.
-    #[arg(long = "data-path", value_name = "direct|node", default_value_t = DataPath::Direct, value_parser = DataPath::parse)]
+    #[arg(long = "data-path", value_name = "direct|node", default_value = "direct", value_parser = |s: &str| s.parse::<DataPath>())]
     pub data_path: DataPath,
     /// Print every file and directory as it is handled.
     #[arg(short, long)]
