@@ -688,6 +688,8 @@ fn configured_task(grid: &Grid, src: &Path, target: &str, recheck: Option<&str>)
     let mut overrides = vec![
         ("backup.b1.source".to_string(), src.display().to_string()),
         ("backup.b1.target".to_string(), target.to_string()),
+        // Upload counts come from the node's uploader: the node's data path.
+        ("backup.b1.data_path".to_string(), "node".to_string()),
     ];
     if let Some(r) = recheck {
         overrides.push(("backup.b1.recheck_after".into(), r.into()));
@@ -798,7 +800,7 @@ fn recheck_after_zero_checks_every_reused_cap_and_reuploads_a_lost_file() {
     let cli = |args: &[&str]| {
         let before = node_uploads(&grid);
         let mut all: Vec<&OsStr> = args.iter().map(|a| os(a)).collect();
-        all.extend([src.as_os_str(), os("rc:cli")]);
+        all.extend([os("--data-path"), os("node"), src.as_os_str(), os("rc:cli")]);
         let out = cli_backup(&grid, &all, false);
         assert_exit(&out, 0, &format!("tahoe-jobs backup {args:?}"));
         (lossy_text(&out.stdout), node_uploads(&grid) - before)

@@ -136,9 +136,11 @@ fn without_shaping_a_server_limit_by_nickname_holds_the_feed_on_estimates() {
     let data = make_source(src.path(), 2, 3, 300_000);
     let limit: u64 = 256 * 1024;
     // The shared grid's only server is the client itself, nicknamed storage0, holding the one
-    // share (1-of-1) of every file: it receives all the data.
+    // share (1-of-1) of every file: it receives all the data. Estimates are the node's data
+    // path's (the direct path does not shape per server yet).
     let toml = format!(
-        "[backup.e]\nsource = \"{}\"\ntarget = \"{alias}:e\"\nfrequency = \"1week\"\n\n\
+        "[backup.e]\nsource = \"{}\"\ntarget = \"{alias}:e\"\nfrequency = \"1week\"\n\
+         data_path = \"node\"\n\n\
          [budget.server.storage0]\nupload = \"256KiB/s\"\n",
         src.path().display()
     );
@@ -246,7 +248,7 @@ fn with_shaping_a_limited_server_receives_no_faster_than_its_limit_and_another_g
             "[jobs]\nshaping.port = 127.0.0.1:{port}\n\n\
              [budget]\nserver.storage1.upload = 128KiB/s\nserver.nobody.upload = 1MiB/s\n\n\
              [backup]\ns.source = {}\ns.target = {alias}:s\ns.frequency = 1week\n\
-             s.allowed_times = none\n",
+             s.allowed_times = none\ns.data_path = node\n",
             src.path().display()
         ),
     )

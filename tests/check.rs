@@ -71,6 +71,7 @@ fn params(alias: &str, verify: bool, repair: bool, add_lease: bool) -> CheckPara
         repair,
         add_lease,
         recheck_after: Duration::ZERO,
+        data_path: tahoe_jobs_tasks::DataPath::Node,
     }
 }
 
@@ -640,7 +641,12 @@ fn add_lease_renews_the_leases_on_the_servers() {
         "a check without add_lease leaves leases alone"
     );
 
-    let (s, _) = pass(grid, &tree, &params("cl", false, false, true));
+    // The direct path renews at the storage server with the secrets the node derives.
+    let direct = CheckParams {
+        data_path: tahoe_jobs_tasks::DataPath::Direct,
+        ..params("cl", false, false, true)
+    };
+    let (s, _) = pass(grid, &tree, &direct);
     assert_eq!(s.healthy, s.objects_checked);
     assert!(files(&tree)["leased/f.bin"].lease_added);
     let after = lease_expiries(&share);
@@ -655,6 +661,11 @@ fn add_lease_renews_the_leases_on_the_servers() {
         before[0],
         after[0]
     );
+
+    // And the node's own add-lease renews that same lease.
+    let (s, _) = pass(grid, &tree, &params("cl", false, false, true));
+    assert_eq!(s.healthy, s.objects_checked);
+    assert_eq!(lease_expiries(&share).len(), 1);
 }
 
 #[test]
@@ -690,4 +701,98 @@ fn check_jobs_come_from_configuration_through_the_registry() {
     // The alias root, cfgdata, x.bin.
     assert_eq!(ctx.progress().get(counter::OBJECTS_CHECKED), 3);
     assert!(records(&tree).values().all(|r| r.verified && r.lease_added));
+}
+
+/// Output lines about objects, sorted (objects finish in any order when several are in flight).
+fn object_lines(out: &Output) -> Vec<String> {
+    let mut lines: Vec<String> = lossy_text(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("dp:"))
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// The direct data path (share listings at the storage servers) against the node's checker on
+/// a 2-of-3 grid where one file lost a share, one server holds an extra share of another file,
+/// and then a server is stopped: the same findings for every object, the same output as the
+/// node path and the same `done:` line as `tahoe deep-check`.
+#[test]
+fn direct_checks_equal_the_nodes_with_deleted_extra_and_stopped_shares() {
+    let _turn = three_node_turn();
+    let grid = Grid::start(TWO_OF_THREE);
+    grid.create_alias("dp");
+    let tmp = tempfile::tempdir().unwrap();
+    upload(&grid, &sample(tmp.path()), "dp");
+    let node = params("dp", false, false, false);
+    let direct = CheckParams {
+        data_path: tahoe_jobs_tasks::DataPath::Direct,
+        ..node.clone()
+    };
+    let (s, _) = pass(&grid, &open_tree(&tmp.path().join("first")), &node);
+    assert_eq!(s.healthy, 7, "{s:?}");
+    let first = files(&open_tree(&tmp.path().join("first")));
+    let sis: Vec<String> = first
+        .values()
+        .filter(|r| !r.storage_index.is_empty())
+        .map(|r| r.storage_index.clone())
+        .collect();
+    assert_eq!(sis.len(), 3);
+
+    // One share of the first file is lost; the second file gets an extra copy of a share on a
+    // server that already holds one of its shares.
+    let lost = share_files(&grid, 0, &sis[0]);
+    std::fs::remove_file(&lost[0]).unwrap();
+    let extra = share_files(&grid, 2, &sis[1]);
+    let on_1 = share_dir(&grid, 1, &sis[1]);
+    assert!(!share_files(&grid, 1, &sis[1]).is_empty());
+    std::fs::copy(&extra[0], on_1.join(extra[0].file_name().unwrap())).unwrap();
+
+    let compare = |label: &str, round: &str| {
+        let (node_tree, direct_tree) = (
+            open_tree(&tmp.path().join(format!("{round}-node"))),
+            open_tree(&tmp.path().join(format!("{round}-direct"))),
+        );
+        let (by_node, _) = pass(&grid, &node_tree, &node);
+        let (by_direct, _) = pass(&grid, &direct_tree, &direct);
+        assert_eq!(by_node, by_direct, "{label}: counts");
+        let found = |tree| -> BTreeMap<String, _> {
+            files(&tree)
+                .into_iter()
+                .map(|(path, r)| (path, (r.storage_index, r.found)))
+                .collect()
+        };
+        assert_eq!(found(node_tree), found(direct_tree), "{label}: findings");
+
+        let cli_direct = tahoe_jobs(&grid, &["-v", "--data-path", "direct", "dp:"]);
+        let cli_node = tahoe_jobs(&grid, &["-v", "--data-path", "node", "dp:"]);
+        let deep = grid.tahoe(["deep-check", "dp:"]);
+        assert!(deep.status.success(), "{}", lossy_text(&deep.stderr));
+        assert_eq!(done_line(&cli_direct), done_line(&deep), "{label}");
+        assert_eq!(
+            object_lines(&cli_direct),
+            object_lines(&cli_node),
+            "{label}"
+        );
+        assert_eq!(cli_direct.status.code(), cli_node.status.code(), "{label}");
+        (done_line(&cli_direct), lossy_text(&cli_direct.stderr))
+    };
+
+    let (done, stderr) = compare("a lost share and an extra one", "one");
+    assert_eq!(done, "done: 7 objects checked, 6 healthy, 1 unhealthy");
+    assert!(!stderr.contains("WARNING"), "{stderr}");
+
+    // A stopped server holds no shares as far as the check can tell, and is named once.
+    grid.stop_node(2);
+    let (done, stderr) = compare("a server stopped", "two");
+    assert_ne!(done, "done: 7 objects checked, 6 healthy, 1 unhealthy");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("WARNING"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].contains("unreachable"), "{stderr}");
+    assert!(warnings[0].contains(&grid.server_id(2)[3..11]), "{stderr}");
+    assert!(!stderr.contains("URI:"), "{stderr}");
 }

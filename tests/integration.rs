@@ -1,4 +1,5 @@
 mod backup;
+mod backup_direct;
 mod browser;
 mod budget;
 mod check;
@@ -8,6 +9,8 @@ mod grid_smoke;
 mod hooks;
 mod hostile;
 mod lafs_encoding;
+mod lafs_storage;
+mod lafs_upload;
 mod prune;
 mod reliability;
 mod support;

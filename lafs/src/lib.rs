@@ -7,8 +7,17 @@
 #![warn(missing_docs)]
 
 pub mod base32;
+pub mod cap;
+pub mod checker;
 pub mod chk;
 pub mod dirnode;
+pub mod discovery;
+pub mod grid;
 pub mod hashutil;
+pub mod lease;
 pub mod netstring;
+pub mod nurl;
+pub mod spki;
+pub mod storage;
+pub mod upload;
 pub mod zfec;

@@ -17,6 +17,7 @@ use tahoe_jobs_tasks::backup::{
 use tahoe_jobs_tasks::backup::{
     BackupParams, DEFAULT_CONCURRENCY, DEFAULT_RECHECK_AFTER, DEFAULT_RECHECK_ALL_AFTER,
 };
+use tahoe_jobs_tasks::DataPath;
 
 use super::oneshot::{
     block_on, client_options, parse_concurrency, parse_target, parse_timeout, print_lines,
@@ -56,6 +57,12 @@ pub struct BackupArgs {
     /// Both 0s: check everything on every run.
     #[arg(long = "recheck-all-after", value_name = "DURATION", default_value_t = HumanDurationOrZero(DEFAULT_RECHECK_ALL_AFTER), value_parser = parse_recheck)]
     pub recheck_all_after: HumanDurationOrZero,
+    /// How files and immutable directories reach the grid: direct (encoded here and sent to
+    /// the storage servers; the node still links the mutable directories) or node (through
+    /// the node's web API). Direct falls back to node, with a warning, when no storage server
+    /// announces the HTTPS storage protocol.
+    #[arg(long = "data-path", value_name = "direct|node", default_value = "direct", value_parser = |s: &str| s.parse::<DataPath>())]
+    pub data_path: DataPath,
     /// Print every file and directory as it is handled.
     #[arg(short, long)]
     pub verbose: bool,
@@ -90,6 +97,7 @@ pub fn run(global: &GlobalArgs, args: &BackupArgs) -> anyhow::Result<i32> {
         concurrency: args.concurrency,
         recheck_after,
         recheck_all_after,
+        data_path: args.data_path,
     };
     let tree = open_backupdb(&oneshot_db_dir(&node_dir), &target)?;
     let options = BackupOptions {

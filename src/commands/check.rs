@@ -1,4 +1,4 @@
-//! `tahoe-jobs check [--verify] [--repair] [--add-lease] [ALIAS:PATH]`: one pass of the check
+//! `tahoe-jobs check [--verify] [--repair] [--add-lease] [--data-path direct|node] [ALIAS:PATH]`: one pass of the check
 //! task over a tree, printed like `tahoe deep-check` (progress every 100 objects, the objects
 //! that are not healthy, the same `done:` summary), with the exit code 0 when every object is
 //! healthy (after repair, with `--repair`) and 1 otherwise.
@@ -21,6 +21,7 @@ use tahoe_jobs_tasks::check::{
     check_once, oneshot_db_dir, CheckObserver, CheckOptions, ObjectRecord, DEFAULT_CONCURRENCY,
 };
 use tahoe_jobs_tasks::sled;
+use tahoe_jobs_tasks::DataPath;
 
 use super::oneshot::{
     block_on, client_options, parse_concurrency, parse_target, parse_timeout, print_lines,
@@ -47,12 +48,22 @@ pub struct CheckArgs {
     /// How many objects to check at once.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
     pub concurrency: usize,
+    /// How immutable objects are checked: `direct` asks the storage servers over Tahoe's HTTPS
+    /// storage protocol (falling back to the node, with a warning, when no server speaks it);
+    /// `node` sends every check through the node. Mutable objects, --verify and --repair always
+    /// go through the node.
+    #[arg(long = "data-path", value_name = "direct|node", default_value = "direct", value_parser = parse_data_path)]
+    pub data_path: DataPath,
     /// Print every object, not only the ones that are not healthy.
     #[arg(short, long)]
     pub verbose: bool,
     /// What to check: ALIAS:PATH, a directory capability, or a path below the `tahoe:` alias.
     #[arg(value_name = "ALIAS:PATH", default_value = "tahoe:")]
     pub target: String,
+}
+
+fn parse_data_path(s: &str) -> Result<DataPath, String> {
+    s.parse()
 }
 
 pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<i32> {
@@ -63,6 +74,7 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<i32> {
         repair: args.repair,
         add_lease: args.add_lease,
         recheck_after: std::time::Duration::ZERO,
+        data_path: args.data_path,
     };
     let client = client_options(global, args.timeout)?;
     let happy = NodeFacts::read(&node_dir)

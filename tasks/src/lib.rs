@@ -7,6 +7,7 @@
 
 pub mod backup;
 pub mod check;
+pub mod data_path;
 pub mod prune;
 pub mod tahoe;
 
@@ -17,6 +18,7 @@ pub use sled;
 use std::path::Path;
 
 pub use backup::{backup_once, BackupError, BackupOptions, BackupSummary, BackupTask};
+pub use data_path::DataPath;
 pub use tahoe::{ClientOptions, SharedClientOptions};
 
 /// Registers the task types this crate provides (`backup`, `check`) with the engine, with the

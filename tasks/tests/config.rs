@@ -183,6 +183,7 @@ fn check_jobs_have_their_defaults() {
             .expect("a check job");
         assert!(!params.verify && !params.repair && params.add_lease);
         assert_eq!(params.recheck_after.as_secs(), 7 * 86400);
+        assert_eq!(params.data_path, tahoe_jobs_tasks::DataPath::Direct);
         Ok(())
     });
 }
@@ -394,6 +395,65 @@ fn exclude_takes_every_pattern_fnmatch_takes() {
             .get::<BackupParams>()
             .expect("a backup job");
         assert_eq!(params.exclude, vec!["**.tmp", "[oops", "a[!]b"]);
+        Ok(())
+    });
+}
+
+#[test]
+fn a_check_job_chooses_its_data_path() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "tahoe-jobs.cfg",
+            "[check]\nc1.target = backup:\nc1.data_path = Node\nc2.target = b:\nc2.data_path = fast\n",
+        )?;
+        let p = problems(load(&options(jail.directory())).unwrap_err());
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key, "check.c2.data_path");
+        assert!(p[0].to_string().contains("direct") && p[0].to_string().contains("node"));
+        jail.create_file(
+            "tahoe-jobs.cfg",
+            "[check]\nc1.target = backup:\nc1.data_path = Node\n",
+        )?;
+        let config = load(&options(jail.directory())).unwrap();
+        let params = config.jobs[0]
+            .params
+            .get::<CheckParams>()
+            .expect("a check job");
+        assert_eq!(params.data_path, tahoe_jobs_tasks::DataPath::Node);
+        Ok(())
+    });
+}
+
+#[test]
+fn a_backup_job_chooses_its_data_path() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "tahoe-jobs.cfg",
+            "[backup]\nb1.source = /tmp\nb1.target = a:b\nb2.source = /tmp\nb2.target = a:c\n\
+             b2.data_path = NODE\nb3.source = /tmp\nb3.target = a:d\nb3.data_path = fast\n",
+        )?;
+        let p = problems(load(&options(jail.directory())).unwrap_err());
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key, "backup.b3.data_path");
+        assert!(p[0].to_string().contains("direct") && p[0].to_string().contains("node"));
+        jail.create_file(
+            "tahoe-jobs.cfg",
+            "[backup]\nb1.source = /tmp\nb1.target = a:b\nb2.source = /tmp\nb2.target = a:c\n\
+             b2.data_path = NODE\n",
+        )?;
+        let config = load(&options(jail.directory())).unwrap();
+        let paths: Vec<_> = config
+            .jobs
+            .iter()
+            .map(|j| {
+                j.params
+                    .get::<BackupParams>()
+                    .expect("a backup job")
+                    .data_path
+            })
+            .collect();
+        use tahoe_jobs_tasks::DataPath::{Direct, Node};
+        assert_eq!(paths, [Direct, Node]);
         Ok(())
     });
 }

@@ -180,6 +180,8 @@ async fn a_stopped_backup_sends_nothing_more_and_returns_within_a_second() {
         concurrency: HELD,
         recheck_after: tahoe_jobs_tasks::backup::DEFAULT_RECHECK_AFTER,
         recheck_all_after: tahoe_jobs_tasks::backup::DEFAULT_RECHECK_ALL_AFTER,
+        // The fake node has no storage servers: this is the node's path.
+        data_path: tahoe_jobs_tasks::DataPath::Node,
     };
     let db = tahoe_jobs_tasks::sled::Config::new()
         .temporary(true)

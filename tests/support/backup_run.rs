@@ -20,7 +20,7 @@ use super::grid::Grid;
 use super::process::runtime;
 
 /// A backup of `source` to `alias:path` with `concurrency` uploads at once, no excludes and
-/// the default re-check policy.
+/// the default re-check policy, through the node.
 pub fn backup_params(source: &Path, alias: &str, path: &str, concurrency: usize) -> BackupParams {
     BackupParams {
         source: source.to_path_buf(),
@@ -34,6 +34,8 @@ pub fn backup_params(source: &Path, alias: &str, path: &str, concurrency: usize)
         concurrency,
         recheck_after: tahoe_jobs_tasks::backup::DEFAULT_RECHECK_AFTER,
         recheck_all_after: tahoe_jobs_tasks::backup::DEFAULT_RECHECK_ALL_AFTER,
+        // These tests were written for the node's path; tests of the direct path set it.
+        data_path: tahoe_jobs_tasks::DataPath::Node,
     }
 }
 

@@ -419,6 +419,7 @@ mod tests {
             concurrency: 1,
             recheck_after,
             recheck_all_after,
+            data_path: Default::default(),
         }
     }
 

@@ -15,6 +15,7 @@ pub mod uploader;
 pub mod walk;
 
 mod run;
+mod sink;
 mod tree;
 
 use std::path::{Path, PathBuf};
@@ -107,6 +108,12 @@ pub enum BackupError {
     Excludes(#[from] ExcludeFileError),
     #[error("{during}: {source}")]
     Node { during: String, source: TahoeError },
+    /// A direct upload to the storage servers failed (no cap or secret in its message).
+    #[error("{during}: {source}")]
+    Direct {
+        during: String,
+        source: tahoe_jobs_lafs::upload::UploadError,
+    },
     #[error(transparent)]
     Tahoe(#[from] TahoeError),
     #[error(transparent)]

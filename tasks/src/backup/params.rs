@@ -51,6 +51,9 @@ pub struct BackupParams {
         deserialize_with = "duration_or_zero"
     )]
     pub recheck_all_after: Duration,
+    /// `data_path`: direct to the storage servers (default) or through the node.
+    #[serde(default)]
+    pub data_path: crate::data_path::DataPath,
 }
 
 fn default_concurrency() -> usize {
@@ -137,6 +140,12 @@ impl TaskKeys for BackupParams {
                 "60days",
                 RECHECK_ACCEPTED,
                 "a capability checked at least this long ago is always checked before reuse",
+            ),
+            KeyDoc::optional(
+                "data_path",
+                "direct",
+                crate::data_path::DATA_PATH_ACCEPTED,
+                "upload immutable files and directories straight to the storage servers (direct) or through the node",
             ),
         ]
     }

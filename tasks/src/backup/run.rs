@@ -54,8 +54,15 @@ pub async fn run_backup(
         p.set_estimate(counter::DIRS_SEEN, prev.dirs);
         p.set_estimate(counter::BYTES_SEEN, prev.bytes);
     }
+    let sink = super::sink::choose(params.data_path, node_dir, &client);
+    tracing::debug!(
+        job = ctx.job_id(),
+        data_path = sink.name(),
+        "backup data path"
+    );
     let sh = Arc::new(Shared::new(
         client.clone(),
+        sink,
         db.clone(),
         ctx.clone(),
         excludes,

@@ -34,8 +34,9 @@ use super::backupdb::{
 };
 use super::excludes::Excludes;
 use super::metadata::TahoeMetadata;
+use super::sink::{SinkError, UploadSink};
 use super::summary::counter;
-use super::uploader::{upload_file, UploadOutcome};
+use super::uploader::UploadOutcome;
 use super::walk::{cannot_read, quote, scan_dir, DirScan, Entry};
 use super::{BackupError, BackupObserver, DirAction, FileAction};
 use crate::tahoe::{Cap, CheckOptions, DirListing, ListedChild, NewChild, NodeKind, TahoeClient};
@@ -52,6 +53,8 @@ pub(crate) enum Halt {
 /// What every part of one run shares.
 pub(crate) struct Shared {
     pub client: TahoeClient,
+    /// Where files and immutable directories go (chosen once per run).
+    pub sink: Arc<dyn UploadSink>,
     pub db: BackupDb,
     pub ctx: TaskContext,
     pub excludes: Excludes,
@@ -77,6 +80,7 @@ impl Shared {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         client: TahoeClient,
+        sink: Arc<dyn UploadSink>,
         db: BackupDb,
         ctx: TaskContext,
         excludes: Excludes,
@@ -87,6 +91,7 @@ impl Shared {
         let concurrency = concurrency.max(1);
         Shared {
             client,
+            sink,
             db,
             ctx,
             excludes,
@@ -546,20 +551,11 @@ async fn upload_or_check(sh: &Shared, entry: &Entry, decision: Decision) -> Chil
     sh.ctx
         .progress()
         .set_current(Some(entry.path.display().to_string()));
-    let outcome = upload_file(
-        &sh.client,
-        sh.ctx.budget(),
-        sh.ctx.progress(),
-        &entry.path,
-        &entry.stat,
-    )
-    .await
-    .map_err(|e| {
-        sh.fail(BackupError::Node {
-            during: format!("uploading {}", quote(&entry.path)),
-            source: e,
-        })
-    })?;
+    let outcome = sh
+        .sink
+        .upload_file(sh.ctx.budget(), sh.ctx.progress(), &entry.path, &entry.stat)
+        .await
+        .map_err(|e| sh.fail(sink_error(format!("uploading {}", quote(&entry.path)), e)))?;
     sh.update_rate();
     match outcome {
         UploadOutcome::Uploaded { cap, changed } => {
@@ -682,14 +678,14 @@ fn report_lost(sh: &Shared, path: &Path, lost: &[LostName]) {
 
 /// Whether two of `children` may have names that are equal after NFC, as the node stores
 /// them: only possible when one of the names is not ASCII.
-fn may_collide(children: &[(String, Kid)]) -> bool {
+pub(super) fn may_collide(children: &[(String, Kid)]) -> bool {
     children.len() > 1 && children.iter().any(|(name, _)| !name.is_ascii())
 }
 
 /// The children of a new immutable directory that its `listing` does not hold: the node
 /// NFC-normalises names, and of names that become equal it keeps one. A kept child is found
 /// by its name, else by its capability and metadata (its name was normalised).
-fn lost_children(children: &[(String, Kid)], listing: &DirListing) -> Vec<LostName> {
+pub(super) fn lost_children(children: &[(String, Kid)], listing: &DirListing) -> Vec<LostName> {
     if listing.children.len() >= children.len() {
         return Vec::new();
     }
@@ -727,7 +723,15 @@ fn lost_children(children: &[(String, Kid)], listing: &DirListing) -> Vec<LostNa
     lost
 }
 
-/// Checks a due directory (reusing it when healthy), else creates it with `t=mkdir-immutable`.
+/// A sink's failure as the run's error, saying what was being done.
+fn sink_error(during: String, e: SinkError) -> BackupError {
+    match e {
+        SinkError::Node(source) => BackupError::Node { during, source },
+        SinkError::Direct(source) => BackupError::Direct { during, source },
+    }
+}
+
+/// Checks a due directory (reusing it when healthy), else makes it immutable through the sink.
 async fn create_dir(
     sh: &Shared,
     path: &Path,
@@ -749,27 +753,12 @@ async fn create_dir(
             _ => {}
         }
     }
-    let cap = sh
-        .client
-        .mkdir_immutable(children.iter().map(|(n, c)| (n.as_str(), c)))
-        .await
-        .map_err(|e| {
-            sh.fail(BackupError::Node {
-                during: format!("creating the directory for {}", quote(path)),
-                source: e,
-            })
-        })?;
-    let lost = if may_collide(&children) {
-        let listing = sh.client.list(&cap, "").await.map_err(|e| {
-            sh.fail(BackupError::Node {
-                during: format!("listing the new directory for {}", quote(path)),
-                source: e,
-            })
-        })?;
-        lost_children(&children, &listing)
-    } else {
-        Vec::new()
-    };
+    let (cap, lost) = sh.sink.mkdir_immutable(&children).await.map_err(|e| {
+        sh.fail(sink_error(
+            format!("creating the directory for {}", quote(path)),
+            e,
+        ))
+    })?;
     sh.db
         .record_dir(&hash, &cap, sh.now(), &lost)
         .map_err(|e| sh.fail(e))?;

@@ -8,7 +8,10 @@
 use tahoe_jobs_engine::limits::expansion::Coding;
 use tahoe_jobs_engine::TaskContext;
 
+use std::sync::Arc;
+
 use super::caps::{chk_params, repairable_with, storage_of};
+use super::direct::DirectChecker;
 use super::policy::{
     coding_or, rebalance_plan, repair_plan, repair_requests, verify_request, RebalanceInput,
     RebalancePlan, RepairPlan,
@@ -28,6 +31,9 @@ pub struct Inspector {
     pub happy: u32,
     /// The node's `shares.needed`-of-`shares.total`.
     pub node_coding: Coding,
+    /// The direct data path, when the job uses it: immutable objects are then checked (without
+    /// verify) at the storage servers instead of by the node.
+    pub direct: Option<Arc<DirectChecker>>,
 }
 
 impl Inspector {
@@ -53,18 +59,26 @@ impl Inspector {
                 .acquire(verify_request(size, coding, &hosts))
                 .await;
         }
-        let first = self
-            .client
-            .check(
-                &cap,
-                "",
-                CheckOptions {
-                    verify: self.verify,
-                    repair: false,
-                    add_lease: self.add_lease,
-                },
-            )
-            .await?;
+        let direct = match &self.direct {
+            Some(direct) if !self.verify => direct.check(&cap).await,
+            _ => None,
+        };
+        let first = match direct {
+            Some(report) => report,
+            None => {
+                self.client
+                    .check(
+                        &cap,
+                        "",
+                        CheckOptions {
+                            verify: self.verify,
+                            repair: false,
+                            add_lease: self.add_lease,
+                        },
+                    )
+                    .await?
+            }
+        };
         let mut found = Findings::from_results(&first.results);
         let mut repair = None;
         let plan = repair_plan(&found, self.repair, self.verify, repairable_with(&cap));

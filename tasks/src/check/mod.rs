@@ -6,10 +6,12 @@
 //! - [`run`]: one run of a pass; [`inspect`]: one object's check, repair and rebalance;
 //! - [`policy`]: the decisions (recheck, repair, rebalance, budget requests) as plain functions;
 //! - [`summary`]: the counts, and `tahoe deep-check`'s summary lines;
+//! - [`direct`]: immutable objects checked at the storage servers (`data_path = direct`);
 //! - [`caps`], [`listing`], [`record`], [`rebalance`]: the pieces those build on.
 
 pub mod caps;
 pub mod db;
+pub mod direct;
 pub mod inspect;
 pub mod listing;
 pub mod params;
@@ -22,6 +24,7 @@ pub mod summary;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::data_path::DataPath;
 use async_trait::async_trait;
 use tahoe_jobs_config::{JobConfig, NodeFacts};
 use tahoe_jobs_engine::limits::expansion::Coding;
@@ -220,6 +223,7 @@ pub async fn run_check(
     })?;
     let client = TahoeClient::from_node_dir(node_dir, &options.client)?;
     let root = Aliases::read(node_dir)?.resolve(&params.target)?;
+    let direct = direct_path(node_dir, params, options);
     let pass = Pass {
         inspector: Inspector {
             client,
@@ -228,6 +232,7 @@ pub async fn run_check(
             add_lease: params.add_lease,
             happy: enc.happy,
             node_coding,
+            direct,
         },
         target: params.target.clone(),
         root,
@@ -236,6 +241,32 @@ pub async fn run_check(
         concurrency: options.concurrency.max(1),
     };
     pass.run(ctx).await
+}
+
+/// The direct data path if the job asks for it and the node's servers speak the storage
+/// protocol; otherwise `None` (the node checks everything), with one warning when the job
+/// asked for `direct`.
+fn direct_path(
+    node_dir: &Path,
+    params: &CheckParams,
+    options: &CheckOptions,
+) -> Option<Arc<direct::DirectChecker>> {
+    if params.data_path == DataPath::Node {
+        return None;
+    }
+    match direct::DirectChecker::new(node_dir, params.add_lease, options.observer.clone()) {
+        Ok(checker) => {
+            tracing::info!("check data path: direct (immutable objects at the storage servers)");
+            Some(Arc::new(checker))
+        }
+        Err(why) => {
+            let message =
+                format!("checking everything through the node instead of directly: {why}");
+            tracing::warn!("{message}");
+            options.observer.warning(&message);
+            None
+        }
+    }
 }
 
 /// Runs one whole pass outside the engine (the `tahoe-jobs check` command): no limits, nothing

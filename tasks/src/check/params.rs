@@ -23,6 +23,9 @@ pub struct CheckParams {
     /// An object checked less than this long ago is skipped; the job's frequency when not set.
     #[serde(default, deserialize_with = "duration")]
     pub recheck_after: Duration,
+    /// `data_path`: direct to the storage servers (default) or through the node.
+    #[serde(default)]
+    pub data_path: crate::data_path::DataPath,
 }
 
 fn yes() -> bool {
@@ -55,6 +58,12 @@ impl TaskKeys for CheckParams {
                 "{frequency} (the frequency)",
                 tahoe_jobs_config::duration::DURATION_ACCEPTED,
                 "an object checked less than this long ago is skipped",
+            ),
+            KeyDoc::optional(
+                "data_path",
+                "direct",
+                crate::data_path::DATA_PATH_ACCEPTED,
+                "check immutable objects by asking the storage servers directly (direct) or through the node",
             ),
         ]
     }

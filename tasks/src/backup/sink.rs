@@ -1,0 +1,348 @@
+//! Where a backup's immutable objects go: one [`UploadSink`] with two implementations, chosen
+//! once per run, so the walk never branches on the data path.
+//!
+//! - [`NodeSink`]: the node's web API (`PUT /uri`, `t=mkdir-immutable`), for any node;
+//! - [`DirectSink`]: tahoe-jobs encodes and sends the shares to the storage servers itself
+//!   (`tahoe_jobs_lafs::upload`), with the node's convergence secret, encoding and lease
+//!   secrets, so caps and leases are the ones the node would make; immutable directories are
+//!   packed here too. The mutable directories (target, Archives, Latest) are still linked
+//!   through the node by the caller.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tahoe_jobs_config::NodeFacts;
+
+use crate::data_path::DataPath;
+use tahoe_jobs_engine::{BudgetHandle, ByteRequest, ProgressSink};
+use tahoe_jobs_lafs::chk::{ChkError, EncodingParams, DEFAULT_MAX_SEGMENT_SIZE};
+use tahoe_jobs_lafs::dirnode::{DirnodeError, ImmutableChild, JsonValue};
+use tahoe_jobs_lafs::discovery::load_servers;
+use tahoe_jobs_lafs::grid::StorageGrid;
+use tahoe_jobs_lafs::lease::ClientLeaseSecrets;
+use tahoe_jobs_lafs::storage::Timeouts;
+use tahoe_jobs_lafs::upload::{Convergence, UploadError, Uploader};
+
+use super::backupdb::LostName;
+use super::metadata::FileStat;
+use super::tree::{lost_children, may_collide, Kid};
+use super::uploader::{open_for_upload, upload_file, UploadOutcome, CHUNK};
+use crate::tahoe::{Cap, TahoeClient, TahoeError};
+
+/// Why a sink could not store an object. Never holds a cap or a secret.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SinkError {
+    /// The node failed.
+    #[error(transparent)]
+    Node(#[from] TahoeError),
+    /// The direct upload failed.
+    #[error(transparent)]
+    Direct(#[from] UploadError),
+}
+
+/// Stores files and immutable directories on the grid.
+#[async_trait]
+pub(crate) trait UploadSink: Send + Sync {
+    /// Uploads the regular file at `path`, whose stat before the upload was `stat`.
+    async fn upload_file(
+        &self,
+        budget: &BudgetHandle,
+        progress: &ProgressSink,
+        path: &Path,
+        stat: &FileStat,
+    ) -> Result<UploadOutcome, SinkError>;
+
+    /// Makes an immutable directory of `children`; also says which children it could not
+    /// hold (names equal after NFC normalisation keep one entry).
+    async fn mkdir_immutable(
+        &self,
+        children: &[(String, Kid)],
+    ) -> Result<(Cap, Vec<LostName>), SinkError>;
+
+    /// `direct` or `node`, for the log.
+    fn name(&self) -> &'static str;
+}
+
+/// The sink for `wanted`: the direct one when it can be set up, else the node's with one
+/// warning saying why.
+pub(crate) fn choose(
+    wanted: DataPath,
+    node_dir: &Path,
+    client: &TahoeClient,
+) -> Arc<dyn UploadSink> {
+    let node = || Arc::new(NodeSink(client.clone())) as Arc<dyn UploadSink>;
+    match wanted {
+        DataPath::Node => node(),
+        DataPath::Direct => match DirectSink::new(node_dir, client.clone()) {
+            Ok(direct) => Arc::new(direct),
+            Err(reason) => {
+                tracing::warn!(
+                    "data_path = direct, but {reason}: uploading through the node for this run"
+                );
+                node()
+            }
+        },
+    }
+}
+
+/// Through the node's web API.
+pub(crate) struct NodeSink(pub TahoeClient);
+
+#[async_trait]
+impl UploadSink for NodeSink {
+    async fn upload_file(
+        &self,
+        budget: &BudgetHandle,
+        progress: &ProgressSink,
+        path: &Path,
+        stat: &FileStat,
+    ) -> Result<UploadOutcome, SinkError> {
+        Ok(upload_file(&self.0, budget, progress, path, stat).await?)
+    }
+
+    async fn mkdir_immutable(
+        &self,
+        children: &[(String, Kid)],
+    ) -> Result<(Cap, Vec<LostName>), SinkError> {
+        node_mkdir(&self.0, children).await
+    }
+
+    fn name(&self) -> &'static str {
+        "node"
+    }
+}
+
+async fn node_mkdir(
+    client: &TahoeClient,
+    children: &[(String, Kid)],
+) -> Result<(Cap, Vec<LostName>), SinkError> {
+    let cap = client
+        .mkdir_immutable(children.iter().map(|(n, c)| (n.as_str(), c)))
+        .await?;
+    let lost = if may_collide(children) {
+        lost_children(children, &client.list(&cap, "").await?)
+    } else {
+        Vec::new()
+    };
+    Ok((cap, lost))
+}
+
+/// Straight to the storage servers.
+pub(crate) struct DirectSink {
+    uploader: Uploader,
+    /// For the directories the packer cannot make as the node would (see `mkdir_immutable`).
+    node: TahoeClient,
+    /// Share bytes per file byte (N/k), for the budget.
+    expansion: f64,
+}
+
+impl DirectSink {
+    /// Reads the node's servers, secrets and encoding; the reason when direct uploads are not
+    /// possible (no server announces the HTTPS storage protocol, say).
+    pub(crate) fn new(node_dir: &Path, node: TahoeClient) -> Result<DirectSink, String> {
+        let servers = load_servers(node_dir).map_err(|e| e.to_string())?;
+        let grid = StorageGrid::new(&servers, Timeouts::default()).map_err(|e| e.to_string())?;
+        let speaking = grid.servers().iter().filter(|s| s.client.is_some()).count();
+        if speaking == 0 {
+            return Err("no storage server announces the HTTPS storage protocol (a NURL)".into());
+        }
+        if speaking < grid.servers().len() {
+            tracing::warn!(
+                "{} of {} storage servers announce no NURL (Foolscap only): direct uploads place \
+                 no shares on them (data_path = node would)",
+                grid.servers().len() - speaking,
+                grid.servers().len()
+            );
+        }
+        let lease = ClientLeaseSecrets::from_node_dir(node_dir).map_err(|e| e.to_string())?;
+        let convergence = Convergence::from_node_dir(node_dir)?;
+        let encoding = NodeFacts::read(node_dir)
+            .map_err(|e| e.to_string())?
+            .encoding;
+        let needed = u16::try_from(encoding.needed).map_err(|_| "shares.needed is too big")?;
+        let total = u16::try_from(encoding.total).map_err(|_| "shares.total is too big")?;
+        let params = EncodingParams {
+            needed,
+            total,
+            max_segment_size: DEFAULT_MAX_SEGMENT_SIZE,
+        };
+        let uploader = Uploader::new(&grid, lease, convergence, params, encoding.happy as usize);
+        Ok(DirectSink {
+            uploader,
+            node,
+            expansion: f64::from(total) / f64::from(needed.max(1)),
+        })
+    }
+}
+
+#[async_trait]
+impl UploadSink for DirectSink {
+    async fn upload_file(
+        &self,
+        budget: &BudgetHandle,
+        progress: &ProgressSink,
+        path: &Path,
+        stat: &FileStat,
+    ) -> Result<UploadOutcome, SinkError> {
+        let file = match tokio::task::spawn_blocking({
+            let path = path.to_path_buf();
+            move || open_for_upload(&path)
+        })
+        .await
+        {
+            Ok(Ok(f)) => f,
+            Ok(Err(e)) => return Ok(UploadOutcome::Unreadable(e)),
+            Err(e) => {
+                return Ok(UploadOutcome::Unreadable(std::io::Error::other(format!(
+                    "opening the file failed: {e}"
+                ))))
+            }
+        };
+        // The budget admits the share bytes this file will send before they go.
+        if stat.size > tahoe_jobs_lafs::chk::LIT_SIZE_THRESHOLD {
+            let mut left = (stat.size as f64 * self.expansion).ceil() as u64;
+            while left > 0 {
+                let n = left.min(16 * CHUNK as u64);
+                budget.cpu_checkpoint().await;
+                budget.acquire(ByteRequest::upload(n)).await;
+                left -= n;
+            }
+        }
+        let uploaded = match self.uploader.upload_open_file(&file).await {
+            Ok(uploaded) => uploaded,
+            Err(UploadError::Encoding(ChkError::ContentChanged)) => {
+                return Ok(UploadOutcome::Shrunk)
+            }
+            Err(UploadError::Encoding(ChkError::Io(e))) => return Ok(UploadOutcome::Unreadable(e)),
+            Err(e) => return Err(e.into()),
+        };
+        progress.add("bytes_uploaded", stat.size);
+        let changed = match std::fs::symlink_metadata(path) {
+            Ok(m) => !FileStat::from_metadata(&m).same_content_as(stat),
+            Err(_) => true,
+        };
+        Ok(UploadOutcome::Uploaded {
+            cap: Cap::new(uploaded.cap),
+            changed,
+        })
+    }
+
+    async fn mkdir_immutable(
+        &self,
+        children: &[(String, Kid)],
+    ) -> Result<(Cap, Vec<LostName>), SinkError> {
+        let Some(packed) = immutable_children(children) else {
+            // Metadata the packer cannot write as the node would: let the node do it.
+            return node_mkdir(&self.node, children).await;
+        };
+        match self.uploader.upload_directory(&packed).await {
+            Ok(uploaded) => Ok((Cap::new(uploaded.cap), Vec::new())),
+            // Names equal after NFC: the node keeps one of them; it knows which.
+            Err(UploadError::Directory(DirnodeError::DuplicateName { .. })) => {
+                node_mkdir(&self.node, children).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "direct"
+    }
+}
+
+/// The children as the packer takes them, with the metadata in the order the node would have
+/// received it (the keys of [`super::metadata::TahoeMetadata`] come out sorted); `None` when a
+/// value has no exact [`JsonValue`] (an integer past i64).
+fn immutable_children(children: &[(String, Kid)]) -> Option<Vec<ImmutableChild>> {
+    children
+        .iter()
+        .map(|(name, kid)| {
+            let metadata = match serde_json::to_value(kid.metadata) {
+                Ok(serde_json::Value::Object(map)) => map
+                    .into_iter()
+                    .map(|(k, v)| Some((k, json(v)?)))
+                    .collect::<Option<Vec<_>>>()?,
+                Ok(serde_json::Value::Null) => Vec::new(),
+                _ => return None,
+            };
+            Some(ImmutableChild {
+                name: name.clone(),
+                ro_uri: kid.cap.expose().to_string(),
+                metadata,
+            })
+        })
+        .collect()
+}
+
+fn json(value: serde_json::Value) -> Option<JsonValue> {
+    use serde_json::Value;
+    Some(match value {
+        Value::Null => JsonValue::Null,
+        Value::Bool(b) => JsonValue::Bool(b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => JsonValue::Int(i),
+            None if n.is_f64() => JsonValue::Float(n.as_f64()?),
+            None => return None,
+        },
+        Value::String(s) => JsonValue::String(s),
+        Value::Array(items) => {
+            JsonValue::Array(items.into_iter().map(json).collect::<Option<_>>()?)
+        }
+        Value::Object(map) => JsonValue::Object(
+            map.into_iter()
+                .map(|(k, v)| Some((k, json(v)?)))
+                .collect::<Option<_>>()?,
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::metadata::TahoeMetadata;
+    use crate::tahoe::types::NewChild;
+    use crate::tahoe::NodeKind;
+
+    fn kid(metadata: Option<TahoeMetadata>) -> Kid {
+        NewChild {
+            kind: NodeKind::File,
+            cap: Cap::literal(b"x"),
+            metadata,
+        }
+    }
+
+    #[test]
+    fn metadata_keeps_the_order_and_types_the_node_receives() {
+        let stat = FileStat {
+            size: 1,
+            mtime_ns: 1_700_000_000_250_000_000,
+            ctime_ns: 1_700_000_001_000_000_000,
+            ino: 42,
+            dev: 7,
+            mode: 0o100644,
+            uid: 1000,
+            gid: 100,
+        };
+        let children = [
+            ("a".to_string(), kid(Some(TahoeMetadata(stat)))),
+            ("b".to_string(), kid(None)),
+        ];
+        let packed = immutable_children(&children).unwrap();
+        let keys: Vec<&str> = packed[0].metadata.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["ctime", "mtime", "st_dev", "st_gid", "st_ino", "st_mode", "st_uid"]
+        );
+        assert_eq!(packed[0].metadata[1].1, JsonValue::Float(1_700_000_000.25));
+        assert_eq!(packed[0].metadata[4].1, JsonValue::Int(42));
+        assert!(packed[1].metadata.is_empty());
+        assert_eq!(packed[1].ro_uri, Cap::literal(b"x").expose());
+    }
+
+    #[test]
+    fn an_integer_past_i64_is_left_to_the_node() {
+        assert_eq!(json(serde_json::json!(u64::MAX)), None);
+        assert_eq!(json(serde_json::json!(-3)), Some(JsonValue::Int(-3)));
+    }
+}

@@ -1,0 +1,277 @@
+//! Direct immutable uploads (`lafs::upload`) against real grids: tahoe-jobs encodes and places
+//! the shares itself, and the stock tools agree with the result: `tahoe put` of the same bytes
+//! gives the same cap, `tahoe check --verify` finds the file healthy and `tahoe get` returns
+//! the bytes. A storage server that is down gets no share: the others take them, or the upload
+//! fails with a clear "not enough storage servers" and leaves nothing allocated.
+
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+
+use bytes::Bytes;
+use tahoe_jobs_lafs::base32;
+use tahoe_jobs_lafs::cap::StorageIndex;
+use tahoe_jobs_lafs::chk::{encode_bytes, EncodingParams, DEFAULT_MAX_SEGMENT_SIZE};
+use tahoe_jobs_lafs::discovery::load_servers;
+use tahoe_jobs_lafs::grid::StorageGrid;
+use tahoe_jobs_lafs::lease::ClientLeaseSecrets;
+use tahoe_jobs_lafs::storage::{StorageClient, Timeouts, UploadSecret};
+use tahoe_jobs_lafs::upload::{upload_secret_for, Convergence, UploadError, Uploader};
+
+use crate::support::files::seeded_bytes;
+use crate::support::{shared_grid, Grid, GridSpec};
+
+const MIB: usize = 1024 * 1024;
+
+/// An uploader with the client node's secrets and the grid's k/N, asking for `happy`.
+fn uploader(grid: &Grid, happy: usize) -> Uploader {
+    let servers = load_servers(grid.node_dir()).expect("the client's server files");
+    let storage = StorageGrid::new(&servers, Timeouts::default()).expect("storage clients");
+    let spec = grid.spec();
+    Uploader::new(
+        &storage,
+        ClientLeaseSecrets::from_node_dir(grid.node_dir()).expect("private/secret"),
+        Convergence::from_node_dir(grid.node_dir()).expect("private/convergence"),
+        EncodingParams {
+            needed: spec.needed as u16,
+            total: spec.total as u16,
+            max_segment_size: DEFAULT_MAX_SEGMENT_SIZE,
+        },
+        happy,
+    )
+}
+
+/// Bytes no earlier run of this test uploaded to the same grid.
+fn fresh_bytes(tag: u64, len: usize) -> Vec<u8> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    seeded_bytes(nanos ^ (u64::from(std::process::id()) << 32) ^ tag, len)
+}
+
+/// `tahoe put FILE`'s cap (a secret: not printed).
+fn tahoe_put(grid: &Grid, data: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("put.bin");
+    std::fs::write(&path, data).unwrap();
+    let out = grid.tahoe([OsStr::new("put"), path.as_os_str()]);
+    assert!(out.status.success(), "tahoe put failed ({})", out.status);
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// `tahoe check --verify CAP` says healthy, and `tahoe get CAP` returns `data`.
+fn assert_verified_and_readable(grid: &Grid, cap: &str, data: &[u8]) {
+    let check = grid.tahoe(["check", "--verify", cap]);
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success() && report.contains("Summary: Healthy"),
+        "tahoe check --verify of a direct upload of {} bytes: {}",
+        data.len(),
+        report
+            .lines()
+            .filter(|l| !l.contains("URI:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("got.bin");
+    let got = grid.tahoe([OsStr::new("get"), OsStr::new(cap), out.as_os_str()]);
+    assert!(got.status.success(), "tahoe get failed ({})", got.status);
+    assert!(
+        std::fs::read(&out).unwrap() == data,
+        "tahoe get returned other bytes than were uploaded ({} bytes)",
+        data.len()
+    );
+}
+
+/// Uploads each size directly (from a file), then checks it with the stock tools.
+async fn upload_and_compare(grid: &Grid, uploader: &Uploader, sizes: &[usize]) {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, &size) in sizes.iter().enumerate() {
+        let data = fresh_bytes(i as u64, size);
+        let path = dir.path().join(format!("f{i}"));
+        std::fs::write(&path, &data).unwrap();
+        let uploaded = uploader
+            .upload_file(&path)
+            .await
+            .unwrap_or_else(|e| panic!("direct upload of {size} bytes: {e}"));
+        let total = grid.spec().total;
+        if size > 55 {
+            assert_eq!(
+                uploaded.shares_written, total,
+                "{size} bytes: every share is new"
+            );
+            assert!(uploaded.happiness >= grid.spec().happy);
+        }
+        assert!(
+            uploaded.cap == tahoe_put(grid, &data),
+            "{size} bytes: the direct upload's cap differs from tahoe put's"
+        );
+        assert_verified_and_readable(grid, &uploaded.cap, &data);
+        // Again: the servers hold every share, nothing is sent, the cap is the same.
+        let again = uploader.upload_file(&path).await.unwrap();
+        assert!(again.cap == uploaded.cap);
+        if size > 55 {
+            assert_eq!((again.shares_written, again.bytes_sent), (0, 0));
+            assert_eq!(again.shares_existing, total);
+        }
+    }
+}
+
+#[tokio::test]
+async fn direct_uploads_equal_tahoe_put_on_one_of_one() {
+    let grid = shared_grid();
+    let sizes = [56, 1000, MIB - 1, MIB, MIB + 1, 3 * MIB + 5];
+    upload_and_compare(grid, &uploader(grid, 1), &sizes).await;
+}
+
+#[tokio::test]
+async fn direct_uploads_on_three_of_five_and_a_server_down() {
+    let grid = Grid::start(GridSpec {
+        storage_nodes: 5,
+        needed: 3,
+        happy: 4,
+        total: 5,
+    });
+    let sizes = [56, 4000, MIB + 1, 2 * MIB + 7];
+    upload_and_compare(&grid, &uploader(&grid, 4), &sizes).await;
+
+    // One server down: the four others take the five shares (happiness 4)...
+    grid.stop_node(3);
+    let data = fresh_bytes(77, 300_000);
+    let uploaded = uploader(&grid, 4).upload_bytes(&data).await.unwrap();
+    assert_eq!(uploaded.shares_written, 5);
+    assert_eq!(uploaded.happiness, 4);
+    assert!(uploaded.cap == tahoe_put(&grid, &data));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("got.bin");
+    let got = grid.tahoe([
+        OsStr::new("get"),
+        OsStr::new(&uploaded.cap),
+        out.as_os_str(),
+    ]);
+    assert!(got.status.success() && std::fs::read(&out).unwrap() == data);
+
+    // ... but asking for all five servers fails clearly, and nothing is left allocated.
+    let data = fresh_bytes(78, 300_000);
+    let err = uploader(&grid, 5).upload_bytes(&data).await.unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(err, UploadError::NotEnoughServers { .. }),
+        "{message}"
+    );
+    assert!(
+        message.contains("not enough storage servers")
+            && message.contains("at least 5")
+            && message.contains("unreachable"),
+        "{message}"
+    );
+    assert!(!message.contains("URI:"), "{message}");
+    for i in [0, 1, 2, 4] {
+        let incoming = grid.shares_dir(i).join("incoming");
+        let partial = walk_files(&incoming);
+        assert!(
+            partial.is_empty(),
+            "node {i} keeps partial shares: {partial:?}"
+        );
+    }
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                walk_files(&path)
+            } else {
+                vec![path]
+            }
+        })
+        .collect()
+}
+
+/// An upload interrupted after part of a share (as a `kill -9` leaves it: allocated with the
+/// derived upload secret, some bytes written, nothing aborted) is continued by the next upload
+/// of the same file at once: only the missing bytes are sent. A share someone else is still
+/// uploading is not touched: on a one-server grid that is a clear "not enough servers".
+#[tokio::test]
+async fn an_interrupted_upload_is_continued_not_restarted() {
+    let grid = shared_grid();
+    let servers = load_servers(grid.node_dir()).unwrap();
+    let server = &servers[0];
+    let client = StorageClient::new(&server.nurls[0], "test", Timeouts::default()).unwrap();
+    let lease = ClientLeaseSecrets::from_node_dir(grid.node_dir()).unwrap();
+    let params = EncodingParams {
+        needed: 1,
+        total: 1,
+        max_segment_size: DEFAULT_MAX_SEGMENT_SIZE,
+    };
+    let secret_bytes = {
+        let text = std::fs::read_to_string(grid.node_dir().join("private/convergence")).unwrap();
+        base32::decode(text.trim()).unwrap()
+    };
+    let uploader = uploader(grid, 1);
+    let share_of = |data: &[u8]| {
+        let (file, shares) = encode_bytes(data, &secret_bytes, &params).unwrap();
+        (
+            StorageIndex(file.cap.storage_index()),
+            shares.into_iter().next().unwrap(),
+        )
+    };
+
+    // The first run got the header, block 0 and half of block 1 of four to the server.
+    let data = fresh_bytes(90, 3 * MIB + 5);
+    let (si, share) = share_of(&data);
+    let secrets = lease.for_share(&si, &server.lease_seed);
+    let secret = upload_secret_for(&secrets);
+    let shares: BTreeSet<u16> = [0].into();
+    let allocation = client
+        .allocate_immutable(&si, &secret, &secrets, &shares, share.len() as u64)
+        .await
+        .unwrap();
+    assert_eq!(allocation.allocated, shares);
+    let header = 0x24;
+    let written = header + MIB + MIB / 2;
+    let progress = client
+        .write_immutable(
+            &si,
+            0,
+            &secret,
+            0,
+            Bytes::copy_from_slice(&share[..written]),
+        )
+        .await
+        .unwrap();
+    assert!(!progress.finished);
+
+    let uploaded = uploader.upload_bytes(&data).await.unwrap();
+    assert_eq!(uploaded.shares_written, 1);
+    // Block 0 is not sent again; block 1 (half there) and the rest are.
+    assert_eq!(uploaded.bytes_sent, (share.len() - header - MIB) as u64);
+    assert!(uploaded.cap == tahoe_put(grid, &data));
+    assert_verified_and_readable(grid, &uploaded.cap, &data);
+
+    // Someone else's unfinished upload of a share: not ours to continue.
+    let data = fresh_bytes(91, 200_000);
+    let (si, share) = share_of(&data);
+    let secrets = lease.for_share(&si, &server.lease_seed);
+    let theirs = UploadSecret::random();
+    client
+        .allocate_immutable(&si, &theirs, &secrets, &shares, share.len() as u64)
+        .await
+        .unwrap();
+    client
+        .write_immutable(&si, 0, &theirs, 0, Bytes::copy_from_slice(&share[..1000]))
+        .await
+        .unwrap();
+    let err = uploader.upload_bytes(&data).await.unwrap_err();
+    assert!(matches!(err, UploadError::NotEnoughServers { .. }), "{err}");
+    client.abort_immutable(&si, 0, &theirs).await.unwrap();
+    // Once it is gone, the file uploads.
+    let uploaded = uploader.upload_bytes(&data).await.unwrap();
+    assert!(uploaded.cap == tahoe_put(grid, &data));
+}
