@@ -730,9 +730,10 @@ fn direct_checks_equal_the_nodes_with_deleted_extra_and_stopped_shares() {
         data_path: tahoe_jobs_tasks::DataPath::Direct,
         ..node.clone()
     };
-    let (s, _) = pass(&grid, &open_tree(&tmp.path().join("first")), &node);
+    let first_tree = open_tree(&tmp.path().join("first"));
+    let (s, _) = pass(&grid, &first_tree, &node);
     assert_eq!(s.healthy, 7, "{s:?}");
-    let first = files(&open_tree(&tmp.path().join("first")));
+    let first = files(&first_tree);
     let sis: Vec<String> = first
         .values()
         .filter(|r| !r.storage_index.is_empty())
