@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use tahoe_jobs_config::NodeFacts;
 
 use crate::data_path::DataPath;
+use tahoe_jobs_engine::limits::expansion::{spread_evenly, wire_bytes, Coding};
 use tahoe_jobs_engine::{BudgetHandle, ByteRequest, ProgressSink};
 use tahoe_jobs_lafs::chk::{ChkError, EncodingParams, DEFAULT_MAX_SEGMENT_SIZE};
 use tahoe_jobs_lafs::dirnode::{DirnodeError, ImmutableChild, JsonValue};
@@ -133,8 +134,11 @@ pub(crate) struct DirectSink {
     uploader: Uploader,
     /// For the directories the packer cannot make as the node would (see `mkdir_immutable`).
     node: TahoeClient,
-    /// Share bytes per file byte (N/k), for the budget.
-    expansion: f64,
+    /// k-of-N, for the budget: a file of `size` bytes sends `size` x N/k share bytes.
+    coding: Coding,
+    /// The servers that may receive shares (those announcing the storage protocol), so that
+    /// `[budget] server.<id>.upload` limits are charged for direct traffic too.
+    servers: Vec<String>,
 }
 
 impl DirectSink {
@@ -168,10 +172,19 @@ impl DirectSink {
             max_segment_size: DEFAULT_MAX_SEGMENT_SIZE,
         };
         let uploader = Uploader::new(&grid, lease, convergence, params, encoding.happy as usize);
+        let coding = Coding::new(u32::from(needed), u32::from(total))
+            .ok_or("shares.needed must be between 1 and shares.total")?;
+        let servers = grid
+            .servers()
+            .iter()
+            .filter(|s| s.client.is_some())
+            .map(|s| s.info.server_id.clone())
+            .collect();
         Ok(DirectSink {
             uploader,
             node,
-            expansion: f64::from(total) / f64::from(needed.max(1)),
+            coding,
+            servers,
         })
     }
 }
@@ -199,13 +212,17 @@ impl UploadSink for DirectSink {
                 ))))
             }
         };
-        // The budget admits the share bytes this file will send before they go.
+        // The budget admits the share bytes this file will send before they go: the job's and
+        // the total limits by share bytes, each server's by its even share of them (the
+        // placement is the uploader's, so an even spread is the estimate, as for the node).
         if stat.size > tahoe_jobs_lafs::chk::LIT_SIZE_THRESHOLD {
-            let mut left = (stat.size as f64 * self.expansion).ceil() as u64;
+            let mut left = stat.size;
             while left > 0 {
                 let n = left.min(16 * CHUNK as u64);
+                let mut request = ByteRequest::upload(wire_bytes(n, self.coding));
+                request.destinations = spread_evenly(n, self.coding, &self.servers);
                 budget.cpu_checkpoint().await;
-                budget.acquire(ByteRequest::upload(n)).await;
+                budget.acquire(request).await;
                 left -= n;
             }
         }
