@@ -16,6 +16,7 @@ pub mod load;
 pub mod model;
 pub mod node_facts;
 pub mod rate;
+pub mod size;
 pub mod windows;
 
 pub use cpu::CpuShare;
@@ -28,6 +29,7 @@ pub use load::{
 pub use model::*;
 pub use node_facts::{Encoding, NodeFacts};
 pub use rate::{Rate, RateNow, RateSchedule};
+pub use size::DEFAULT_CACHE_SIZE;
 pub use windows::{Eta, WindowState, Windows};
 
 /// Re-exported so users of this crate name instants and zones with the same types.

@@ -215,6 +215,7 @@ const JOBS_KEYS: &[&str] = &[
     "timezone",
     "shaping.port",
     "node.timeout",
+    "cache_size",
 ];
 const COMMON_JOB_KEYS: &[&str] = &[
     "frequency",
@@ -486,6 +487,18 @@ impl<'a> Validator<'a> {
                 "a duration such as 10min or 1h: how long the node may stay silent on one request",
             )
             .map_or(DEFAULT_NODE_TIMEOUT, HumanDuration::as_duration);
+        let cache_size = self
+            .field(
+                find("cache_size"),
+                "jobs.cache_size",
+                Some((
+                    crate::size::DEFAULT_CACHE_SIZE,
+                    format!("{}MiB", crate::size::DEFAULT_CACHE_SIZE >> 20),
+                )),
+                crate::size::parse_cache_size,
+                crate::size::CACHE_SIZE_ACCEPTED,
+            )
+            .unwrap_or(crate::size::DEFAULT_CACHE_SIZE);
         DaemonSettings {
             web_addr,
             state_dir,
@@ -493,6 +506,7 @@ impl<'a> Validator<'a> {
             timezone_name,
             shaping_addr,
             node_timeout,
+            cache_size,
         }
     }
 

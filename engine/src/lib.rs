@@ -11,6 +11,7 @@
 //! - [`limits`]: the limiters and which limits are in force when; [`shaping`]: the SOCKS5
 //!   proxy that paces the store's own traffic.
 //! - [`state`]: the job state machine; [`actors`]: supervisor, job, window and budget actors.
+//! - [`runtime`]: where task work runs (a multi-threaded runtime beside the actors' thread).
 //! - [`engine`]: [`Engine::start`] and the [`EngineHandle`]; [`status`]: the status snapshot.
 
 pub mod actors;
@@ -23,6 +24,7 @@ pub mod overrides;
 pub mod policy;
 pub mod progress;
 pub mod record;
+pub mod runtime;
 pub mod shaping;
 pub mod state;
 pub mod status;
@@ -40,6 +42,7 @@ pub use error::EngineError;
 pub use overrides::{LiveOverrides, OverrideError, OverrideTarget, OverrideValue};
 pub use progress::{ProgressSink, ProgressSnapshot, Warning};
 pub use record::{JobRecord, RecordError};
+pub use runtime::{task_runtime, TaskRuntime};
 pub use state::JobState;
 pub use status::{EngineStatus, JobStatus, OverdueView, StateKind, StateView};
 pub use stop::{StopReason, StopSignal};

@@ -12,12 +12,13 @@ use clap::Args;
 use tahoe_jobs_config::load::DEFAULT_CONCURRENCY;
 use tahoe_jobs_config::{BackupParams, DEFAULT_RECHECK_AFTER, DEFAULT_RECHECK_ALL_AFTER};
 use tahoe_jobs_tasks::backup::{
-    backup_once, oneshot_db_dir, open_backupdb, BackupObserver, BackupOptions, DirAction,
-    FileAction,
+    backup_once, oneshot_db_dir, open_backupdb_with_cache, BackupObserver, BackupOptions,
+    DirAction, FileAction,
 };
 
 use super::oneshot::{
-    block_on, client_options, parse_concurrency, parse_target, parse_timeout, print_lines,
+    block_on, cache_size, client_options, parse_concurrency, parse_target, parse_timeout,
+    print_lines,
 };
 use crate::cli::GlobalArgs;
 
@@ -89,7 +90,7 @@ pub fn run(global: &GlobalArgs, args: &BackupArgs) -> anyhow::Result<i32> {
         recheck_after,
         recheck_all_after,
     };
-    let tree = open_backupdb(&oneshot_db_dir(&node_dir), &target)?;
+    let tree = open_backupdb_with_cache(&oneshot_db_dir(&node_dir), &target, cache_size(global))?;
     let options = BackupOptions {
         observer: Arc::new(Printer {
             verbose: args.verbose,

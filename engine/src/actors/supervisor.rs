@@ -25,6 +25,7 @@ use crate::clock::SharedClock;
 use crate::error::EngineError;
 use crate::overrides::{LiveOverrides, OverrideTarget};
 use crate::record::JobRecord;
+use crate::runtime::TaskRuntime;
 use crate::status::EngineStatus;
 use crate::stop::StopReason;
 use crate::store::Store;
@@ -48,6 +49,8 @@ pub struct Supervisor {
     clock: SharedClock,
     timezone: TimeZone,
     budget: Arc<dyn BudgetGate>,
+    /// Where the jobs' tasks run.
+    task_runtime: TaskRuntime,
     jobs: BTreeMap<String, JobEntry>,
     /// Values changed live, applied above every job's configuration.
     overrides: LiveOverrides,
@@ -97,12 +100,14 @@ pub fn load_records(
 
 impl Supervisor {
     /// Builds the supervisor and starts a job actor per job (records already read).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         registry: Registry,
         clock: SharedClock,
         timezone: TimeZone,
         budget: Arc<dyn BudgetGate>,
+        task_runtime: TaskRuntime,
         jobs: Vec<JobConfig>,
         mut records: BTreeMap<String, JobRecord>,
     ) -> Self {
@@ -118,6 +123,7 @@ impl Supervisor {
             clock,
             timezone,
             budget,
+            task_runtime,
             jobs: BTreeMap::new(),
         };
         for job in jobs {
@@ -141,6 +147,7 @@ impl Supervisor {
             clock: self.clock.clone(),
             timezone: self.timezone.clone(),
             budget: self.budget.clone(),
+            task_runtime: self.task_runtime.clone(),
             gone: gone_tx,
         })
         .start();
@@ -330,17 +337,28 @@ impl Handler<Shutdown> for Supervisor {
         info!("engine shutting down");
         let entries: Vec<JobEntry> = std::mem::take(&mut self.jobs).into_values().collect();
         AtomicResponse::new(Box::pin(
-            fut::wrap_future::<_, Self>(retire_all(entries, StopReason::ShuttingDown)).map(
-                |(), act, ctx| {
-                    if let Some(store) = act.store.take() {
-                        if let Err(e) = store.flush() {
+            fut::wrap_future::<_, Self>(retire_all(entries, StopReason::ShuttingDown))
+                .then(|(), act, _| {
+                    // Flushed on sled's threads when the tasks have a runtime of their own: the
+                    // actors' thread never waits on the disk.
+                    let store = act.store.take();
+                    let separate = act.task_runtime.is_separate();
+                    fut::wrap_future(async move {
+                        let Some(store) = store else { return };
+                        let flushed = if separate {
+                            store.close_async().await
+                        } else {
+                            store.flush()
+                        };
+                        if let Err(e) = flushed {
                             error!(error = %e, "could not flush the state store");
                         }
-                    }
+                    })
+                })
+                .map(|(), _, ctx| {
                     info!("engine stopped");
                     ctx.stop();
-                },
-            ),
+                }),
         ))
     }
 }

@@ -359,6 +359,9 @@ pub(crate) fn backup_dir(
             }
             if i % 256 == 255 {
                 sh.until_halt(sh.ctx.budget().cpu_checkpoint()).await?;
+                // Over an unchanged directory nothing below waits, so without this the loop
+                // would hold its worker thread for the whole directory.
+                tokio::task::yield_now().await;
             }
             let name = entry.name.clone();
             let next = if entry.is_dir {
