@@ -6,5 +6,6 @@ mod contradictions;
 mod grid_smoke;
 mod hostile;
 mod reliability;
+mod shutdown;
 mod support;
 mod web;

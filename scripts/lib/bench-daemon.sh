@@ -1,0 +1,205 @@
+# scripts/lib/bench-daemon.sh: the daemon's side of scripts/bench (sourced by it). The same
+# trees are backed up by a [backup] job under `tahoe-jobs run`, started with `tahoe-jobs start`,
+# and completion is read from `status --json`; the daemon's peak RSS is its VmHWM.
+#
+# Needs from scripts/bench: BIN, NODE, BENCH, PY, record, make_tree, node_cpu.
+
+# The global options of every command of the bench daemon (its own port and state).
+daemon_args() {
+    DPORT="${DPORT:-$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
+    DARGS=(-d "$NODE" --config "$BENCH/daemon.toml" --set "jobs.web.port=127.0.0.1:$DPORT"
+        --set "jobs.state_dir=$BENCH/daemon-state")
+}
+
+# daemon_jobs NAME=SOURCE:TARGET...: the daemon's job file; every job only runs when started.
+daemon_jobs() {
+    : >"$BENCH/daemon.toml"
+    local spec name rest
+    for spec in "$@"; do
+        name="${spec%%=*}" rest="${spec#*=}"
+        case "$name" in
+        check*) printf '[check.%s]\ntarget = "%s"\nfrequency = "1week"\nallowed_times = "none"\n\n' \
+            "$name" "$rest" >>"$BENCH/daemon.toml" ;;
+        *) printf '[backup.%s]\nsource = "%s"\ntarget = "%s"\nfrequency = "1week"\nallowed_times = "none"\n\n' \
+            "$name" "${rest%%=*}" "${rest#*=}" >>"$BENCH/daemon.toml" ;;
+        esac
+    done
+}
+
+# Starts `tahoe-jobs run` (fresh process, so VmHWM is this measurement's) and waits for it.
+daemon_start() {
+    daemon_args
+    "$BIN" "${DARGS[@]}" run >>"$BENCH/daemon.log" 2>&1 &
+    DPID=$!
+    local i
+    for ((i = 0; i < 300; i++)); do
+        "$BIN" "${DARGS[@]}" status --json >/dev/null 2>&1 && return 0
+        kill -0 "$DPID" 2>/dev/null || { echo "bench: the daemon died:" >&2; tail -n 30 "$BENCH/daemon.log" >&2; return 1; }
+        sleep 0.1
+    done
+    echo "bench: the daemon did not answer" >&2
+    return 1
+}
+
+# The daemon's peak RSS so far, in MB.
+daemon_rss() { awk '/VmHWM/ {printf "%d", $2 / 1024}' "/proc/$DPID/status"; }
+
+daemon_stop() {
+    kill -TERM "$DPID" 2>/dev/null || true
+    wait "$DPID" 2>/dev/null || true
+}
+
+# daemon_poll: a Python helper that runs `status --json` until a condition on the job holds.
+daemon_poll() {
+    "$PY" - "$BIN" "$@" <<'PY'
+import json, subprocess, sys, time
+bin_, mode, job = sys.argv[1], sys.argv[2], sys.argv[3]
+args = sys.argv[4:]
+def status():
+    out = subprocess.run([bin_, *args, "status", "--json", job], capture_output=True, text=True)
+    return json.loads(out.stdout)
+if mode == "run":
+    # Start the job and wait for its completion: prints the wall time from `start` to the
+    # completion shown, and the daemon's own run time (last_completed - last_started).
+    before = status().get("last_completed")
+    t0 = time.monotonic()
+    subprocess.run([bin_, *args, "start", job, "--ignore-window"], check=True, capture_output=True)
+    while True:
+        j = status()
+        if j["state"] == "failed":
+            sys.exit("bench: the job failed: %s" % j.get("last_error"))
+        if j.get("last_completed") and j["last_completed"] != before:
+            t1 = time.monotonic()
+            break
+        time.sleep(0.02)
+    from datetime import datetime
+    p = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))
+    own = (p(j["last_completed"]) - p(j["last_started"])).total_seconds()
+    print("%.3f %.3f" % (t1 - t0, own))
+elif mode == "start":
+    subprocess.run([bin_, *args, "start", job, "--ignore-window"], check=True, capture_output=True)
+elif mode == "until":
+    # until JOB COUNTER N: wait until a counter of the running job reaches N.
+    counter, n = args[-2], int(args[-1])
+    args = args[:-2]
+    while True:
+        j = status()
+        if j["counters"].get(counter, 0) >= n and j["state"] == "running":
+            break
+        if j.get("last_completed"):
+            sys.exit("bench: the job completed before %s reached %d" % (counter, n))
+        time.sleep(0.01)
+elif mode == "pause":
+    # Pause and wait until the job is shown paused and no longer running: prints the latency.
+    t0 = time.monotonic()
+    subprocess.run([bin_, *args, "pause", job], check=True, capture_output=True)
+    while True:
+        j = status()
+        if j["paused"] and j["state"] not in ("running", "stopping"):
+            break
+        time.sleep(0.01)
+    print("%.3f" % (time.monotonic() - t0))
+    subprocess.run([bin_, *args, "resume", job], check=True, capture_output=True)
+PY
+}
+
+# daemon_backup JOB SOURCE TARGET: one run of a backup job under a fresh daemon; prints
+# "WALL OWN RSS_MB".
+daemon_backup() {
+    daemon_jobs "$1=$2=$3"
+    daemon_start
+    local times
+    times=$(daemon_poll run "backup.$1" "${DARGS[@]}")
+    echo "$times $(daemon_rss)"
+    daemon_stop
+}
+
+# Seconds and peak RSS (MB) of a one-shot backup: prints "WALL RSS_MB".
+oneshot_backup() {
+    /usr/bin/time -f '%e %M' -o "$BENCH/oneshot-time.txt" "$BIN" -d "$NODE" backup "$1" "$2" >"$BENCH/last.log" 2>&1 ||
+        { echo "bench: failed: backup $1 $2" >&2; tail -n 20 "$BENCH/last.log" >&2; return 1; }
+    awk '{printf "%s %d\n", $1, $2 / 1024}' "$BENCH/oneshot-time.txt"
+}
+
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# D2: first backups, one-shot and daemon, of trees of B2's shape (fresh contents each).
+bench_daemon_b2() {
+    make_tree "$BENCH/tree-o2" "$B2_FILES" 100 200 8192 12
+    make_tree "$BENCH/tree-d2" "$B2_FILES" 100 200 8192 13
+    local l0 o d
+    l0=$(loadavg)
+    o=$(oneshot_backup "$BENCH/tree-o2" bj:o2)
+    d=$(daemon_backup d2 "$BENCH/tree-d2" bj:d2)
+    read -r ow orss <<<"$o"
+    read -r dw down drss <<<"$d"
+    record "D2 first backup, $B2_FILES files (load $l0 -> $(loadavg)): one-shot ${ow}s (peak RSS ${orss} MB), daemon ${dw}s from \`start\` to completion shown (its own run ${down}s; peak RSS ${drss} MB): daemon $(ratio2 "$dw" "$ow")x the one-shot's time"
+}
+
+# D1: unchanged re-runs of D2's trees, one-shot and daemon interleaved, ROUNDS each.
+bench_daemon_b1() {
+    local rounds="${D1_ROUNDS:-5}" i o d os=() ds=() owns=() l0
+    l0=$(loadavg)
+    daemon_jobs "d2=$BENCH/tree-d2=bj:d2"
+    daemon_start
+    for ((i = 0; i < rounds; i++)); do
+        o=$(oneshot_backup "$BENCH/tree-o2" bj:o2)
+        os+=("${o%% *}")
+        d=$(daemon_poll run backup.d2 "${DARGS[@]}")
+        ds+=("${d%% *}") owns+=("${d##* }")
+    done
+    local rss
+    rss=$(daemon_rss)
+    daemon_stop
+    local om dm ownm
+    om=$(printf '%s\n' "${os[@]}" | sort -n | sed -n "$(((rounds + 1) / 2))p")
+    dm=$(printf '%s\n' "${ds[@]}" | sort -n | sed -n "$(((rounds + 1) / 2))p")
+    ownm=$(printf '%s\n' "${owns[@]}" | sort -n | sed -n "$(((rounds + 1) / 2))p")
+    record "D1 unchanged re-run, $B2_FILES files, $rounds interleaved rounds (load $l0 -> $(loadavg)): one-shot ${os[*]} s (median ${om}s), daemon from \`start\` to completion shown ${ds[*]} s (median ${dm}s; its own run median ${ownm}s), daemon peak RSS ${rss} MB: daemon $(ratio2 "$dm" "$om")x the one-shot's time"
+}
+
+# D4: peak RSS of the one-shot and the daemon on the same kind of tree (first backups).
+# D4_SHAPE: files DIRS MIN MAX (default B4's: B4_FILES in 1000 dirs of 20-50 bytes).
+bench_daemon_b4() {
+    local label="$1" files="$2" dirs="$3" lo="$4" hi="$5" l0 o d
+    make_tree "$BENCH/tree-o4$label" "$files" "$dirs" "$lo" "$hi" 41
+    make_tree "$BENCH/tree-d4$label" "$files" "$dirs" "$lo" "$hi" 42
+    l0=$(loadavg)
+    o=$(oneshot_backup "$BENCH/tree-o4$label" "bj:o4$label")
+    d=$(daemon_backup "d4$label" "$BENCH/tree-d4$label" "bj:d4$label")
+    read -r ow orss <<<"$o"
+    read -r dw down drss <<<"$d"
+    record "D4 $files files of $lo-$hi B in $dirs directories (load $l0 -> $(loadavg)): peak RSS one-shot ${orss} MB (${ow}s), daemon ${drss} MB (${dw}s)"
+}
+
+# P6: pause latency during an unchanged walk of the one-directory tree, and during uploads.
+bench_pause() {
+    local l0 lat c0 c1 lats=()
+    l0=$(loadavg)
+    # The unchanged walk: D4's one-directory tree, backed up once already by its job.
+    daemon_jobs "d4one=$BENCH/tree-d4one=bj:d4one"
+    daemon_start
+    for i in 1 2 3; do
+        daemon_poll start backup.d4one "${DARGS[@]}"
+        daemon_poll until backup.d4one "${DARGS[@]}" files_seen 5000
+        lats+=("$(daemon_poll pause backup.d4one "${DARGS[@]}")")
+    done
+    daemon_stop
+    record "P6 pause during an unchanged walk of 100,000 entries in one directory (load $l0 -> $(loadavg)): from \`pause\` to shown paused and stopped: ${lats[*]} s"
+    # Uploads: a fresh tree of small files.
+    make_tree "$BENCH/tree-p6" 3000 30 1024 4096 61
+    daemon_jobs "p6=$BENCH/tree-p6=bj:p6"
+    daemon_start
+    lats=()
+    local quiet=()
+    for i in 1 2 3; do
+        daemon_poll start backup.p6 "${DARGS[@]}"
+        daemon_poll until backup.p6 "${DARGS[@]}" files_uploaded $((i * 200))
+        lats+=("$(daemon_poll pause backup.p6 "${DARGS[@]}")")
+        # The node's CPU in the second after: what still reaches it.
+        c0=$(node_cpu); sleep 1; c1=$(node_cpu)
+        quiet+=("$("$PY" -c "print('%.2f' % ($c1 - $c0))")")
+    done
+    daemon_stop
+    record "P6 pause during uploads of 1-4 KiB files: ${lats[*]} s; node CPU in the second after each: ${quiet[*]} s"
+}
