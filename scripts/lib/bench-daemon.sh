@@ -203,3 +203,18 @@ bench_pause() {
     daemon_stop
     record "P6 pause during uploads of 1-4 KiB files: ${lats[*]} s; node CPU in the second after each: ${quiet[*]} s"
 }
+
+# C1: peak RSS of the one-shot's first backup of D4's 100,000-file tree for a few
+# [jobs] cache_size values (each to a target of its own, so each is a first backup).
+bench_cache_sizes() {
+    local size out l0
+    [ -d "$BENCH/tree-o4lit" ] || make_tree "$BENCH/tree-o4lit" "$B4_FILES" 1000 20 50 41
+    for size in ${C1_SIZES:-16MiB 64MiB 256MiB}; do
+        l0=$(loadavg)
+        /usr/bin/time -f '%e %M' -o "$BENCH/oneshot-time.txt" "$BIN" -d "$NODE" --set "jobs.cache_size=$size" \
+            backup "$BENCH/tree-o4lit" "bj:c1-$size-$(date +%s)" >"$BENCH/last.log" 2>&1 ||
+            { echo "bench: failed: cache $size" >&2; tail -n 20 "$BENCH/last.log" >&2; return 1; }
+        out=$(awk '{printf "%ss, peak RSS %d MB", $1, $2 / 1024}' "$BENCH/oneshot-time.txt")
+        record "C1 cache_size = $size, $B4_FILES files in 1000 directories (load $l0): first backup $out"
+    done
+}
