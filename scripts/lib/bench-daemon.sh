@@ -218,3 +218,44 @@ bench_cache_sizes() {
         record "C1 cache_size = $size, $B4_FILES files in 1000 directories (load $l0): first backup $out"
     done
 }
+
+# P7: two backup jobs and a check job at once: each job's throughput, and the pause latency of
+# one backup while the others run.
+bench_mixed() {
+    local n="${P7_FILES:-2000}" l0 lat
+    make_tree "$BENCH/tree-m1" "$n" 20 1024 4096 71
+    make_tree "$BENCH/tree-m2" "$n" 20 1024 4096 72
+    daemon_jobs "m1=$BENCH/tree-m1=bj:m1" "m2=$BENCH/tree-m2=bj:m2" "checkm=bj:d2"
+    daemon_start
+    l0=$(loadavg)
+    daemon_poll start backup.m1 "${DARGS[@]}"
+    daemon_poll start backup.m2 "${DARGS[@]}"
+    daemon_poll start check.checkm "${DARGS[@]}"
+    daemon_poll until backup.m1 "${DARGS[@]}" files_uploaded $((n / 4))
+    lat=$(daemon_poll pause backup.m1 "${DARGS[@]}")
+    daemon_poll start backup.m1 "${DARGS[@]}"
+    "$PY" - "$BIN" "${DARGS[@]}" <<'PY' >"$BENCH/p7.txt"
+import json, subprocess, sys, time
+from datetime import datetime
+bin_, args = sys.argv[1], sys.argv[2:]
+jobs = ["backup.m1", "backup.m2", "check.checkm"]
+while True:
+    view = json.loads(subprocess.run([bin_, *args, "status", "--json"], capture_output=True, text=True).stdout)
+    by = {j["id"]: j for j in view["jobs"] if j["id"] in jobs}
+    if any(j["state"] == "failed" for j in by.values()):
+        sys.exit("bench: a job failed: %s" % [j.get("last_error") for j in by.values()])
+    if all(j.get("last_completed") for j in by.values()):
+        break
+    time.sleep(0.1)
+p = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))
+for id_ in jobs:
+    j = by[id_]
+    c = j["counters"]
+    secs = (p(j["last_completed"]) - p(j["last_started"])).total_seconds()
+    print("%s: last run %.1f s, %s" % (id_, secs, ", ".join("%s %s" % kv for kv in sorted(c.items()) if isinstance(kv[1], int))))
+PY
+    local rss
+    rss=$(daemon_rss)
+    daemon_stop
+    record "P7 two backup jobs ($n files of 1-4 KiB each) and a check job at once (load $l0 -> $(loadavg)): pause of backup.m1 took ${lat}s; daemon peak RSS ${rss} MB; $(tr '\n' ';' <"$BENCH/p7.txt")"
+}
