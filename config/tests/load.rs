@@ -335,18 +335,18 @@ fn cache_size_has_a_default_and_checked_values() {
     Jail::expect_with(|jail| {
         jail.create_file("tahoe-jobs.cfg", SEED)?;
         let config = load(&options(jail.directory())).unwrap();
-        assert_eq!(config.daemon.cache_size, 64 * 1024 * 1024);
+        assert_eq!(config.daemon.cache_size, 16 * 1024 * 1024);
         assert!(config
             .settings
             .iter()
-            .any(|s| s.key == "jobs.cache_size" && s.value == "64MiB"));
+            .any(|s| s.key == "jobs.cache_size" && s.value == "16MiB"));
 
         jail.create_file(
             "tahoe-jobs.cfg",
-            &format!("{SEED}[jobs]\ncache_size = 16 MiB\n"),
+            &format!("{SEED}[jobs]\ncache_size = 64 MiB\n"),
         )?;
         let config = load(&options(jail.directory())).unwrap();
-        assert_eq!(config.daemon.cache_size, 16 * 1024 * 1024);
+        assert_eq!(config.daemon.cache_size, 64 * 1024 * 1024);
 
         for (value, words) in [
             ("lots", "not a whole number"),
@@ -362,7 +362,7 @@ fn cache_size_has_a_default_and_checked_values() {
             assert!(
                 p.iter().any(|p| p.key == "jobs.cache_size"
                     && p.to_string().contains(words)
-                    && p.to_string().contains("64MiB")),
+                    && p.to_string().contains("16MiB")),
                 "no problem for jobs.cache_size = {value} saying {words:?} and what is accepted in {text:?}"
             );
         }
