@@ -4,6 +4,10 @@
 #
 # Needs from scripts/bench: BIN, NODE, BENCH, PY, record, make_tree, node_cpu.
 
+# TAHOE_JOBS_BIN would reach tahoe-jobs as a configuration key (the TAHOE_JOBS_ prefix): the
+# commands refuse it. BIN has it already.
+unset TAHOE_JOBS_BIN
+
 # The grid is new in every bench run: so is the daemon's state (its backupdb would name caps of
 # the last run's grid).
 rm -rf "$BENCH/daemon-state" "$BENCH/daemon.log"
