@@ -262,7 +262,10 @@ bench_mixed() {
     local n="${P7_FILES:-2000}" l0 lat
     make_tree "$BENCH/tree-m1" "$n" 20 1024 4096 71
     make_tree "$BENCH/tree-m2" "$n" 20 1024 4096 72
-    daemon_jobs "m1=$BENCH/tree-m1=bj:m1" "m2=$BENCH/tree-m2=bj:m2" "checkm=bj:d2-${D2_LAST:-0}"
+    # What the check job checks: a backup of its own, made first by the one-shot.
+    make_tree "$BENCH/tree-m0" 500 10 1024 4096 70
+    oneshot_backup "$BENCH/tree-m0" bj:m0 >/dev/null
+    daemon_jobs "m1=$BENCH/tree-m1=bj:m1" "m2=$BENCH/tree-m2=bj:m2" "checkm=bj:m0"
     daemon_start
     l0=$(loadavg)
     daemon_poll start backup.m1 "${DARGS[@]}"
