@@ -13,5 +13,6 @@ mod lafs_storage;
 mod lafs_upload;
 mod prune;
 mod reliability;
+mod shutdown;
 mod support;
 mod web;

@@ -1,5 +1,5 @@
 //! `[jobs]`: the daemon's own settings (web address, state directory, time zone, shaping
-//! proxy, node timeout, hook time limit and notification URL). Keys added here are daemon-wide; a task type's keys go in its schema.
+//! proxy, node timeout, store cache size, hook time limit and notification URL). Keys added here are daemon-wide; a task type's keys go in its schema.
 
 use std::net::SocketAddr;
 
@@ -19,6 +19,7 @@ pub(crate) const JOBS_KEYS: &[&str] = &[
     "timezone",
     "shaping.port",
     "node.timeout",
+    "cache_size",
     "hooks.timeout",
     "notify.url",
 ];
@@ -107,6 +108,18 @@ impl Validator<'_> {
                 "a duration such as 10min or 1h: how long the node may stay silent on one request",
             )
             .map_or(DEFAULT_NODE_TIMEOUT, HumanDuration::as_duration);
+        let cache_size = self
+            .field(
+                find("cache_size"),
+                "jobs.cache_size",
+                Some((
+                    crate::size::DEFAULT_CACHE_SIZE,
+                    format!("{}MiB", crate::size::DEFAULT_CACHE_SIZE >> 20),
+                )),
+                crate::size::parse_cache_size,
+                crate::size::CACHE_SIZE_ACCEPTED,
+            )
+            .unwrap_or(crate::size::DEFAULT_CACHE_SIZE);
         DaemonSettings {
             web_addr,
             state_dir,
@@ -114,6 +127,7 @@ impl Validator<'_> {
             timezone_name,
             shaping_addr,
             node_timeout,
+            cache_size,
         }
     }
 

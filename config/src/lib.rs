@@ -26,6 +26,7 @@ pub mod node_facts;
 mod origins;
 pub mod rate;
 pub mod schema;
+pub mod size;
 mod text_de;
 mod validate;
 pub mod values;
@@ -40,6 +41,7 @@ pub use model::*;
 pub use node_facts::{Encoding, NodeFacts};
 pub use rate::{Rate, RateNow, RateSchedule};
 pub use schema::{JobContext, KeyDoc, KeyProblem, TaskKeys, TaskParams, TaskSchema};
+pub use size::DEFAULT_CACHE_SIZE;
 pub use values::{
     parse_absolute_path, parse_bool, parse_duration_or_zero, parse_path, parse_target, redact,
     BOOL_ACCEPTED, TARGET_ACCEPTED,

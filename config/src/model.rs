@@ -50,6 +50,9 @@ pub struct DaemonSettings {
     /// (`[jobs] node.timeout`). An upload's answer comes only once the node has stored the
     /// whole file, so this must cover the largest file at the slowest rate.
     pub node_timeout: Duration,
+    /// The most the state store's page cache may hold, in bytes (`[jobs] cache_size`); the
+    /// one-shot commands use it for their own databases too.
+    pub cache_size: u64,
 }
 
 /// Hooks and notifications: per job, `on_success`, `on_failure` and `on_overdue` commands;

@@ -434,3 +434,43 @@ fn hooks_are_per_job_and_notify_url_and_hook_timeout_are_daemon_keys() {
         Ok(())
     });
 }
+
+#[test]
+fn cache_size_has_a_default_and_checked_values() {
+    Jail::expect_with(|jail| {
+        jail.create_file("tahoe-jobs.cfg", SEED)?;
+        let config = load(&options(jail.directory())).unwrap();
+        assert_eq!(config.daemon.cache_size, 16 * 1024 * 1024);
+        assert!(config
+            .settings
+            .iter()
+            .any(|s| s.key == "jobs.cache_size" && s.value == "16MiB"));
+
+        jail.create_file(
+            "tahoe-jobs.cfg",
+            &format!("{SEED}[jobs]\ncache_size = 64 MiB\n"),
+        )?;
+        let config = load(&options(jail.directory())).unwrap();
+        assert_eq!(config.daemon.cache_size, 64 * 1024 * 1024);
+
+        for (value, words) in [
+            ("lots", "not a whole number"),
+            ("100KiB", "below 1MiB"),
+            ("64 parsecs", "not a unit"),
+        ] {
+            jail.create_file(
+                "tahoe-jobs.cfg",
+                &format!("{SEED}[jobs]\ncache_size = {value}\n"),
+            )?;
+            let p = problems(load(&options(jail.directory())).unwrap_err());
+            let text: Vec<String> = p.iter().map(ToString::to_string).collect();
+            assert!(
+                p.iter().any(|p| p.key == "jobs.cache_size"
+                    && p.to_string().contains(words)
+                    && p.to_string().contains("16MiB")),
+                "no problem for jobs.cache_size = {value} saying {words:?} and what is accepted in {text:?}"
+            );
+        }
+        Ok(())
+    });
+}

@@ -25,6 +25,7 @@ use crate::error::EngineError;
 use crate::events::{self, EventReceiver, EventSender};
 use crate::limits::{CpuSource, LimitedBudget};
 use crate::overrides::{LiveOverrides, OverrideTarget};
+use crate::runtime::TaskRuntime;
 use crate::shaping::ShapingControl;
 use crate::status::EngineStatus;
 use crate::store::Store;
@@ -47,6 +48,11 @@ pub struct EngineOptions {
     /// How the budget is enforced beyond the limits themselves; the default suits a process
     /// that runs alone, without the shaping proxy.
     pub enforcement: Enforcement,
+    /// Where tasks run: the binary's multi-threaded runtime ([`crate::task_runtime`]), off
+    /// the actors' thread.
+    pub task_runtime: TaskRuntime,
+    /// The most the store's page cache may hold, in bytes (`[jobs] cache_size`).
+    pub cache_size: u64,
 }
 
 /// How the budget is enforced: which processes the CPU share covers, and whether a shaping proxy
@@ -90,7 +96,15 @@ impl EngineOptions {
             jobs,
             budget: BudgetSettings::default(),
             enforcement: Enforcement::default(),
+            task_runtime: TaskRuntime::current(),
+            cache_size: tahoe_jobs_config::DEFAULT_CACHE_SIZE,
         }
+    }
+
+    /// Runs the tasks on this runtime instead of the actors' thread.
+    pub fn with_task_runtime(mut self, runtime: TaskRuntime) -> Self {
+        self.task_runtime = runtime;
+        self
     }
 
     /// Counts these processes' CPU time toward `[budget] cpu` too.
@@ -137,7 +151,7 @@ impl Engine {
             return Err(EngineError::NoSystem);
         }
         validate_jobs(&options.jobs, &options.registry)?;
-        let store = Store::open(&options.state_dir)?;
+        let store = Store::open_with_cache(&options.state_dir, options.cache_size)?;
         let records = load_records(&store, &options.jobs)?;
         let overrides = store.load_overrides()?;
         let enforcement = options.enforcement;
@@ -165,6 +179,7 @@ impl Engine {
             options.timezone,
             gate as Arc<dyn BudgetGate>,
             events.clone(),
+            options.task_runtime,
         )
         .with_jobs(options.jobs, records)
         .start();

@@ -15,7 +15,8 @@
 //! embedders: [`status`] (the status snapshot), [`overrides`] (live changes), [`limits`] and
 //! [`shaping`] (limiters, the SOCKS5 pacing proxy), [`record`] (the per-job record), [`policy`]
 //! (the scheduling rules as plain functions) and [`actors`]. A job's last runs are kept by
-//! [`RunHistory`]; [`events`] carries job events (a run ended, a job became
+//! [`RunHistory`]; task work runs on a [`TaskRuntime`] beside the actors' thread;
+//! [`events`] carries job events (a run ended, a job became
 //! overdue) to hooks and notifications.
 
 pub mod actors;
@@ -30,6 +31,7 @@ pub mod overrides;
 pub mod policy;
 mod progress;
 pub mod record;
+pub mod runtime;
 pub mod shaping;
 mod state;
 pub mod status;
@@ -49,6 +51,7 @@ pub use history::{RunEntry, RunHistory, RunOutcome, HISTORY_LEN};
 pub use overrides::{LiveOverrides, OverrideError, OverrideTarget, OverrideValue};
 pub use progress::{ProgressSink, ProgressSnapshot, Warning};
 pub use record::{JobRecord, RecordError};
+pub use runtime::{task_runtime, TaskRuntime};
 pub use state::JobState;
 pub use status::{EngineStatus, JobStatus, OverdueView, StateKind, StateView};
 pub use stop::{StopReason, StopSignal};

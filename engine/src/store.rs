@@ -7,6 +7,7 @@
 //! user would not want others on the machine to read.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::history::RunHistory;
 use crate::overrides::LiveOverrides;
@@ -59,16 +60,34 @@ impl StoreError {
 pub struct Store {
     db: sled::Db,
     jobs: sled::Tree,
+    /// Held (shared) by every [`Store::flush_async`] in progress, so that
+    /// [`Store::close_async`] can wait for all of them before the database is let go.
+    flushes: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl Store {
-    /// Opens (creating if need be) the store in `state_dir`.
+    /// Opens (creating if need be) the store in `state_dir`, with the default cache
+    /// (`[jobs] cache_size`).
     pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with_cache(state_dir, tahoe_jobs_config::DEFAULT_CACHE_SIZE)
+    }
+
+    /// Opens the store with a page cache of at most `cache_bytes` (sled's own default, about
+    /// 1 GiB, would let a long backup grow the daemon that far).
+    pub fn open_with_cache(state_dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
         ensure_private_dir(state_dir)?;
         let path = state_dir.join(DB_DIR);
-        let db = sled::open(&path).map_err(|source| StoreError::Open { path, source })?;
+        let db = sled::Config::new()
+            .path(&path)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(|source| StoreError::Open { path, source })?;
         let jobs = db.open_tree(JOBS_TREE)?;
-        Ok(Store { db, jobs })
+        Ok(Store {
+            db,
+            jobs,
+            flushes: Arc::default(),
+        })
     }
 
     /// The job's record; a job never seen before gets an empty one.
@@ -148,6 +167,38 @@ impl Store {
     /// Makes everything written so far durable.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
+        Ok(())
+    }
+
+    /// [`Store::flush`] without blocking the caller's thread: sled does the writing on its own
+    /// thread pool.
+    pub async fn flush_async(&self) -> Result<(), StoreError> {
+        let _in_progress = self.flushes.read().await;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// A flush to run elsewhere (on another thread's runtime): counted as in progress from
+    /// now, so that [`Store::close_async`] waits for it even before it starts. `None` when the
+    /// store is being closed, which flushes anyway.
+    pub fn flush_later(
+        &self,
+    ) -> Option<impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static> {
+        let in_progress = self.flushes.clone().try_read_owned().ok()?;
+        let db = self.db.clone();
+        Some(async move {
+            db.flush_async().await?;
+            drop(in_progress);
+            Ok(())
+        })
+    }
+
+    /// Waits for every [`Store::flush_async`] in progress (each holds a handle to the
+    /// database), then flushes: once the last handle is dropped, the database is released and
+    /// may be opened again.
+    pub async fn close_async(self) -> Result<(), StoreError> {
+        let _settled = self.flushes.write().await;
+        self.db.flush_async().await?;
         Ok(())
     }
 }

@@ -641,3 +641,56 @@ fn the_status_serializes_and_the_handle_is_send() {
         engine.shutdown().await.unwrap();
     });
 }
+
+/// With a task runtime of its own (as the daemon gives it), a job's task runs on that
+/// runtime's threads, not on the actors' thread, and its record is flushed before the engine's
+/// shutdown returns: a new engine on the same state directory sees the run completed.
+#[test]
+fn tasks_run_on_the_task_runtime_and_shutdown_waits_for_the_flushes() {
+    use std::sync::{Arc, Mutex};
+    use tahoe_jobs_engine::{Task, TaskContext, TaskError, TaskRuntime};
+
+    struct Where(Arc<Mutex<Option<tokio::sync::oneshot::Sender<Option<String>>>>>);
+    #[async_trait::async_trait]
+    impl Task for Where {
+        async fn run(&mut self, _: &TaskContext) -> Result<Outcome, TaskError> {
+            let name = std::thread::current().name().map(str::to_string);
+            if let Some(tx) = self.0.lock().unwrap().take() {
+                let _ = tx.send(name);
+            }
+            Ok(Outcome::Completed)
+        }
+    }
+
+    let tasks = tahoe_jobs_engine::task_runtime().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let tx = Arc::new(Mutex::new(Some(tx)));
+    let mut registry = Registry::new();
+    registry.register_free_form("where", move |_| {
+        Ok(Box::new(Where(tx.clone())) as Box<dyn Task>)
+    });
+    let options = |registry| {
+        EngineOptions::new(dir.path(), registry, vec![job("where", "w", "", DAY)])
+            .with_task_runtime(TaskRuntime::on(tasks.handle().clone()))
+    };
+    let actors = std::thread::current().id();
+    let system = actix_rt::System::new();
+    system.block_on(async {
+        let engine = Engine::start(options(registry.clone())).unwrap();
+        let name = rx.await.expect("the task ran");
+        assert_eq!(name.as_deref(), Some("tahoe-jobs-task"));
+        assert_eq!(std::thread::current().id(), actors);
+        // Until the job has taken in the task's end.
+        while job_status(&engine, "where.w")
+            .await
+            .last_completed
+            .is_none()
+        {
+            tokio::task::yield_now().await;
+        }
+        engine.shutdown().await.unwrap();
+    });
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.load("where.w").unwrap().last_completed.is_some());
+}

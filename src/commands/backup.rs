@@ -11,8 +11,8 @@ use std::sync::Arc;
 use clap::Args;
 use tahoe_jobs_tasks::backup::walk::quote;
 use tahoe_jobs_tasks::backup::{
-    backup_once, oneshot_db_dir, open_backupdb, BackupObserver, BackupOptions, DirAction,
-    FileAction,
+    backup_once, oneshot_db_dir, open_backupdb_with_cache, BackupObserver, BackupOptions,
+    DirAction, FileAction,
 };
 use tahoe_jobs_tasks::backup::{
     BackupParams, DEFAULT_CONCURRENCY, DEFAULT_RECHECK_AFTER, DEFAULT_RECHECK_ALL_AFTER,
@@ -20,7 +20,8 @@ use tahoe_jobs_tasks::backup::{
 use tahoe_jobs_tasks::DataPath;
 
 use super::oneshot::{
-    block_on, client_options, parse_concurrency, parse_target, parse_timeout, print_lines,
+    block_on, cache_size, client_options, parse_concurrency, parse_target, parse_timeout,
+    print_lines,
 };
 use crate::cli::GlobalArgs;
 
@@ -99,7 +100,7 @@ pub fn run(global: &GlobalArgs, args: &BackupArgs) -> anyhow::Result<i32> {
         recheck_all_after,
         data_path: args.data_path,
     };
-    let tree = open_backupdb(&oneshot_db_dir(&node_dir), &target)?;
+    let tree = open_backupdb_with_cache(&oneshot_db_dir(&node_dir), &target, cache_size(global))?;
     let options = BackupOptions {
         observer: Arc::new(Printer {
             verbose: args.verbose,

@@ -81,7 +81,7 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<i32> {
         .with_context(|| format!("cannot read the node's settings in {}", node_dir.display()))?
         .encoding
         .happy;
-    let (db, tree) = open_fresh(&node_dir)?;
+    let (db, tree) = open_fresh(&node_dir, super::oneshot::cache_size(global))?;
     let options = CheckOptions {
         observer: Arc::new(Printer {
             verbose: args.verbose,
@@ -99,13 +99,13 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<i32> {
 }
 
 /// Opens the one-shot database with an empty tree.
-fn open_fresh(node_dir: &Path) -> anyhow::Result<(sled::Db, sled::Tree)> {
+fn open_fresh(node_dir: &Path, cache_bytes: u64) -> anyhow::Result<(sled::Db, sled::Tree)> {
     let dir = oneshot_db_dir(node_dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let db = sled::Config::new()
         .path(&dir)
-        // Each frontier entry is read about once: a small cache keeps memory flat.
-        .cache_capacity(8 * 1024 * 1024)
+        // Each frontier entry is read about once: a bounded cache keeps memory flat.
+        .cache_capacity(cache_bytes)
         .open()
         .with_context(|| {
             format!(

@@ -59,14 +59,24 @@ pub fn client_options(
     Ok(ClientOptions { request_timeout })
 }
 
-/// Runs `task` to its end on a runtime of two worker threads, as the daemon runs tasks.
+/// The runtime task work runs on, in the daemon and in the one-shot commands alike: one
+/// worker thread per core (see [`tahoe_jobs_engine::task_runtime`]).
+pub fn task_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tahoe_jobs_engine::task_runtime().context("cannot start the async runtime")
+}
+
+/// Runs `task` to its end on the task runtime, as the daemon runs tasks.
 pub fn block_on<F: Future>(task: F) -> anyhow::Result<F::Output> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    Ok(runtime.block_on(task))
+    Ok(task_runtime()?.block_on(task))
+}
+
+/// The state store's cache for a one-shot command's database: `[jobs] cache_size`, as the
+/// daemon uses it, or its default when the configuration cannot be read (the command's own
+/// flags are all it needs).
+pub fn cache_size(global: &GlobalArgs) -> u64 {
+    super::load_config(global)
+        .map(|config| config.daemon.cache_size)
+        .unwrap_or(tahoe_jobs_config::DEFAULT_CACHE_SIZE)
 }
 
 /// Prints a command's result, one line each, to stdout.

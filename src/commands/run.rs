@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tahoe_jobs_engine::shaping::ShapingProxy;
-use tahoe_jobs_engine::{Enforcement, Engine, EngineHandle, EngineOptions, SystemClock};
+use tahoe_jobs_engine::{
+    Enforcement, Engine, EngineHandle, EngineOptions, SystemClock, TaskRuntime,
+};
 use tahoe_jobs_tasks::{ClientOptions, SharedClientOptions};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{watch, Notify};
@@ -55,8 +57,19 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
             return Ok(1);
         }
     };
+    // Task work (and the node watch, and the shaping proxy's pacing) on all cores; the actors
+    // carry messages on the System's thread (this one).
+    let tasks = match super::oneshot::task_runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("tahoe-jobs: {e:#}");
+            return Ok(1);
+        }
+    };
+    let task_runtime = TaskRuntime::on(tasks.handle().clone());
     let system = actix_rt::System::new();
-    system.block_on(async move {
+    let code = system.block_on(async move {
         // Bound before the engine starts, like the web port. Exact mode waits until the node's
         // traffic is seen flowing through it (see node_watch).
         let proxy = match config.daemon.shaping_addr {
@@ -89,6 +102,8 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
                 exact_shaping: false,
                 ..Default::default()
             },
+            task_runtime: task_runtime.clone(),
+            cache_size: config.daemon.cache_size,
         })
         .context("cannot start the engine")?;
         // Subscribed before this task yields, so no job's first event is missed.
@@ -116,7 +131,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
                 web.set_shaping(proxy.control());
                 let stop = Arc::new(Notify::new());
                 let stopped = stop.clone();
-                let task = actix_rt::spawn(async move {
+                let task = task_runtime.spawn(async move {
                     proxy.run(async move { stopped.notified().await }).await
                 });
                 (Some(stop), Some(task))
@@ -126,7 +141,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
         let names = Arc::new(RwLock::new(node_watch::configured_names(&config)));
         let (notes_tx, notes_rx) = watch::channel(Vec::new());
         let refresh = Arc::new(Notify::new());
-        let watcher = actix_rt::spawn(
+        let watcher = task_runtime.spawn(
             NodeWatch::new(
                 node_dir.clone(),
                 handle.clone(),
@@ -160,17 +175,28 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
         info!("shutting down: stopping tasks and flushing the state store");
         watcher.abort();
         web.stop().await;
-        match tokio::time::timeout(SHUTDOWN_LIMIT, handle.shutdown()).await {
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_LIMIT;
+        tahoe_jobs_tasks::tahoe::let_uploads_finish();
+        match tokio::time::timeout_at(deadline, handle.shutdown()).await {
             Ok(Ok(())) => info!("stopped cleanly"),
             Ok(Err(e)) => warn!("shutdown: {e}"),
             Err(_) => warn!("shutdown took longer than {SHUTDOWN_LIMIT:?}; exiting anyway"),
+        }
+        // Uploads the node already has (or is being sent) are let finish, or the node would
+        // abandon them half-placed and refuse the same file after the restart.
+        let left = tahoe_jobs_tasks::tahoe::finish_uploads(deadline).await;
+        if left > 0 {
+            warn!(uploads = left, "uploads still unanswered at the end of the shutdown budget were cut off");
         }
         if let (Some(stop), Some(task)) = (proxy_stop, proxy_task) {
             stop.notify_one();
             let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
         }
         anyhow::Ok(0)
-    })
+    });
+    // Whatever is still running on the task runtime is cut off here.
+    tasks.shutdown_timeout(Duration::from_millis(100));
+    code
 }
 
 /// Starts the web server; the control token is created in the state directory the engine has

@@ -91,6 +91,7 @@ pub fn config() -> Config {
             timezone_name: "Europe/Paris".into(),
             shaping_addr: None,
             node_timeout: std::time::Duration::from_secs(600),
+            cache_size: tahoe_jobs_config::DEFAULT_CACHE_SIZE,
         },
         budget: BudgetSettings {
             upload: "2MiB/s".parse::<RateSchedule>().unwrap(),

@@ -6,7 +6,8 @@
 //! ([`WindowChanged`]). A window state it heard holds until its announced change; should the job
 //! look past that instant before the news arrives, it asks ([`CurrentWindow`]) rather than guess.
 //!
-//! The task's `run` future is spawned as its own tokio task, so a panic is caught as a
+//! The task's `run` future is spawned as its own tokio task on the task runtime (not this
+//! actor's thread, which only carries messages; see [`crate::runtime`]), so a panic is caught as a
 //! `JoinError` and only this job backs off; a task that ignores its stop signal is aborted after
 //! [`STOP_GRACE`].
 
@@ -30,6 +31,7 @@ use crate::history::{RunEntry, RunHistory, RunOutcome};
 use crate::policy::{self, OverdueWatch, Plan, RunCheck, RunNow};
 use crate::progress::ProgressSink;
 use crate::record::{JobRecord, LastError, LastOutcome, PauseState};
+use crate::runtime::TaskRuntime;
 use crate::state::{short, JobState};
 use crate::status::{JobStatus, OutcomeView, OverdueView};
 use crate::stop::{StopReason, StopSignal};
@@ -50,6 +52,8 @@ pub struct JobSetup {
     pub budget: Arc<dyn BudgetGate>,
     /// Where the job announces its runs' ends and its overdue spells.
     pub events: EventSender,
+    /// Where the task runs (not this actor's thread).
+    pub task_runtime: TaskRuntime,
     /// Dropped with the actor, after its store handle: tells the supervisor the database is no
     /// longer held by this job.
     pub gone: oneshot::Sender<()>,
@@ -77,6 +81,7 @@ pub struct JobActor {
     timezone: TimeZone,
     budget: Arc<dyn BudgetGate>,
     events: EventSender,
+    task_runtime: TaskRuntime,
     state: JobState,
     /// Tells this job when its window opens and closes; started with the actor.
     windows: Option<Addr<WindowActor>>,
@@ -121,6 +126,7 @@ impl JobActor {
             timezone: setup.timezone,
             budget: setup.budget,
             events: setup.events,
+            task_runtime: setup.task_runtime,
             state: JobState::New,
             windows: None,
             window: None,
@@ -376,7 +382,9 @@ impl JobActor {
         self.record.unfinished_run.get_or_insert(now);
         self.persist(true);
 
-        let handle = tokio::spawn(async move { task.run(&task_ctx).await });
+        let handle = self
+            .task_runtime
+            .spawn(async move { task.run(&task_ctx).await });
         let abort = handle.abort_handle();
         ctx.spawn(
             fut::wrap_future::<_, Self>(handle)
@@ -584,17 +592,28 @@ impl JobActor {
     }
 
     /// Writes the record; a write error is logged, not fatal: the job goes on in memory and
-    /// the next write tries again.
+    /// the next write tries again. With `flush`, it is made durable on the task runtime, not
+    /// this actor's thread: the write is in the store at once (a later read sees it), and the
+    /// engine's shutdown waits for the flushes still pending.
     fn persist(&self, flush: bool) {
-        let result = self.store.save(&self.id, &self.record).and_then(|()| {
-            if flush {
-                self.store.flush()
-            } else {
-                Ok(())
-            }
-        });
-        if let Err(e) = result {
+        if let Err(e) = self.store.save(&self.id, &self.record) {
             error!(job = %self.id, error = %e, "could not save the job record");
+            return;
+        }
+        if !flush {
+            return;
+        }
+        if !self.task_runtime.is_separate() {
+            if let Err(e) = self.store.flush() {
+                error!(job = %self.id, error = %e, "could not save the job record");
+            }
+        } else if let Some(flush) = self.store.flush_later() {
+            let id = self.id.clone();
+            self.task_runtime.spawn(async move {
+                if let Err(e) = flush.await {
+                    error!(job = %id, error = %e, "could not save the job record");
+                }
+            });
         }
     }
 

@@ -26,6 +26,7 @@ use crate::error::EngineError;
 use crate::events::EventSender;
 use crate::overrides::{LiveOverrides, OverrideTarget};
 use crate::record::JobRecord;
+use crate::runtime::TaskRuntime;
 use crate::status::EngineStatus;
 use crate::stop::StopReason;
 use crate::store::Store;
@@ -51,6 +52,8 @@ pub struct Supervisor {
     budget: Arc<dyn BudgetGate>,
     /// Where every job announces its events.
     events: EventSender,
+    /// Where the jobs' tasks run.
+    task_runtime: TaskRuntime,
     jobs: BTreeMap<String, JobEntry>,
     /// Values changed live, applied above every job's configuration.
     overrides: LiveOverrides,
@@ -107,6 +110,7 @@ impl Supervisor {
         timezone: TimeZone,
         budget: Arc<dyn BudgetGate>,
         events: EventSender,
+        task_runtime: TaskRuntime,
     ) -> Self {
         // Engine::start has read them already, so an unreadable value failed the start there.
         let overrides = store.load_overrides().unwrap_or_else(|e| {
@@ -121,6 +125,7 @@ impl Supervisor {
             timezone,
             budget,
             events,
+            task_runtime,
             jobs: BTreeMap::new(),
         }
     }
@@ -153,6 +158,7 @@ impl Supervisor {
             timezone: self.timezone.clone(),
             budget: self.budget.clone(),
             events: self.events.clone(),
+            task_runtime: self.task_runtime.clone(),
             gone: gone_tx,
         })
         .start();
@@ -342,17 +348,28 @@ impl Handler<Shutdown> for Supervisor {
         info!("engine shutting down");
         let entries: Vec<JobEntry> = std::mem::take(&mut self.jobs).into_values().collect();
         AtomicResponse::new(Box::pin(
-            fut::wrap_future::<_, Self>(retire_all(entries, StopReason::ShuttingDown)).map(
-                |(), act, ctx| {
-                    if let Some(store) = act.store.take() {
-                        if let Err(e) = store.flush() {
+            fut::wrap_future::<_, Self>(retire_all(entries, StopReason::ShuttingDown))
+                .then(|(), act, _| {
+                    // Flushed on sled's threads when the tasks have a runtime of their own: the
+                    // actors' thread never waits on the disk.
+                    let store = act.store.take();
+                    let separate = act.task_runtime.is_separate();
+                    fut::wrap_future(async move {
+                        let Some(store) = store else { return };
+                        let flushed = if separate {
+                            store.close_async().await
+                        } else {
+                            store.flush()
+                        };
+                        if let Err(e) = flushed {
                             error!(error = %e, "could not flush the state store");
                         }
-                    }
+                    })
+                })
+                .map(|(), _, ctx| {
                     info!("engine stopped");
                     ctx.stop();
-                },
-            ),
+                }),
         ))
     }
 }

@@ -534,6 +534,8 @@ impl Harness {
             jobs,
             budget,
             enforcement,
+            task_runtime: tahoe_jobs_engine::TaskRuntime::current(),
+            cache_size: tahoe_jobs_config::DEFAULT_CACHE_SIZE,
         })
     }
 }

@@ -256,10 +256,20 @@ pub fn oneshot_db_dir(node_dir: &Path) -> PathBuf {
 }
 
 /// Opens the backupdb for `target` in the sled database at `db_dir` (created if needed), one
-/// tree per target, as the one-shot command keeps it.
+/// tree per target, as the one-shot command keeps it; the cache is `[jobs] cache_size`'s
+/// default.
 pub fn open_backupdb(
     db_dir: &Path,
     target: &tahoe_jobs_config::Target,
+) -> Result<sled::Tree, OneshotStoreError> {
+    open_backupdb_with_cache(db_dir, target, tahoe_jobs_config::DEFAULT_CACHE_SIZE)
+}
+
+/// [`open_backupdb`] with a cache of at most `cache_bytes` (`[jobs] cache_size`).
+pub fn open_backupdb_with_cache(
+    db_dir: &Path,
+    target: &tahoe_jobs_config::Target,
+    cache_bytes: u64,
 ) -> Result<sled::Tree, OneshotStoreError> {
     let fail = |message: String| OneshotStoreError {
         path: db_dir.to_path_buf(),
@@ -268,8 +278,8 @@ pub fn open_backupdb(
     std::fs::create_dir_all(db_dir).map_err(|e| fail(e.to_string()))?;
     let db = sled::Config::new()
         .path(db_dir)
-        // Each record is read once per run: a small cache keeps memory flat on big trees.
-        .cache_capacity(16 * 1024 * 1024)
+        // Each record is read once per run: a bounded cache keeps memory flat on big trees.
+        .cache_capacity(cache_bytes)
         .open()
         .map_err(|e| fail(format!("{e} (is another `tahoe-jobs backup` running?)")))?;
     db.open_tree(oneshot_tree_name(target))

@@ -130,7 +130,7 @@ impl Inspector {
             RebalancePlan::NotNeeded => None,
             RebalancePlan::Report(r) => Some(r),
             RebalancePlan::ReUpload => {
-                Some(reupload(&self.client, ctx.budget(), &cap, size, input.good_hosts).await?)
+                Some(reupload(&self.client, ctx, &cap, size, input.good_hosts).await?)
             }
         };
         Ok(ObjectRecord {

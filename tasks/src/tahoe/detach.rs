@@ -9,15 +9,69 @@
 //! after the whole request went out, the task carries on to the node's answer (bounded by the
 //! request timeout), and only an upload whose body was still being sent is cut off - the node
 //! stores nothing before it has the whole body.
+//!
+//! A process that ends cuts off everything it has not waited for. So the daemon's clean
+//! shutdown first calls [`let_uploads_finish`] (from then on an upload still sending its body
+//! is let finish too, rather than redone after the restart), stops its tasks, and then waits in
+//! [`finish_uploads`] for the uploads left running, within its shutdown budget. A window close
+//! or a pause does not: it must stop sending within a second.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::error::TahoeError;
+
+/// The process's requests running on tasks of their own, and whether the process is ending.
+struct InFlight {
+    count: watch::Sender<usize>,
+    /// Set by [`let_uploads_finish`]: uploads still sending their body are not cut off.
+    finishing: AtomicBool,
+}
+
+fn in_flight() -> &'static InFlight {
+    static IN_FLIGHT: std::sync::OnceLock<InFlight> = std::sync::OnceLock::new();
+    IN_FLIGHT.get_or_init(|| InFlight {
+        count: watch::Sender::new(0),
+        finishing: AtomicBool::new(false),
+    })
+}
+
+/// Counts one request as in flight for as long as it lives (it goes with its task).
+struct Counted;
+
+impl Counted {
+    fn new() -> Counted {
+        in_flight().count.send_modify(|n| *n += 1);
+        Counted
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        in_flight().count.send_modify(|n| *n -= 1);
+    }
+}
+
+/// From now on, an upload whose caller goes away is let finish even if its body is still being
+/// sent: the process is shutting down cleanly, and [`finish_uploads`] will wait for it. Called
+/// once, before the tasks are stopped; there is no going back.
+pub fn let_uploads_finish() {
+    in_flight().finishing.store(true, Ordering::SeqCst);
+}
+
+/// Waits until no upload is running any more, or `deadline`; answers how many still run then
+/// (they are cut off when the process ends).
+pub async fn finish_uploads(deadline: tokio::time::Instant) -> usize {
+    let mut count = in_flight().count.subscribe();
+    let _ = tokio::time::timeout_at(deadline, count.wait_for(|n| *n == 0)).await;
+    let left = *count.borrow();
+    left
+}
 
 /// A request running on its own task; see the module documentation for what dropping it does.
 pub(crate) struct FinishOnceSent<T: Send + 'static> {
@@ -36,8 +90,12 @@ impl<T: Send + 'static> FinishOnceSent<T> {
         sent: Arc<AtomicBool>,
         grace: Duration,
     ) -> FinishOnceSent<T> {
+        let counted = Counted::new();
         FinishOnceSent {
-            handle: Some(tokio::spawn(request)),
+            handle: Some(tokio::spawn(async move {
+                let _counted = counted;
+                request.await
+            })),
             sent,
             grace,
         }
@@ -73,7 +131,7 @@ impl<T: Send + 'static> Drop for FinishOnceSent<T> {
         if handle.is_finished() {
             return;
         }
-        if !self.sent.load(Ordering::SeqCst) {
+        if !self.sent.load(Ordering::SeqCst) && !in_flight().finishing.load(Ordering::SeqCst) {
             handle.abort();
             return;
         }

@@ -11,6 +11,7 @@ pub mod types;
 
 pub use cap::{redact_caps, Cap};
 pub use client::{ClientOptions, SharedClientOptions, TahoeClient};
+pub use detach::{finish_uploads, let_uploads_finish};
 pub use error::TahoeError;
 pub use node_dir::{read_node_url, Aliases, DEFAULT_ALIAS};
 pub use types::{
