@@ -117,6 +117,12 @@ fn doctor_passes_a_sound_set_up_and_finds_each_planted_fault() {
         assert!(out.contains(line), "no {line:?} in:\n{out}");
     }
     assert!(!out.contains("FAIL"), "{out}");
+    // The job uses the direct path (the default): the server answers the storage protocol.
+    assert!(
+        out.lines().any(|l| l.starts_with("ok    direct storage: ")
+            && l.contains("answers the storage protocol")),
+        "{out}"
+    );
 
     // A missing alias, and a read-only one.
     fails(
@@ -264,6 +270,21 @@ fn doctor_finds_a_missing_storage_server_and_a_node_that_is_down() {
         "storage servers",
         "1 of 2 connected, but shares.happy = 2",
         "start the storage servers",
+    );
+    // The stopped server is named on the direct path too, with what that means and the fix.
+    let (_, out) = setup.doctor();
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("WARN  direct storage: ") && l.contains("unreachable")),
+        "{out}"
+    );
+    assert!(out.contains("tub.location"), "{out}");
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.starts_with("ok    direct storage: "))
+            .count(),
+        1,
+        "the running server still answers:\n{out}"
     );
 
     grid.stop_client();

@@ -384,7 +384,7 @@ fn hooks_are_per_job_and_notify_url_and_hook_timeout_are_daemon_keys() {
             "tahoe-jobs.cfg",
             &format!(
                 "{SEED}b1.on_failure = /usr/local/bin/alert \"$TAHOE_JOB_ID\"\nb1.on_success = off\n\
-                 [check]\nc1.target = backup:\nc1.on_overdue = echo late\n\
+                 c1.source = /tmp\nc1.target = backup:c\nc1.on_overdue = echo late\n\
                  [jobs]\nnotify.url = https://hooks.example/T0/secret\nhooks.timeout = 30s\n"
             ),
         )?;
@@ -394,14 +394,14 @@ fn hooks_are_per_job_and_notify_url_and_hook_timeout_are_daemon_keys() {
             config.hooks.notify_url.as_deref(),
             Some("https://hooks.example/T0/secret")
         );
-        let b1 = &config.hooks.commands["backup.b1"];
+        let b1 = &config.hooks.commands["copy.b1"];
         assert_eq!(
             b1.on_failure.as_deref(),
             Some("/usr/local/bin/alert \"$TAHOE_JOB_ID\"")
         );
         assert_eq!(b1.on_success, None, "off switches a hook off");
         assert_eq!(
-            config.hooks.commands["check.c1"].on_overdue.as_deref(),
+            config.hooks.commands["copy.c1"].on_overdue.as_deref(),
             Some("echo late")
         );
         // The webhook's path is often its secret: shown by host only.
@@ -428,7 +428,7 @@ fn hooks_are_per_job_and_notify_url_and_hook_timeout_are_daemon_keys() {
                 "no problem for {key} saying {words:?} in {text:?}"
             )
         };
-        about("backup.b1.on_falure", "did you mean on_failure");
+        about("copy.b1.on_falure", "did you mean on_failure");
         about("jobs.notify.url", "http:// or https://");
         about("jobs.hooks.timeout", "some time");
         Ok(())

@@ -63,7 +63,7 @@ fn examine(global: &GlobalArgs, node_dir: PathBuf) -> Vec<Finding> {
         node::targets(&node_dir, config, node.as_ref(), &mut findings);
         local::state_directory(&config.daemon.state_dir, &mut findings);
         node::shaping(&node_dir, config, node.as_ref(), &mut findings);
-        node::direct_storage(config, &mut findings);
+        node::direct_storage(&node_dir, config, &mut findings);
         local::daemon_port(config, &mut findings);
     }
     findings

@@ -5,11 +5,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use tahoe_jobs_config::{Config, NodeFacts, Target};
+use tahoe_jobs_lafs::discovery::load_servers;
+use tahoe_jobs_lafs::grid::StorageGrid;
+use tahoe_jobs_lafs::storage::Timeouts;
 use tahoe_jobs_tasks::backup::BackupParams;
 use tahoe_jobs_tasks::check::CheckParams;
 use tahoe_jobs_tasks::prune::PruneParams;
 use tahoe_jobs_tasks::tahoe::servers::ServerMap;
 use tahoe_jobs_tasks::tahoe::{read_node_url, Aliases, Cap, ClientOptions, TahoeClient};
+use tahoe_jobs_tasks::DataPath;
 use tokio::runtime::Runtime;
 
 use super::finding::Finding;
@@ -330,16 +334,103 @@ pub fn shaping(node_dir: &Path, config: &Config, node: Option<&Node>, out: &mut 
 }
 
 /// The direct path to the storage servers (Tahoe's storage protocol, without the node), where
-/// a job uses it.
-//
-// PLACE FOR THE DIRECT-STORAGE CHECK: the storage client in lafs/ is being built; no job can
-// use the direct path yet, so there is nothing to check. Once a job can, this is where doctor
-// connects to each server the job would use (with the node's announcements) and reports a
-// server it cannot reach or whose protocol version it does not speak, with the fix.
-pub fn direct_storage(config: &Config, out: &mut Vec<Finding>) {
-    let _ = config;
-    out.push(Finding::skipped(
-        "direct storage",
-        "not used by this version: every job goes through the node's web API",
-    ));
+/// a job uses it: every server the node has heard of is asked for its protocol version, with
+/// the pin and swissnum of its announcement, as a job would.
+pub fn direct_storage(node_dir: &Path, config: &Config, out: &mut Vec<Finding>) {
+    let check = "direct storage";
+    let users: Vec<String> = config
+        .jobs
+        .iter()
+        .filter(|job| {
+            let backup = job.params.get::<BackupParams>().map(|p| p.data_path);
+            let check = job.params.get::<CheckParams>().map(|p| p.data_path);
+            backup.or(check) == Some(DataPath::Direct)
+        })
+        .map(|job| job.id())
+        .collect();
+    if users.is_empty() {
+        out.push(Finding::skipped(
+            check,
+            "no job uses it (every backup and check job has data_path = node)",
+        ));
+        return;
+    }
+    let servers = match load_servers(node_dir) {
+        Ok(servers) => servers,
+        Err(e) => {
+            out.push(Finding::fail(
+                check,
+                format!("the node's server announcements cannot be read: {e}"),
+                "start the node so that it hears the introducer (private/introducer_*_cache.yaml), \
+                 or list the servers in private/servers.yaml",
+            ));
+            return;
+        }
+    };
+    let grid = match StorageGrid::new(&servers, DOCTOR_TIMEOUTS) {
+        Ok(grid) => grid,
+        Err(e) => {
+            out.push(Finding::fail(check, e.to_string(), "see the message"));
+            return;
+        }
+    };
+    let speaking: Vec<_> = grid
+        .servers()
+        .iter()
+        .filter(|s| s.client.is_some())
+        .collect();
+    if speaking.is_empty() {
+        out.push(Finding::warn(
+            check,
+            format!(
+                "no storage server announces Tahoe's HTTPS storage protocol, so {} use the node \
+                 instead (with one warning a run)",
+                users.join(", ")
+            ),
+            "run Tahoe-LAFS 1.19 or later on the storage servers without force_foolscap, or set \
+             data_path = node on those jobs",
+        ));
+        return;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            out.push(Finding::fail(
+                check,
+                format!("cannot start a runtime: {e}"),
+                "see the message",
+            ));
+            return;
+        }
+    };
+    for server in grid.servers() {
+        let name = format!("{check}: {}", server.info.display_name());
+        let Some(client) = &server.client else {
+            out.push(Finding::warn(
+                &name,
+                "announces only Foolscap: direct uploads place no shares on it",
+                "upgrade it to Tahoe-LAFS 1.19 or later, or set data_path = node",
+            ));
+            continue;
+        };
+        match runtime.block_on(client.version()) {
+            Ok(_) => out.push(Finding::ok(&name, "answers the storage protocol")),
+            Err(e) => out.push(Finding::warn(
+                &name,
+                // The error names the server and its address, never its swissnum.
+                e.to_string(),
+                "a direct check counts it as holding no shares and an upload places none on it; \
+                 make sure it runs and that its tub.location is reachable from this machine",
+            )),
+        }
+    }
 }
+
+/// Short, so that a server that is down does not hold doctor up.
+const DOCTOR_TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_secs(5),
+    request: Duration::from_secs(10),
+};
