@@ -119,8 +119,9 @@ fn doctor_passes_a_sound_set_up_and_finds_each_planted_fault() {
     assert!(!out.contains("FAIL"), "{out}");
     // The job uses the direct path (the default): the server answers the storage protocol.
     assert!(
-        out.lines().any(|l| l.starts_with("ok    direct storage: ")
-            && l.contains("answers the storage protocol")),
+        out.lines()
+            .any(|l| l.trim_start().starts_with("ok    direct storage: ")
+                && l.contains("answers the storage protocol")),
         "{out}"
     );
 
@@ -275,13 +276,14 @@ fn doctor_finds_a_missing_storage_server_and_a_node_that_is_down() {
     let (_, out) = setup.doctor();
     assert!(
         out.lines()
-            .any(|l| l.starts_with("WARN  direct storage: ") && l.contains("unreachable")),
+            .any(|l| l.trim_start().starts_with("WARN  direct storage: ")
+                && l.contains("unreachable")),
         "{out}"
     );
     assert!(out.contains("tub.location"), "{out}");
     assert_eq!(
         out.lines()
-            .filter(|l| l.starts_with("ok    direct storage: "))
+            .filter(|l| l.trim_start().starts_with("ok    direct storage: "))
             .count(),
         1,
         "the running server still answers:\n{out}"
