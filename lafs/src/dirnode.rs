@@ -194,36 +194,59 @@ const IMMUTABLE_PREFIXES: [&str; 4] = ["URI:CHK:", "URI:LIT:", "URI:DIR2-CHK:", 
 
 /// The body of an immutable directory holding `children`.
 pub fn pack_immutable_children(children: &[ImmutableChild]) -> Result<Vec<u8>, DirnodeError> {
-    let mut entries: Vec<(String, &ImmutableChild)> = children
-        .iter()
-        .map(|c| (c.name.nfc().collect::<String>(), c))
+    let order = nfc_order(children.iter().map(|c| c.name.as_str()))?;
+    let mut body = Vec::new();
+    for (name, i) in order {
+        let child = &children[i];
+        push_immutable_child(&mut body, &name, &child.ro_uri, &child.metadata)?;
+    }
+    Ok(body)
+}
+
+/// The order children are packed in: each name normalized to NFC, with the index it came
+/// from, sorted as Python sorts `str` (by code point, which is UTF-8 byte order). Two names
+/// equal after NFC are refused. With [`push_immutable_child`] this lets a caller write a wide
+/// directory child by child, without a second copy of every child's metadata.
+pub fn nfc_order<'a>(
+    names: impl Iterator<Item = &'a str>,
+) -> Result<Vec<(String, usize)>, DirnodeError> {
+    let mut entries: Vec<(String, usize)> = names
+        .enumerate()
+        .map(|(i, name)| (name.nfc().collect::<String>(), i))
         .collect();
-    // Python sorts str by code point; UTF-8 byte order is the same order.
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.sort();
     if let Some(pair) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
         return Err(DirnodeError::DuplicateName {
             name: pair[0].0.clone(),
         });
     }
-    let mut body = Vec::new();
-    for (name, child) in entries {
-        // `strip_prefix_for_ro`: the prefixes are implied by an immutable directory.
-        let ro_uri = child
-            .ro_uri
-            .strip_prefix("imm.")
-            .or_else(|| child.ro_uri.strip_prefix("ro."))
-            .unwrap_or(&child.ro_uri);
-        if !IMMUTABLE_PREFIXES.iter().any(|p| ro_uri.starts_with(p)) {
-            return Err(DirnodeError::NotImmutable { name });
-        }
-        let metadata = python_json_dumps(&JsonValue::Object(child.metadata.clone()));
-        let mut entry = netstring(name.as_bytes());
-        write_netstring(&mut entry, ro_uri.as_bytes());
-        entry.extend_from_slice(b"0:,");
-        write_netstring(&mut entry, metadata.as_bytes());
-        write_netstring(&mut body, &entry);
+    Ok(entries)
+}
+
+/// Appends one child (its name already NFC, children in [`nfc_order`]) to a directory body.
+pub fn push_immutable_child(
+    body: &mut Vec<u8>,
+    nfc_name: &str,
+    ro_uri: &str,
+    metadata: &[(String, JsonValue)],
+) -> Result<(), DirnodeError> {
+    // `strip_prefix_for_ro`: the prefixes are implied by an immutable directory.
+    let ro_uri = ro_uri
+        .strip_prefix("imm.")
+        .or_else(|| ro_uri.strip_prefix("ro."))
+        .unwrap_or(ro_uri);
+    if !IMMUTABLE_PREFIXES.iter().any(|p| ro_uri.starts_with(p)) {
+        return Err(DirnodeError::NotImmutable {
+            name: nfc_name.to_string(),
+        });
     }
-    Ok(body)
+    let metadata = python_json_dumps(&JsonValue::Object(metadata.to_vec()));
+    let mut entry = netstring(nfc_name.as_bytes());
+    write_netstring(&mut entry, ro_uri.as_bytes());
+    entry.extend_from_slice(b"0:,");
+    write_netstring(&mut entry, metadata.as_bytes());
+    write_netstring(body, &entry);
+    Ok(())
 }
 
 /// The cap of an immutable directory with this body, as the node makes it: a `URI:DIR2-LIT:`

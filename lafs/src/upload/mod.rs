@@ -205,7 +205,12 @@ impl Uploader {
         children: &[ImmutableChild],
     ) -> Result<Uploaded, UploadError> {
         let body = pack_immutable_children(children)?;
-        let mut uploaded = self.upload_bytes(&body).await?;
+        self.upload_directory_body(&body).await
+    }
+
+    /// Uploads a directory body already packed ([`crate::dirnode::push_immutable_child`]).
+    pub async fn upload_directory_body(&self, body: &[u8]) -> Result<Uploaded, UploadError> {
+        let mut uploaded = self.upload_bytes(body).await?;
         uploaded.cap = match uploaded.cap.strip_prefix("URI:CHK:") {
             Some(rest) => format!("URI:DIR2-CHK:{rest}"),
             None => match uploaded.cap.strip_prefix("URI:LIT:") {

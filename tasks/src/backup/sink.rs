@@ -18,7 +18,7 @@ use crate::data_path::DataPath;
 use tahoe_jobs_engine::limits::expansion::{spread_evenly, wire_bytes, Coding};
 use tahoe_jobs_engine::{BudgetHandle, ByteRequest, ProgressSink};
 use tahoe_jobs_lafs::chk::{ChkError, EncodingParams, DEFAULT_MAX_SEGMENT_SIZE};
-use tahoe_jobs_lafs::dirnode::{DirnodeError, ImmutableChild, JsonValue};
+use tahoe_jobs_lafs::dirnode::{nfc_order, push_immutable_child, DirnodeError, JsonValue};
 use tahoe_jobs_lafs::discovery::load_servers;
 use tahoe_jobs_lafs::grid::StorageGrid;
 use tahoe_jobs_lafs::lease::ClientLeaseSecrets;
@@ -249,16 +249,20 @@ impl UploadSink for DirectSink {
         &self,
         children: &[(String, Kid)],
     ) -> Result<(Cap, Vec<LostName>), SinkError> {
-        let Some(packed) = immutable_children(children) else {
-            // Metadata the packer cannot write as the node would: let the node do it.
-            return node_mkdir(&self.node, children).await;
-        };
-        match self.uploader.upload_directory(&packed).await {
-            Ok(uploaded) => Ok((Cap::new(uploaded.cap), Vec::new())),
+        // The body is written child by child: a wide directory's children are already held once
+        // (with typed metadata); a second, JSON-tree copy of each would double that.
+        let body = match pack_directory(children) {
+            Some(Ok(body)) => body,
             // Names equal after NFC: the node keeps one of them; it knows which.
-            Err(UploadError::Directory(DirnodeError::DuplicateName { .. })) => {
-                node_mkdir(&self.node, children).await
+            Some(Err(DirnodeError::DuplicateName { .. })) => {
+                return node_mkdir(&self.node, children).await
             }
+            Some(Err(e)) => return Err(UploadError::Directory(e).into()),
+            // Metadata the packer cannot write as the node would: let the node do it.
+            None => return node_mkdir(&self.node, children).await,
+        };
+        match self.uploader.upload_directory_body(&body).await {
+            Ok(uploaded) => Ok((Cap::new(uploaded.cap), Vec::new())),
             Err(e) => Err(e.into()),
         }
     }
@@ -268,28 +272,36 @@ impl UploadSink for DirectSink {
     }
 }
 
-/// The children as the packer takes them, with the metadata in the order the node would have
-/// received it (the keys of [`super::metadata::TahoeMetadata`] come out sorted); `None` when a
-/// value has no exact [`JsonValue`] (an integer past i64).
-fn immutable_children(children: &[(String, Kid)]) -> Option<Vec<ImmutableChild>> {
-    children
-        .iter()
-        .map(|(name, kid)| {
-            let metadata = match serde_json::to_value(kid.metadata) {
-                Ok(serde_json::Value::Object(map)) => map
-                    .into_iter()
-                    .map(|(k, v)| Some((k, json(v)?)))
-                    .collect::<Option<Vec<_>>>()?,
-                Ok(serde_json::Value::Null) => Vec::new(),
-                _ => return None,
-            };
-            Some(ImmutableChild {
-                name: name.clone(),
-                ro_uri: kid.cap.expose().to_string(),
-                metadata,
-            })
-        })
-        .collect()
+/// The body of the immutable directory of `children`, as the node would pack it; `None` when
+/// a metadata value has no exact [`JsonValue`] (an integer past i64).
+fn pack_directory(children: &[(String, Kid)]) -> Option<Result<Vec<u8>, DirnodeError>> {
+    let order = match nfc_order(children.iter().map(|(name, _)| name.as_str())) {
+        Ok(order) => order,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut body = Vec::new();
+    for (name, i) in order {
+        let kid = &children[i].1;
+        let metadata = child_metadata(kid)?;
+        if let Err(e) = push_immutable_child(&mut body, &name, kid.cap.expose(), &metadata) {
+            return Some(Err(e));
+        }
+    }
+    Some(Ok(body))
+}
+
+/// A child's metadata in the order the node would have received it (the keys of
+/// [`super::metadata::TahoeMetadata`] come out sorted); `None` when a value has no exact
+/// [`JsonValue`].
+fn child_metadata(kid: &Kid) -> Option<Vec<(String, JsonValue)>> {
+    match serde_json::to_value(kid.metadata) {
+        Ok(serde_json::Value::Object(map)) => map
+            .into_iter()
+            .map(|(k, v)| Some((k, json(v)?)))
+            .collect::<Option<Vec<_>>>(),
+        Ok(serde_json::Value::Null) => Some(Vec::new()),
+        _ => None,
+    }
 }
 
 fn json(value: serde_json::Value) -> Option<JsonValue> {
@@ -345,16 +357,30 @@ mod tests {
             ("a".to_string(), kid(Some(TahoeMetadata(stat)))),
             ("b".to_string(), kid(None)),
         ];
-        let packed = immutable_children(&children).unwrap();
-        let keys: Vec<&str> = packed[0].metadata.iter().map(|(k, _)| k.as_str()).collect();
+        let first = child_metadata(&children[0].1).unwrap();
+        let keys: Vec<&str> = first.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             keys,
             ["ctime", "mtime", "st_dev", "st_gid", "st_ino", "st_mode", "st_uid"]
         );
-        assert_eq!(packed[0].metadata[1].1, JsonValue::Float(1_700_000_000.25));
-        assert_eq!(packed[0].metadata[4].1, JsonValue::Int(42));
-        assert!(packed[1].metadata.is_empty());
-        assert_eq!(packed[1].ro_uri, Cap::literal(b"x").expose());
+        assert_eq!(first[1].1, JsonValue::Float(1_700_000_000.25));
+        assert_eq!(first[4].1, JsonValue::Int(42));
+        assert!(child_metadata(&children[1].1).unwrap().is_empty());
+        // Written child by child, the body is the one the whole-directory packer makes.
+        let whole = tahoe_jobs_lafs::dirnode::pack_immutable_children(&[
+            tahoe_jobs_lafs::dirnode::ImmutableChild {
+                name: "b".into(),
+                ro_uri: Cap::literal(b"x").expose().to_string(),
+                metadata: Vec::new(),
+            },
+            tahoe_jobs_lafs::dirnode::ImmutableChild {
+                name: "a".into(),
+                ro_uri: Cap::literal(b"x").expose().to_string(),
+                metadata: first,
+            },
+        ])
+        .unwrap();
+        assert_eq!(pack_directory(&children).unwrap().unwrap(), whole);
     }
 
     #[test]
