@@ -5,11 +5,10 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use crate::support::files::{assert_same_tree, seeded_bytes, tree_of, write_file};
 use crate::support::node::{ls_json, node_counter, restore};
-use crate::support::process::{lossy_text, os, tahoe_jobs_command};
+use crate::support::process::{lossy_text, os, tahoe_jobs_command, wait_for_the_next_second};
 use crate::support::{Grid, GridSpec};
 
 fn sample_tree(root: &Path) {
@@ -85,7 +84,7 @@ fn direct_backup_restores_and_converges_with_tahoe_backup() {
 
     // Stock `tahoe backup` of the same tree (Archives names are per second) makes the same
     // caps: every file it uploads converges on the shares already there.
-    std::thread::sleep(Duration::from_millis(1100));
+    wait_for_the_next_second();
     let out = grid.tahoe([os("backup"), src.as_os_str(), os(target)]);
     assert!(
         out.status.success(),
