@@ -23,7 +23,7 @@ use tahoe_jobs_tasks::prune::{
 use tahoe_jobs_tasks::tahoe::{Cap, ClientOptions, TahoeClient};
 
 use crate::support::files::write_file;
-use crate::support::process::{lossy_text, runtime, tahoe_jobs_command};
+use crate::support::process::{lossy_text, runtime, tahoe_jobs_command, wait_for_the_next_second};
 use crate::support::{shared_grid, Grid};
 
 /// The made-up archives, newest first, with their local time in Europe/Berlin.
@@ -81,6 +81,10 @@ struct Prepared {
 fn prepare(grid: &Grid, alias: &str, source: &Path) -> Prepared {
     grid.create_alias(alias);
     for round in 0..2u8 {
+        // `tahoe backup` names an archive by the second: two in one second would share a name.
+        if round > 0 {
+            wait_for_the_next_second();
+        }
         write_file(&source.join("photo.jpg"), &[round; 5000]);
         tahoe_backup(grid, source, alias);
     }
