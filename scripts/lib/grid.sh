@@ -13,6 +13,11 @@
 #                                them. Returns once the client sees all N servers connected.
 #   grid_stop DIR                stop every node of the grid in DIR (data is kept).
 #
+# GRID_RELAY_DELAY_MS=D (set, even to 0) puts a relay (scripts/lib/relay.py) in front of every
+# storage node: each node announces the relay's port in its FURL and NURL, so every client (the
+# node and tahoe-jobs) reaches it D ms later each way, as a server across the internet. The relay
+# counts the bytes each server receives in $GRID_RELAY_STATS (JSON, see relay.py).
+#
 # Nodes run detached (setsid) so a script can start a grid and leave it for later steps; callers
 # should `trap 'grid_stop "$dir"' EXIT`. grid_start refuses to touch a non-empty DIR it did not
 # create, and wipes one it did create (a grid is meant to be disposable).
@@ -114,8 +119,8 @@ grid_start() {
     dir="$(cd "$dir" && pwd)"
     touch "$dir/$_GRID_MARKER"
 
-    local ports
-    read -r -a ports <<<"$(_grid_free_ports $((1 + 2 * n)))"
+    local ports relays=()
+    read -r -a ports <<<"$(_grid_free_ports $((1 + 3 * n)))"
 
     local intro="$dir/introducer" p="${ports[0]}"
     _grid_tahoe create-introducer --listen=tcp --port="tcp:$p:interface=127.0.0.1" \
@@ -128,15 +133,28 @@ grid_start() {
 
     local i pids=()
     for ((i = 0; i < n; i++)); do
-        local port="${ports[$((1 + 2 * i))]}" web="${ports[$((2 + 2 * i))]}"
+        local port="${ports[$((1 + 3 * i))]}" web="${ports[$((2 + 3 * i))]}"
+        local announced="$port"
+        if [ -n "${GRID_RELAY_DELAY_MS+set}" ]; then
+            announced="${ports[$((3 + 3 * i))]}"
+            relays+=("$announced:$port")
+        fi
         _grid_tahoe create-node --listen=tcp --port="tcp:$port:interface=127.0.0.1" \
-            --location="tcp:localhost:$port" --webport="tcp:$web:interface=127.0.0.1" \
+            --location="tcp:localhost:$announced" --webport="tcp:$web:interface=127.0.0.1" \
             --introducer="$furl" --nickname="storage$i" \
             --shares-needed="$k" --shares-happy="$h" --shares-total="$total" \
             "$dir/storage$i" >/dev/null &
         pids+=("$!")
     done
     for i in "${pids[@]}"; do wait "$i" || return 1; done
+    if [ "${#relays[@]}" -gt 0 ]; then
+        setsid "$_GRID_ROOT/.venv/bin/python" "$_GRID_ROOT/scripts/lib/relay.py" \
+            --delay-ms "$GRID_RELAY_DELAY_MS" --stats "$dir/relay-stats.json" "${relays[@]}" \
+            </dev/null >"$dir/relay.log" 2>&1 &
+        echo "$!" >"$dir/relay.pid"
+        _grid_wait_file "$dir/relay-stats.json" "the relay to listen" || return 1
+        export GRID_RELAY_STATS="$dir/relay-stats.json"
+    fi
     for ((i = 0; i < n; i++)); do _grid_run_node "$dir/storage$i"; done
 
     _grid_wait_file "$dir/storage0/node.url" "the client node's web API" || return 1
@@ -166,6 +184,13 @@ grid_stop() {
             kill -TERM "$pid" 2>/dev/null && alive+=("$pid")
         fi
     done
+    if [ -e "$dir/relay.pid" ]; then
+        read -r pid <"$dir/relay.pid" || true
+        if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF relay.py; then
+            kill -TERM "$pid" 2>/dev/null && alive+=("$pid")
+        fi
+        rm -f "$dir/relay.pid"
+    fi
     local deadline=$((SECONDS + 10))
     for pid in "${alive[@]}"; do
         while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
