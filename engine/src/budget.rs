@@ -34,6 +34,11 @@ pub struct ByteRequest {
     /// Estimated bytes per destination (a storage server id) that follow from these bytes;
     /// empty when unknown.
     pub destinations: Vec<(String, u64)>,
+    /// The task sends these bytes to the destinations itself (a direct upload to a storage
+    /// server), not through the node: the destination figures are exact, and the shaping
+    /// proxy never carries these bytes, so the destination and total limits hold them in the
+    /// feed limiter even while exact shaping is on.
+    pub direct: bool,
 }
 
 impl ByteRequest {
@@ -43,6 +48,17 @@ impl ByteRequest {
             direction: Direction::Upload,
             bytes,
             destinations: Vec::new(),
+            direct: false,
+        }
+    }
+
+    /// A request to send `bytes` straight to storage server `server` (see [`Self::direct`]).
+    pub fn direct_upload(server: impl Into<String>, bytes: u64) -> Self {
+        ByteRequest {
+            direction: Direction::Upload,
+            bytes,
+            destinations: vec![(server.into(), bytes)],
+            direct: true,
         }
     }
 
@@ -52,6 +68,7 @@ impl ByteRequest {
             direction: Direction::Download,
             bytes,
             destinations: Vec::new(),
+            direct: false,
         }
     }
 }

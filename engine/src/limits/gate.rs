@@ -6,7 +6,9 @@
 //! the shaping proxy carries the store's traffic, it meters destinations and the total exactly,
 //! and [`LimitedBudget::set_exact_shaping`] turns the estimated pacing off so the same bytes are
 //! not held back twice on guesses; job limits stay here either way, since only the feed knows
-//! which job a byte belongs to.
+//! which job a byte belongs to. Bytes a task sends to a server itself ([`ByteRequest::direct`],
+//! a direct upload) are exact and never pass the proxy, so they wait on their destination and
+//! the total here in both modes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -41,6 +43,8 @@ struct GateState {
 struct Pair {
     upload: Arc<Bucket>,
     download: Arc<Bucket>,
+    /// A destination charged estimates (not only direct bytes): its figures are estimated.
+    estimated: bool,
 }
 
 impl Pair {
@@ -48,6 +52,7 @@ impl Pair {
         Pair {
             upload: Arc::new(Bucket::new(upload)),
             download: Arc::new(Bucket::new(download)),
+            estimated: false,
         }
     }
 
@@ -184,7 +189,11 @@ impl LimitedBudget {
             .iter()
             .map(|(id, p)| {
                 let stats = DestinationStats {
-                    mode: Accounting::Estimated,
+                    mode: if p.estimated {
+                        Accounting::Estimated
+                    } else {
+                        Accounting::Exact
+                    },
                     upload: p.upload.stats(),
                     download: p.download.stats(),
                 };
@@ -224,7 +233,7 @@ impl LimitedBudget {
             cpu_paused: Duration::ZERO,
         });
         let mut plan = vec![(flows.buckets.get(d).clone(), request.bytes)];
-        if st.exact_shaping {
+        if st.exact_shaping && !request.direct {
             return plan;
         }
         // Several entries for one destination are one destination.
@@ -238,6 +247,7 @@ impl LimitedBudget {
                 .destinations
                 .entry(id.to_string())
                 .or_insert_with(|| Pair::new(limits.upload, limits.download));
+            pair.estimated |= !request.direct;
             plan.push((pair.get(d).clone(), *n));
         }
         // Without estimates, the task's own bytes are the best guess of what reaches the wire.
@@ -412,6 +422,7 @@ mod tests {
                 ("fast".into(), plaintext),
                 ("other".into(), plaintext),
             ],
+            direct: false,
         }
     }
 
@@ -466,6 +477,41 @@ mod tests {
         assert!(s.exact_shaping);
         assert!(s.destinations.is_empty());
         assert_eq!(s.jobs["j"].upload.bytes, 5_000);
+    }
+
+    /// A direct upload's bytes never pass the proxy: they wait on their server's limit and the
+    /// total here even in exact mode, and are counted as exact.
+    #[tokio::test(start_paused = true)]
+    async fn direct_bytes_wait_on_their_server_even_with_exact_shaping() {
+        let b = budget();
+        let mut l = limits();
+        l.destinations.insert(
+            "slow".into(),
+            PairLimits {
+                upload: Some(1_000),
+                download: None,
+            },
+        );
+        b.apply(&l);
+        b.set_exact_shaping(true);
+        let t0 = Instant::now();
+        b.acquire("j", ByteRequest::direct_upload("slow", 5_000))
+            .await;
+        // 5,000 bytes at 1,000 B/s, less the 512-byte minimum burst.
+        let e = secs_since(t0);
+        assert!((e - 4.488).abs() < 0.02, "{e}");
+        b.acquire("j", ByteRequest::direct_upload("fast", 700))
+            .await;
+        let s = b.stats();
+        assert_eq!(s.destinations["slow"].upload.bytes, 5_000);
+        assert_eq!(s.destinations["slow"].mode, Accounting::Exact);
+        assert_eq!(s.destinations["fast"].upload.bytes, 700);
+        assert_eq!(s.total.upload.bytes, 5_700);
+        assert_eq!(s.jobs["j"].upload.bytes, 5_700);
+        // An estimate for the same server makes its figures estimated.
+        b.set_exact_shaping(false);
+        b.acquire("j", spread(10)).await;
+        assert_eq!(b.stats().destinations["fast"].mode, Accounting::Estimated);
     }
 
     #[tokio::test(start_paused = true)]

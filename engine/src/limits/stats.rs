@@ -38,7 +38,8 @@ pub struct DirectionStats {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Accounting {
-    /// Counted on the wire by the shaping proxy.
+    /// Counted on the wire by the shaping proxy, or sent by tahoe-jobs itself straight to the
+    /// server (direct uploads).
     Exact,
     /// Derived from what tasks fed in, with the encoding expansion and share placement applied.
     Estimated,

@@ -11,10 +11,17 @@
 //!
 //! A server lost while writing is dropped with its shares; the upload goes on while the rest
 //! stays happy, and fails (aborting every unfinished share) when it does not.
+//!
+//! Every share write first awaits the upload's [`Pacer`] (`pace`), with the server and the
+//! exact bytes: budgets live with the caller. A pacer that says stop ends the upload with
+//! [`UploadError::Stopped`] and aborts nothing, so the next upload of the file continues it.
 
+pub mod pace;
 pub mod placement;
 mod select;
 mod stream;
+
+pub use pace::{NoPacing, Pace, Pacer, ShareWrite, StopUpload};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -60,6 +67,12 @@ pub enum UploadError {
     /// The children cannot make an immutable directory.
     #[error("{0}")]
     Directory(#[from] DirnodeError),
+    /// The [`Pacer`] said stop. The shares begun stay on their servers, unfinished and not
+    /// aborted: the next upload of the same file continues them.
+    #[error(
+        "the upload was stopped; its unfinished shares are left for the next upload to continue"
+    )]
+    Stopped,
 }
 
 fn failures_text(failures: &[String]) -> String {
@@ -80,7 +93,9 @@ pub struct Uploaded {
     pub shares_written: usize,
     /// Shares the servers already held (their leases renewed).
     pub shares_existing: usize,
-    /// Share bytes sent.
+    /// Share bytes sent: every write's body, the header rewrites that claim an interrupted
+    /// upload's shares included (the sum of [`ShareWrite::bytes`] handed to the pacer, less
+    /// writes to servers that failed).
     pub bytes_sent: u64,
     /// Servers of happiness reached.
     pub happiness: usize,
@@ -184,18 +199,36 @@ impl Uploader {
     /// Uploads the file at `path` (its cap is `tahoe put`'s for the same bytes). Fails with
     /// [`ChkError::ContentChanged`] when the file changes while it is read.
     pub async fn upload_file(&self, path: &Path) -> Result<Uploaded, UploadError> {
-        self.upload(Source::File(path)).await
+        self.upload(Source::File(path), &NoPacing).await
     }
 
     /// Uploads the file open as `file`, read from its start twice (the caller opened it, so it
     /// decides what may be read: no symlink followed, no FIFO).
     pub async fn upload_open_file(&self, file: &std::fs::File) -> Result<Uploaded, UploadError> {
-        self.upload(Source::Open(file)).await
+        self.upload(Source::Open(file), &NoPacing).await
+    }
+
+    /// [`Self::upload_open_file`], each write paced by `pacer`.
+    pub async fn upload_open_file_paced(
+        &self,
+        file: &std::fs::File,
+        pacer: &dyn Pacer,
+    ) -> Result<Uploaded, UploadError> {
+        self.upload(Source::Open(file), pacer).await
     }
 
     /// Uploads `data` as an immutable file.
     pub async fn upload_bytes(&self, data: &[u8]) -> Result<Uploaded, UploadError> {
-        self.upload(Source::Bytes(data)).await
+        self.upload(Source::Bytes(data), &NoPacing).await
+    }
+
+    /// [`Self::upload_bytes`], each write paced by `pacer`.
+    pub async fn upload_bytes_paced(
+        &self,
+        data: &[u8],
+        pacer: &dyn Pacer,
+    ) -> Result<Uploaded, UploadError> {
+        self.upload(Source::Bytes(data), pacer).await
     }
 
     /// Packs and uploads an immutable directory of `children` (its cap is the node's
@@ -210,7 +243,16 @@ impl Uploader {
 
     /// Uploads a directory body already packed ([`crate::dirnode::push_immutable_child`]).
     pub async fn upload_directory_body(&self, body: &[u8]) -> Result<Uploaded, UploadError> {
-        let mut uploaded = self.upload_bytes(body).await?;
+        self.upload_directory_body_paced(body, &NoPacing).await
+    }
+
+    /// [`Self::upload_directory_body`], each write paced by `pacer`.
+    pub async fn upload_directory_body_paced(
+        &self,
+        body: &[u8],
+        pacer: &dyn Pacer,
+    ) -> Result<Uploaded, UploadError> {
+        let mut uploaded = self.upload_bytes_paced(body, pacer).await?;
         uploaded.cap = match uploaded.cap.strip_prefix("URI:CHK:") {
             Some(rest) => format!("URI:DIR2-CHK:{rest}"),
             None => match uploaded.cap.strip_prefix("URI:LIT:") {

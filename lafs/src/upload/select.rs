@@ -12,6 +12,7 @@ use bytes::Bytes;
 
 use futures::future::join_all;
 
+use super::pace::{Pacer, ShareWrite};
 use super::placement::{failure_message, place_shares, servers_of_happiness, Candidate};
 use super::{UploadError, Uploader};
 use crate::cap::StorageIndex;
@@ -24,6 +25,8 @@ use crate::storage::{StorageClient, StorageError, UploadSecret};
 pub(crate) struct Shareholder {
     pub client: StorageClient,
     pub name: String,
+    /// The server's id, for the pacer.
+    pub server_id: String,
     pub upload_secret: UploadSecret,
     /// Shares allocated to us on it: to write.
     pub allocated: BTreeSet<u16>,
@@ -39,6 +42,8 @@ pub(crate) struct Shareholder {
 pub(crate) struct Selection {
     pub holders: Vec<Shareholder>,
     pub happiness: usize,
+    /// Bytes sent by the header rewrites that claimed an interrupted upload's shares.
+    pub claim_bytes: u64,
 }
 
 impl Selection {
@@ -87,12 +92,14 @@ struct Probe<'a> {
 
 impl Uploader {
     /// Selects servers for `allocated_size`-byte shares of `si`, whose shares all start with
-    /// `header`.
+    /// `header`; the header rewrites that claim an interrupted upload's shares wait on `pacer`
+    /// (a stop there leaves the allocations for the next upload).
     pub(crate) async fn select(
         &self,
         si: &StorageIndex,
         allocated_size: u64,
         header: &[u8],
+        pacer: &dyn Pacer,
     ) -> Result<Selection, UploadError> {
         let total = self.params.total;
         let speaking: Vec<(&GridServer, &StorageClient)> = self
@@ -122,6 +129,7 @@ impl Uploader {
         .await;
         let mut failures: Vec<StorageError> = Vec::new();
         let mut probes: Vec<Probe> = Vec::new();
+        let mut claim_bytes = 0u64;
         for ((server, client), answer) in chosen.iter().zip(answers) {
             let lease = self.lease.for_share(si, &server.info.lease_seed);
             let mut probe = Probe {
@@ -215,12 +223,34 @@ impl Uploader {
             let header = Bytes::copy_from_slice(header);
             let claims = join_all(unplaced.iter().map(|&(i, shnum)| {
                 let p = &probes[i];
-                p.client
-                    .write_immutable(si, shnum, &p.upload_secret, 0, header.clone())
+                let header = header.clone();
+                async move {
+                    let write = ShareWrite {
+                        server_id: &p.server.info.server_id,
+                        shnum,
+                        offset: 0,
+                        bytes: header.len() as u64,
+                    };
+                    if pacer.before_write(write).await.is_err() {
+                        return None;
+                    }
+                    Some(
+                        p.client
+                            .write_immutable(si, shnum, &p.upload_secret, 0, header)
+                            .await,
+                    )
+                }
             }))
             .await;
-            for ((i, shnum), claim) in unplaced.into_iter().zip(claims) {
+            if claims.iter().any(Option::is_none) {
+                // Stopped: what is allocated stays, for the next upload to claim.
+                return Err(UploadError::Stopped);
+            }
+            for ((i, shnum), claim) in unplaced.into_iter().zip(claims.into_iter().flatten()) {
                 let p = &mut probes[i];
+                if claim.is_ok() {
+                    claim_bytes += header.len() as u64;
+                }
                 match claim {
                     Ok(progress) if !progress.finished => {
                         tracing::debug!(
@@ -244,6 +274,7 @@ impl Uploader {
             .map(|p| Shareholder {
                 client: p.client.clone(),
                 name: p.server.info.display_name(),
+                server_id: p.server.info.server_id.clone(),
                 upload_secret: p.upload_secret,
                 allocated: p.allocated,
                 already_have: p.already_have,
@@ -253,6 +284,7 @@ impl Uploader {
         let mut selection = Selection {
             holders,
             happiness: 0,
+            claim_bytes,
         };
         selection.happiness = selection.happiness_without(&BTreeSet::new());
         if selection.happiness < self.happy {

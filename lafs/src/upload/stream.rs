@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures::future::join_all;
 use tokio::io::AsyncReadExt;
 
+use super::pace::{Pacer, ShareWrite};
 use super::placement::failure_message;
 use super::select::Selection;
 use super::{Source, UploadError, Uploaded, Uploader};
@@ -92,7 +93,11 @@ struct Write {
 }
 
 impl Uploader {
-    pub(crate) async fn upload(&self, source: Source<'_>) -> Result<Uploaded, UploadError> {
+    pub(crate) async fn upload(
+        &self,
+        source: Source<'_>,
+        pacer: &dyn Pacer,
+    ) -> Result<Uploaded, UploadError> {
         // The key pass.
         let (mut reader, size) = Reader::open(&source).await?;
         if size <= LIT_SIZE_THRESHOLD {
@@ -121,13 +126,15 @@ impl Uploader {
         let si = StorageIndex(encoder.storage_index());
         let layout = encoder.layout();
         let selection = self
-            .select(&si, layout.allocated_size(), &layout.header())
+            .select(&si, layout.allocated_size(), &layout.header(), pacer)
             .await?;
 
-        // The encoding pass; whatever fails in it leaves no allocation behind.
-        let mut sender = Sender::new(&selection, &si, self.happy, self.params.needed);
+        // The encoding pass; whatever fails in it leaves no allocation behind, but a stop
+        // leaves the shares begun for the next upload to continue.
+        let mut sender = Sender::new(&selection, &si, self.happy, self.params.needed, pacer);
         let cap = match encode_and_send(&source, encoder, &mut sender).await {
             Ok(cap) => cap,
+            Err(UploadError::Stopped) => return Err(UploadError::Stopped),
             Err(e) => {
                 selection.abort(&si, &sender.lost).await;
                 return Err(e);
@@ -156,6 +163,11 @@ async fn encode_and_send(
     let header = layout.header();
     let mut last_blocks: Vec<Vec<u8>> = Vec::new();
     for segnum in 0..segments {
+        sender
+            .pacer
+            .before_segment(segnum, segments)
+            .await
+            .map_err(|_| UploadError::Stopped)?;
         let len = encoder.plan().segment_len(segnum) as usize;
         let segment = encoder.encode_segment(reader.read(len).await?)?;
         if segnum + 1 == segments {
@@ -172,9 +184,12 @@ async fn encode_and_send(
                 (offset, block.to_vec())
             }
         });
-        sender.send(writes, false).await?;
+        if sender.send(writes, false).await? {
+            sender.pacer.segment_sent(len as u64);
+        }
     }
     reader.expect_end().await?;
+    let last_len = encoder.plan().segment_len(segments - 1);
     let file = encoder.finish()?;
     let last_offset = layout.block_offset(segments - 1);
     let writes = sender.writes(|shnum| {
@@ -190,13 +205,17 @@ async fn encode_and_send(
         data.extend_from_slice(&file.trailers[shnum]);
         (offset, data)
     });
-    sender.send(writes, true).await?;
+    if sender.send(writes, true).await? {
+        sender.pacer.segment_sent(last_len);
+    }
     Ok(file.cap.to_uri())
 }
 
-/// Sends writes to the shareholders, dropping those that fail while the rest stays happy.
+/// Sends writes to the shareholders, each once the pacer lets it, dropping those that fail
+/// while the rest stays happy.
 struct Sender<'a> {
     selection: &'a Selection,
+    pacer: &'a dyn Pacer,
     si: &'a StorageIndex,
     happy: usize,
     needed: u16,
@@ -208,15 +227,22 @@ struct Sender<'a> {
 }
 
 impl<'a> Sender<'a> {
-    fn new(selection: &'a Selection, si: &'a StorageIndex, happy: usize, needed: u16) -> Self {
+    fn new(
+        selection: &'a Selection,
+        si: &'a StorageIndex,
+        happy: usize,
+        needed: u16,
+        pacer: &'a dyn Pacer,
+    ) -> Self {
         Sender {
             selection,
+            pacer,
             si,
             happy,
             needed,
             lost: BTreeSet::new(),
             failures: Vec::new(),
-            bytes_sent: 0,
+            bytes_sent: selection.claim_bytes,
             required: selection
                 .holders
                 .iter()
@@ -255,16 +281,36 @@ impl<'a> Sender<'a> {
         writes
     }
 
-    /// Sends `writes`; with `last`, each must complete its share.
-    async fn send(&mut self, writes: Vec<Write>, last: bool) -> Result<(), UploadError> {
+    /// Sends `writes`, each once the pacer lets it; with `last`, each must complete its share.
+    /// Whether any write was sent; [`UploadError::Stopped`] when the pacer said stop (after
+    /// the writes already under way end).
+    async fn send(&mut self, writes: Vec<Write>, last: bool) -> Result<bool, UploadError> {
+        let (pacer, si) = (self.pacer, self.si);
         let results = join_all(writes.iter().map(|w| {
             let h = &self.selection.holders[w.holder];
-            h.client
-                .write_immutable(self.si, w.shnum, &h.upload_secret, w.offset, w.data.clone())
+            async move {
+                let write = ShareWrite {
+                    server_id: &h.server_id,
+                    shnum: w.shnum,
+                    offset: w.offset,
+                    bytes: w.data.len() as u64,
+                };
+                pacer.before_write(write).await.ok()?;
+                Some(
+                    h.client
+                        .write_immutable(si, w.shnum, &h.upload_secret, w.offset, w.data.clone())
+                        .await,
+                )
+            }
         }))
         .await;
+        let mut stopped = false;
         let mut newly_lost = false;
         for (w, result) in writes.iter().zip(results) {
+            let Some(result) = result else {
+                stopped = true;
+                continue;
+            };
             match result {
                 Ok(WriteProgress { finished, required }) => {
                     self.bytes_sent += w.data.len() as u64;
@@ -286,6 +332,9 @@ impl<'a> Sender<'a> {
                 }
             }
         }
+        if stopped {
+            return Err(UploadError::Stopped);
+        }
         if newly_lost {
             let happiness = self.selection.happiness_without(&self.lost);
             if happiness < self.happy {
@@ -300,7 +349,7 @@ impl<'a> Sender<'a> {
             }
             self.failures.clear();
         }
-        Ok(())
+        Ok(!writes.is_empty())
     }
 
     /// Shares written and shares found, on the holders still in.

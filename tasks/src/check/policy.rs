@@ -161,6 +161,7 @@ pub fn verify_request(size: u64, coding: Coding, hosts: &BTreeMap<String, u32>) 
         direction: Direction::Download,
         bytes: expansion::wire_bytes(size, coding),
         destinations,
+        direct: false,
     }
 }
 
@@ -177,6 +178,7 @@ pub fn repair_requests(size: u64, coding: Coding, found: &Findings) -> (ByteRequ
             let per = size.div_ceil(holders.len() as u64);
             holders.into_iter().map(|h| (h, per)).collect()
         },
+        direct: false,
     };
     let missing = u32::try_from(found.missing_shares()).unwrap_or(u32::MAX);
     let upload = ByteRequest::upload(expansion::destination_bytes(size, coding, missing));
