@@ -18,7 +18,9 @@ use serde_json::Value;
 use tahoe_jobs_config::jiff::Timestamp;
 
 use crate::support::daemon::{free_port, http, Daemon};
+use crate::support::node::{latest_cap, ls_json};
 use crate::support::process::describe_output;
+use crate::support::shares::stored_share_bytes;
 use crate::support::{shared_grid, Grid, GridSpec};
 
 /// How long a test backup may take before the test gives up (slow CI included).
@@ -137,7 +139,7 @@ fn without_shaping_a_server_limit_by_nickname_holds_the_feed_on_estimates() {
     let limit: u64 = 256 * 1024;
     // The shared grid's only server is the client itself, nicknamed storage0, holding the one
     // share (1-of-1) of every file: it receives all the data. Estimates are the node's data
-    // path's (the direct path does not shape per server yet).
+    // path's (direct uploads charge each server exactly: see the test below).
     let toml = format!(
         "[backup.e]\nsource = \"{}\"\ntarget = \"{alias}:e\"\nfrequency = \"1week\"\n\
          data_path = \"node\"\n\n\
@@ -161,6 +163,69 @@ fn without_shaping_a_server_limit_by_nickname_holds_the_feed_on_estimates() {
     assert_eq!(server["accounting"], "estimated", "{b}");
     assert_eq!(server["upload"]["limit_bytes_per_second"], limit, "{b}");
     assert!(server["upload"]["bytes"].as_u64().unwrap() >= data, "{b}");
+}
+
+/// A direct backup (the default data path) under a per-server limit charges that server, in
+/// the budget, exactly the share bytes it stored: every file's and every immutable directory's
+/// shares on the server's disk, nothing estimated.
+#[test]
+fn a_direct_backup_charges_each_server_exactly_the_share_bytes_it_stored() {
+    let grid = shared_grid();
+    let alias = alias("exact");
+    grid.create_alias(&alias);
+    let src = tempfile::tempdir().unwrap();
+    make_source(src.path(), 3, 3, 300_000);
+    std::fs::create_dir(src.path().join("sub")).unwrap();
+    make_source(&src.path().join("sub"), 4, 2, 150_000);
+    let server = grid.server_id(0).to_string();
+    let toml = format!(
+        "[backup.x]\nsource = \"{}\"\ntarget = \"{alias}:x\"\nfrequency = \"1week\"\n\n\
+         [budget.server.storage0]\nupload = \"8MiB/s\"\n",
+        src.path().display()
+    );
+    let d = Daemon::on_node(grid.node_dir(), &toml);
+    let job = wait_completed(&d, "backup.x");
+    assert_eq!(job["counters"]["files_uploaded"], 5, "{job}");
+    assert_eq!(
+        job["counters"]["bytes_uploaded"],
+        3 * 300_000 + 2 * 150_000,
+        "{job}"
+    );
+
+    // Every immutable object of the backup: Latest, its subdirectory, the five files.
+    let latest = latest_cap(grid, &format!("{alias}:x")).expect("Latest is linked");
+    let mut caps = vec![latest];
+    for dir in [format!("{alias}:x/Latest"), format!("{alias}:x/Latest/sub")] {
+        let listing = ls_json(grid, &dir);
+        for child in listing[1]["children"].as_object().unwrap().values() {
+            caps.push(child[1]["ro_uri"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(caps.len(), 1 + 4 + 2, "Latest, 3 files and sub, 2 files");
+    let stored: u64 = caps
+        .iter()
+        .map(|cap| {
+            stored_share_bytes(grid, cap)
+                .get(&server)
+                .copied()
+                .unwrap_or(0)
+        })
+        .sum();
+    let b = budget(&d);
+    let charged = &b["servers"][&server];
+    assert_eq!(charged["accounting"], "exact", "{b}");
+    assert_eq!(charged["upload"]["limit_bytes_per_second"], 8 << 20, "{b}");
+    assert_eq!(
+        charged["upload"]["bytes"].as_u64(),
+        Some(stored),
+        "the server was charged other than the share bytes it stored: {b}"
+    );
+    // The job's own figure counts the same share bytes (it sends them itself).
+    assert_eq!(
+        b["jobs"]["backup.x"]["upload"]["bytes"].as_u64(),
+        Some(stored),
+        "{b}"
+    );
 }
 
 /// Bytes allocated on disk under `dir` (share files are created sparse at their full size, so

@@ -4,8 +4,9 @@
 //! the bytes. A storage server that is down gets no share: the others take them, or the upload
 //! fails with a clear "not enough storage servers" and leaves nothing allocated.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
+use std::sync::Mutex;
 
 use bytes::Bytes;
 use tahoe_jobs_lafs::base32;
@@ -15,9 +16,12 @@ use tahoe_jobs_lafs::discovery::load_servers;
 use tahoe_jobs_lafs::grid::StorageGrid;
 use tahoe_jobs_lafs::lease::ClientLeaseSecrets;
 use tahoe_jobs_lafs::storage::{StorageClient, Timeouts, UploadSecret};
-use tahoe_jobs_lafs::upload::{upload_secret_for, Convergence, UploadError, Uploader};
+use tahoe_jobs_lafs::upload::{
+    upload_secret_for, Convergence, Pace, Pacer, ShareWrite, StopUpload, UploadError, Uploader,
+};
 
 use crate::support::files::seeded_bytes;
+use crate::support::shares::{incoming_shares, stored_share_bytes};
 use crate::support::{shared_grid, Grid, GridSpec};
 
 const MIB: usize = 1024 * 1024;
@@ -135,6 +139,8 @@ async fn direct_uploads_on_three_of_five_and_a_server_down() {
     });
     let sizes = [56, 4000, MIB + 1, 2 * MIB + 7];
     upload_and_compare(&grid, &uploader(&grid, 4), &sizes).await;
+    each_write_is_paced_with_its_server_and_exact_bytes(&grid).await;
+    a_stopped_upload_leaves_its_shares_for_the_next_to_finish(&grid).await;
 
     // One server down: the four others take the five shares (happiness 4)...
     grid.stop_node(3);
@@ -250,8 +256,12 @@ async fn an_interrupted_upload_is_continued_not_restarted() {
 
     let uploaded = uploader.upload_bytes(&data).await.unwrap();
     assert_eq!(uploaded.shares_written, 1);
-    // Block 0 is not sent again; block 1 (half there) and the rest are.
-    assert_eq!(uploaded.bytes_sent, (share.len() - header - MIB) as u64);
+    // Block 0 is not sent again; block 1 (half there) and the rest are, after the header
+    // rewrite that claims the share.
+    assert_eq!(
+        uploaded.bytes_sent,
+        (header + share.len() - header - MIB) as u64
+    );
     assert!(uploaded.cap == tahoe_put(grid, &data));
     assert_verified_and_readable(grid, &uploaded.cap, &data);
 
@@ -274,4 +284,206 @@ async fn an_interrupted_upload_is_continued_not_restarted() {
     // Once it is gone, the file uploads.
     let uploaded = uploader.upload_bytes(&data).await.unwrap();
     assert!(uploaded.cap == tahoe_put(grid, &data));
+}
+
+/// What a pacer was asked, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Asked {
+    Segment(u64),
+    Write {
+        server: String,
+        shnum: u16,
+        offset: u64,
+        bytes: u64,
+    },
+}
+
+/// A pacer that records every question, and says stop from the `stop_at`-th write on.
+#[derive(Default)]
+struct Recorder {
+    asked: Mutex<Vec<Asked>>,
+    writes_let_through: Mutex<usize>,
+    stop_at: Option<usize>,
+    plaintext_sent: Mutex<u64>,
+}
+
+impl Recorder {
+    fn stopping_at(write: usize) -> Recorder {
+        Recorder {
+            stop_at: Some(write),
+            ..Recorder::default()
+        }
+    }
+
+    fn asked(&self) -> Vec<Asked> {
+        self.asked.lock().unwrap().clone()
+    }
+
+    /// Bytes of the writes let through, by server id.
+    fn bytes_by_server(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        let mut let_through = *self.writes_let_through.lock().unwrap();
+        for asked in self.asked() {
+            if let Asked::Write { server, bytes, .. } = asked {
+                if let_through == 0 {
+                    break;
+                }
+                let_through -= 1;
+                *out.entry(server).or_default() += bytes;
+            }
+        }
+        out
+    }
+
+    fn bytes_let_through(&self) -> u64 {
+        self.bytes_by_server().values().sum()
+    }
+}
+
+impl Pacer for Recorder {
+    fn before_write<'a>(&'a self, write: ShareWrite<'a>) -> Pace<'a> {
+        self.asked.lock().unwrap().push(Asked::Write {
+            server: write.server_id.to_string(),
+            shnum: write.shnum,
+            offset: write.offset,
+            bytes: write.bytes,
+        });
+        let mut n = self.writes_let_through.lock().unwrap();
+        let go = self.stop_at.is_none_or(|at| *n < at);
+        if go {
+            *n += 1;
+        }
+        Box::pin(async move {
+            if go {
+                Ok(())
+            } else {
+                Err(StopUpload)
+            }
+        })
+    }
+
+    fn before_segment(&self, segnum: u64, _segments: u64) -> Pace<'_> {
+        self.asked.lock().unwrap().push(Asked::Segment(segnum));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn segment_sent(&self, plaintext: u64) {
+        *self.plaintext_sent.lock().unwrap() += plaintext;
+    }
+}
+
+/// A paced upload asks the pacer before each segment and before each share write, in order,
+/// naming the server and the exact bytes: what each server was said to receive is what it
+/// stored, and the sum is the upload's `bytes_sent`.
+async fn each_write_is_paced_with_its_server_and_exact_bytes(grid: &Grid) {
+    let total = grid.spec().total;
+    let uploader = uploader(grid, grid.spec().happy);
+    let data = fresh_bytes(80, 2 * MIB + 300_001);
+    let pacer = Recorder::default();
+    let uploaded = uploader.upload_bytes_paced(&data, &pacer).await.unwrap();
+    assert_eq!(uploaded.shares_written, total);
+    assert_eq!(pacer.bytes_let_through(), uploaded.bytes_sent);
+    assert_eq!(
+        pacer.bytes_by_server(),
+        stored_share_bytes(grid, &uploaded.cap),
+        "what the pacer was told each server receives is what each server stored"
+    );
+    assert_eq!(*pacer.plaintext_sent.lock().unwrap(), data.len() as u64);
+    // Segment by segment: the segment, then one write per share; each share written from 0
+    // onwards without gaps or overlaps.
+    let asked = pacer.asked();
+    let segments = 3;
+    assert_eq!(asked.len(), segments * (1 + total));
+    let mut next_offset: BTreeMap<(String, u16), u64> = BTreeMap::new();
+    for (segnum, round) in asked.chunks(1 + total).enumerate() {
+        assert_eq!(round[0], Asked::Segment(segnum as u64));
+        let mut shares = BTreeSet::new();
+        for write in &round[1..] {
+            let Asked::Write {
+                server,
+                shnum,
+                offset,
+                bytes,
+            } = write
+            else {
+                panic!("a segment asked in the middle of another's writes: {asked:?}");
+            };
+            assert!(
+                shares.insert(*shnum),
+                "share {shnum} written twice in a round"
+            );
+            let at = next_offset.entry((server.clone(), *shnum)).or_default();
+            assert_eq!(*offset, *at, "share {shnum} not written in order");
+            *at += bytes;
+        }
+    }
+    assert!(uploaded.cap == tahoe_put(grid, &data));
+}
+
+/// A pacer's stop in the middle of a segment's writes ends the upload with `Stopped`, aborting
+/// nothing: the partial shares stay on the servers, and the next upload of the file claims
+/// them and sends exactly what is missing (plus one header rewrite per share to claim it).
+async fn a_stopped_upload_leaves_its_shares_for_the_next_to_finish(grid: &Grid) {
+    let total = grid.spec().total;
+    let uploader = uploader(grid, grid.spec().happy);
+    // Four segments (of 1 MiB rounded up to a multiple of k): 0 and 1 go to every share, 2 to
+    // two of them only, the last (with the trailers that finish the shares) to none.
+    let data = fresh_bytes(81, 4 * MIB + 5);
+    let first = Recorder::stopping_at(2 * total + 2);
+    let err = uploader
+        .upload_bytes_paced(&data, &first)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, UploadError::Stopped), "{err}");
+    let sent_first = first.bytes_let_through();
+    let (file, _) = encode_bytes(
+        &data,
+        &{
+            let text =
+                std::fs::read_to_string(grid.node_dir().join("private/convergence")).unwrap();
+            base32::decode(text.trim()).unwrap()
+        },
+        &EncodingParams {
+            needed: grid.spec().needed as u16,
+            total: total as u16,
+            max_segment_size: DEFAULT_MAX_SEGMENT_SIZE,
+        },
+    )
+    .unwrap();
+    let si = StorageIndex(file.cap.storage_index());
+    assert_eq!(
+        incoming_shares(grid, &si),
+        total,
+        "the stopped upload's shares were aborted"
+    );
+
+    let second = Recorder::default();
+    let uploaded = uploader.upload_bytes_paced(&data, &second).await.unwrap();
+    assert_eq!(uploaded.shares_written, total);
+    assert_eq!(second.bytes_let_through(), uploaded.bytes_sent);
+    // The claims: one header rewrite at offset 0 per share, all the same size.
+    let claims: Vec<u64> = second
+        .asked()
+        .iter()
+        .filter_map(|a| match a {
+            Asked::Write {
+                offset: 0, bytes, ..
+            } => Some(*bytes),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(claims.len(), total, "{:?}", second.asked());
+    let header = claims[0];
+    assert!(
+        claims.iter().all(|&c| c == header) && header < 100,
+        "{claims:?}"
+    );
+    let stored: u64 = stored_share_bytes(grid, &uploaded.cap).values().sum();
+    assert_eq!(
+        uploaded.bytes_sent,
+        stored - sent_first + total as u64 * header,
+        "the second upload sent more than what the first left missing"
+    );
+    assert_eq!(incoming_shares(grid, &si), 0);
+    assert_verified_and_readable(grid, &uploaded.cap, &data);
 }

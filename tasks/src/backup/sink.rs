@@ -6,7 +6,10 @@
 //!   (`tahoe_jobs_lafs::upload`), with the node's convergence secret, encoding and lease
 //!   secrets, so caps and leases are the ones the node would make; immutable directories are
 //!   packed here too. The mutable directories (target, Archives, Latest) are still linked
-//!   through the node by the caller.
+//!   through the node by the caller. Each share write waits on the job's budget as it goes
+//!   ([`BudgetPacer`]), charged to the server it goes to, so job, total and per-server limits
+//!   hold exactly for this traffic, and a stop ends the upload between writes, its unfinished
+//!   shares left for the next run to continue.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,20 +18,22 @@ use async_trait::async_trait;
 use tahoe_jobs_config::NodeFacts;
 
 use crate::data_path::DataPath;
-use tahoe_jobs_engine::limits::expansion::{spread_evenly, wire_bytes, Coding};
-use tahoe_jobs_engine::{BudgetHandle, ByteRequest, ProgressSink};
+use tahoe_jobs_engine::{ByteRequest, TaskContext};
 use tahoe_jobs_lafs::chk::{ChkError, EncodingParams, DEFAULT_MAX_SEGMENT_SIZE};
 use tahoe_jobs_lafs::dirnode::{nfc_order, push_immutable_child, DirnodeError, JsonValue};
 use tahoe_jobs_lafs::discovery::load_servers;
 use tahoe_jobs_lafs::grid::StorageGrid;
 use tahoe_jobs_lafs::lease::ClientLeaseSecrets;
 use tahoe_jobs_lafs::storage::Timeouts;
-use tahoe_jobs_lafs::upload::{Convergence, UploadError, Uploader};
+use tahoe_jobs_lafs::upload::{
+    Convergence, Pace, Pacer, ShareWrite, StopUpload, UploadError, Uploader,
+};
 
 use super::backupdb::LostName;
 use super::metadata::FileStat;
+use super::summary::counter;
 use super::tree::{lost_children, may_collide, Kid};
-use super::uploader::{open_for_upload, upload_file, UploadOutcome, CHUNK};
+use super::uploader::{open_for_upload, upload_file, UploadOutcome};
 use crate::tahoe::{Cap, TahoeClient, TahoeError};
 
 /// Why a sink could not store an object. Never holds a cap or a secret.
@@ -42,14 +47,21 @@ pub(crate) enum SinkError {
     Direct(#[from] UploadError),
 }
 
+impl SinkError {
+    /// The run's stop signal ended the upload (a stop, not a failure).
+    pub(crate) fn is_stopped(&self) -> bool {
+        matches!(self, SinkError::Direct(UploadError::Stopped))
+    }
+}
+
 /// Stores files and immutable directories on the grid.
 #[async_trait]
 pub(crate) trait UploadSink: Send + Sync {
-    /// Uploads the regular file at `path`, whose stat before the upload was `stat`.
+    /// Uploads the regular file at `path`, whose stat before the upload was `stat`, within
+    /// `ctx`'s budget, adding to its `bytes_uploaded` as the file's bytes go out.
     async fn upload_file(
         &self,
-        budget: &BudgetHandle,
-        progress: &ProgressSink,
+        ctx: &TaskContext,
         path: &Path,
         stat: &FileStat,
     ) -> Result<UploadOutcome, SinkError>;
@@ -58,6 +70,7 @@ pub(crate) trait UploadSink: Send + Sync {
     /// hold (names equal after NFC normalisation keep one entry).
     async fn mkdir_immutable(
         &self,
+        ctx: &TaskContext,
         children: &[(String, Kid)],
     ) -> Result<(Cap, Vec<LostName>), SinkError>;
 
@@ -94,16 +107,16 @@ pub(crate) struct NodeSink(pub TahoeClient);
 impl UploadSink for NodeSink {
     async fn upload_file(
         &self,
-        budget: &BudgetHandle,
-        progress: &ProgressSink,
+        ctx: &TaskContext,
         path: &Path,
         stat: &FileStat,
     ) -> Result<UploadOutcome, SinkError> {
-        Ok(upload_file(&self.0, budget, progress, path, stat).await?)
+        Ok(upload_file(&self.0, ctx.budget(), ctx.progress(), path, stat).await?)
     }
 
     async fn mkdir_immutable(
         &self,
+        _ctx: &TaskContext,
         children: &[(String, Kid)],
     ) -> Result<(Cap, Vec<LostName>), SinkError> {
         node_mkdir(&self.0, children).await
@@ -134,11 +147,6 @@ pub(crate) struct DirectSink {
     uploader: Uploader,
     /// For the directories the packer cannot make as the node would (see `mkdir_immutable`).
     node: TahoeClient,
-    /// k-of-N, for the budget: a file of `size` bytes sends `size` x N/k share bytes.
-    coding: Coding,
-    /// The servers that may receive shares (those announcing the storage protocol), so that
-    /// `[budget] server.<id>.upload` limits are charged for direct traffic too.
-    servers: Vec<String>,
 }
 
 impl DirectSink {
@@ -171,21 +179,11 @@ impl DirectSink {
             total,
             max_segment_size: DEFAULT_MAX_SEGMENT_SIZE,
         };
+        if needed == 0 || needed > total {
+            return Err("shares.needed must be between 1 and shares.total".into());
+        }
         let uploader = Uploader::new(&grid, lease, convergence, params, encoding.happy as usize);
-        let coding = Coding::new(u32::from(needed), u32::from(total))
-            .ok_or("shares.needed must be between 1 and shares.total")?;
-        let servers = grid
-            .servers()
-            .iter()
-            .filter(|s| s.client.is_some())
-            .map(|s| s.info.server_id.clone())
-            .collect();
-        Ok(DirectSink {
-            uploader,
-            node,
-            coding,
-            servers,
-        })
+        Ok(DirectSink { uploader, node })
     }
 }
 
@@ -193,8 +191,7 @@ impl DirectSink {
 impl UploadSink for DirectSink {
     async fn upload_file(
         &self,
-        budget: &BudgetHandle,
-        progress: &ProgressSink,
+        ctx: &TaskContext,
         path: &Path,
         stat: &FileStat,
     ) -> Result<UploadOutcome, SinkError> {
@@ -212,21 +209,11 @@ impl UploadSink for DirectSink {
                 ))))
             }
         };
-        // The budget admits the share bytes this file will send before they go: the job's and
-        // the total limits by share bytes, each server's by its even share of them (the
-        // placement is the uploader's, so an even spread is the estimate, as for the node).
-        if stat.size > tahoe_jobs_lafs::chk::LIT_SIZE_THRESHOLD {
-            let mut left = stat.size;
-            while left > 0 {
-                let n = left.min(16 * CHUNK as u64);
-                let mut request = ByteRequest::upload(wire_bytes(n, self.coding));
-                request.destinations = spread_evenly(n, self.coding, &self.servers);
-                budget.cpu_checkpoint().await;
-                budget.acquire(request).await;
-                left -= n;
-            }
-        }
-        let uploaded = match self.uploader.upload_open_file(&file).await {
+        let pacer = BudgetPacer {
+            ctx,
+            progress: true,
+        };
+        let uploaded = match self.uploader.upload_open_file_paced(&file, &pacer).await {
             Ok(uploaded) => uploaded,
             Err(UploadError::Encoding(ChkError::ContentChanged)) => {
                 return Ok(UploadOutcome::Shrunk)
@@ -234,7 +221,6 @@ impl UploadSink for DirectSink {
             Err(UploadError::Encoding(ChkError::Io(e))) => return Ok(UploadOutcome::Unreadable(e)),
             Err(e) => return Err(e.into()),
         };
-        progress.add("bytes_uploaded", stat.size);
         let changed = match std::fs::symlink_metadata(path) {
             Ok(m) => !FileStat::from_metadata(&m).same_content_as(stat),
             Err(_) => true,
@@ -247,6 +233,7 @@ impl UploadSink for DirectSink {
 
     async fn mkdir_immutable(
         &self,
+        ctx: &TaskContext,
         children: &[(String, Kid)],
     ) -> Result<(Cap, Vec<LostName>), SinkError> {
         // The body is written child by child: a wide directory's children are already held once
@@ -261,7 +248,15 @@ impl UploadSink for DirectSink {
             // Metadata the packer cannot write as the node would: let the node do it.
             None => return node_mkdir(&self.node, children).await,
         };
-        match self.uploader.upload_directory_body(&body).await {
+        let pacer = BudgetPacer {
+            ctx,
+            progress: false,
+        };
+        match self
+            .uploader
+            .upload_directory_body_paced(&body, &pacer)
+            .await
+        {
             Ok(uploaded) => Ok((Cap::new(uploaded.cap), Vec::new())),
             Err(e) => Err(e.into()),
         }
@@ -269,6 +264,34 @@ impl UploadSink for DirectSink {
 
     fn name(&self) -> &'static str {
         "direct"
+    }
+}
+
+/// Paces a direct upload by the job's budget: each share write is a [`ByteRequest`] for
+/// exactly its bytes, charged to the server that receives them (the job's, that server's and
+/// the total limit), and each segment passes the CPU governor first. A stop signal ends the
+/// wait at once and the upload with it ([`UploadError::Stopped`]).
+struct BudgetPacer<'a> {
+    ctx: &'a TaskContext,
+    /// Whether the file's bytes count as `bytes_uploaded` (files do, directories do not, as
+    /// through the node).
+    progress: bool,
+}
+
+impl Pacer for BudgetPacer<'_> {
+    fn before_write<'b>(&'b self, write: ShareWrite<'b>) -> Pace<'b> {
+        let request = ByteRequest::direct_upload(write.server_id, write.bytes);
+        Box::pin(async move { self.ctx.acquire(request).await.map_err(|_| StopUpload) })
+    }
+
+    fn before_segment(&self, _segnum: u64, _segments: u64) -> Pace<'_> {
+        Box::pin(async move { self.ctx.cpu_checkpoint().await.map_err(|_| StopUpload) })
+    }
+
+    fn segment_sent(&self, plaintext: u64) {
+        if self.progress {
+            self.ctx.progress().add(counter::BYTES_UPLOADED, plaintext);
+        }
     }
 }
 

@@ -566,9 +566,9 @@ async fn upload_or_check(sh: &Shared, entry: &Entry, decision: Decision) -> Chil
         .set_current(Some(entry.path.display().to_string()));
     let outcome = sh
         .sink
-        .upload_file(sh.ctx.budget(), sh.ctx.progress(), &entry.path, &entry.stat)
+        .upload_file(&sh.ctx, &entry.path, &entry.stat)
         .await
-        .map_err(|e| sh.fail(sink_error(format!("uploading {}", quote(&entry.path)), e)))?;
+        .map_err(|e| sink_halt(sh, || format!("uploading {}", quote(&entry.path)), e))?;
     sh.update_rate();
     match outcome {
         UploadOutcome::Uploaded { cap, changed } => {
@@ -737,6 +737,16 @@ pub(super) fn lost_children(children: &[(String, Kid)], listing: &DirListing) ->
     lost
 }
 
+/// How a sink's error halts the run: a stop ends it as stopped (nothing is recorded for the
+/// object), anything else fails it, saying what was being done.
+fn sink_halt(sh: &Shared, during: impl FnOnce() -> String, e: SinkError) -> Halt {
+    if e.is_stopped() {
+        Halt::Stopped
+    } else {
+        sh.fail(sink_error(during(), e))
+    }
+}
+
 /// A sink's failure as the run's error, saying what was being done.
 fn sink_error(during: String, e: SinkError) -> BackupError {
     match e {
@@ -767,12 +777,17 @@ async fn create_dir(
             _ => {}
         }
     }
-    let (cap, lost) = sh.sink.mkdir_immutable(&children).await.map_err(|e| {
-        sh.fail(sink_error(
-            format!("creating the directory for {}", quote(path)),
-            e,
-        ))
-    })?;
+    let (cap, lost) = sh
+        .sink
+        .mkdir_immutable(&sh.ctx, &children)
+        .await
+        .map_err(|e| {
+            sink_halt(
+                sh,
+                || format!("creating the directory for {}", quote(path)),
+                e,
+            )
+        })?;
     sh.db
         .record_dir(&hash, &cap, sh.now(), &lost)
         .map_err(|e| sh.fail(e))?;
