@@ -5,11 +5,18 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{mpsc, Arc, Mutex};
 
+use tahoe_jobs_engine::{BudgetGate, BudgetHandle, ByteRequest, StopReason, StopSignal};
+use tahoe_jobs_tasks::backup::{open_backupdb, run_backup, BackupOptions, RunEnd};
+
+use crate::support::backup_run::{backup_params, task_context};
 use crate::support::files::{assert_same_tree, seeded_bytes, tree_of, write_file};
-use crate::support::node::{ls_json, node_counter, restore};
+use crate::support::node::{latest_cap, ls_json, node_counter, restore};
+use crate::support::process::runtime;
 use crate::support::process::{lossy_text, os, tahoe_jobs_command, wait_for_the_next_second};
-use crate::support::{Grid, GridSpec};
+use crate::support::shares::stored_share_bytes;
+use crate::support::{shared_grid, Grid, GridSpec};
 
 fn sample_tree(root: &Path) {
     write_file(&root.join("top.txt"), b"top level\n");
@@ -100,4 +107,157 @@ fn direct_backup_restores_and_converges_with_tahoe_backup() {
             .collect::<Vec<_>>()
     );
     assert_same_tree(&restore(&grid, target, tmp.path()), &tree_of(&src));
+}
+
+type GateFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+
+/// A budget that admits `admit` requests (recording them), then says so on `held` and holds
+/// every later request until the run is stopped.
+struct Holding {
+    admit: usize,
+    admitted: Mutex<Vec<ByteRequest>>,
+    held: Mutex<Option<mpsc::Sender<()>>>,
+}
+
+// Written out as `#[async_trait]` expands it (this crate does not depend on async-trait).
+impl BudgetGate for Holding {
+    fn acquire<'a, 'b, 'c>(&'a self, _job: &'b str, request: ByteRequest) -> GateFuture<'c>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        let mut admitted = self.admitted.lock().unwrap();
+        if admitted.len() < self.admit {
+            admitted.push(request);
+            return Box::pin(async {});
+        }
+        if let Some(held) = self.held.lock().unwrap().take() {
+            let _ = held.send(());
+        }
+        Box::pin(std::future::pending())
+    }
+
+    fn cpu_checkpoint<'a, 'b, 'c>(&'a self, _job: &'b str) -> GateFuture<'c>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        Box::pin(async {})
+    }
+}
+
+/// A stop while a large file's direct upload waits for the budget ends the run at once with
+/// nothing recorded for the file and its shares left unfinished on the server; the next run
+/// uploads the file again, claims those shares and sends only what they lack: every request
+/// of both runs is one share write to the one server, and together they add up to the share
+/// (plus one header rewrite to claim it) and the new directory.
+#[test]
+fn a_direct_backup_stopped_mid_file_sends_only_the_rest_next_time() {
+    let grid = shared_grid();
+    let alias = format!("bdstop{}", std::process::id());
+    grid.create_alias(&alias);
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    // Five segments of 1 MiB (1-of-1: one block per segment, one write each).
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    write_file(
+        &src.join("big.bin"),
+        &seeded_bytes(nanos, 4 * 1024 * 1024 + 5),
+    );
+    let mut params = backup_params(&src, &alias, "b", 2);
+    params.data_path = tahoe_jobs_tasks::DataPath::Direct;
+    let db_dir = tmp.path().join("db");
+    let server = grid.server_id(0).to_string();
+    let run = |gate: Arc<Holding>, stop: StopSignal| {
+        let store = open_backupdb(&db_dir, &params.target).unwrap();
+        let ctx = task_context(
+            "backup.stop",
+            store,
+            stop,
+            BudgetHandle::new("backup.stop", gate),
+        );
+        let end = runtime().block_on(run_backup(
+            grid.node_dir(),
+            &params,
+            &BackupOptions::default(),
+            &ctx,
+        ));
+        (end.expect("the run fails"), ctx)
+    };
+
+    // Run 1: header and blocks 0 and 1 go; the wait for block 2 is cut short by a stop.
+    let (held_tx, held_rx) = mpsc::channel();
+    let first = Arc::new(Holding {
+        admit: 2,
+        admitted: Mutex::new(Vec::new()),
+        held: Mutex::new(Some(held_tx)),
+    });
+    let stop = StopSignal::new();
+    let stopper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            held_rx
+                .recv()
+                .expect("the upload never waited for the budget");
+            stop.stop(StopReason::Paused);
+        })
+    };
+    let (end, ctx) = run(first.clone(), stop);
+    stopper.join().unwrap();
+    let RunEnd::Stopped(summary) = end else {
+        panic!("the stopped run ended as {end:?}");
+    };
+    assert_eq!(summary.files_uploaded, 0);
+    // Progress counted the two segments that went, not the file.
+    assert_eq!(ctx.progress().get("bytes_uploaded"), 2 * 1024 * 1024);
+    drop(ctx); // and with it the backupdb, which the next run opens
+    let admitted = first.admitted.lock().unwrap().clone();
+    for r in &admitted {
+        assert_eq!(r.destinations, vec![(server.clone(), r.bytes)], "{r:?}");
+        assert!(r.direct, "{r:?}");
+    }
+    let sent_first: u64 = admitted.iter().map(|r| r.bytes).sum();
+    assert!(
+        latest_cap(grid, &format!("{alias}:b")).is_none(),
+        "nothing is linked"
+    );
+
+    // Run 2: the file is not in the backupdb, so it is uploaded, continuing the share.
+    let second = Arc::new(Holding {
+        admit: usize::MAX,
+        admitted: Mutex::new(Vec::new()),
+        held: Mutex::new(None),
+    });
+    let (end, _) = run(second.clone(), StopSignal::new());
+    let RunEnd::Completed(summary) = end else {
+        panic!("the second run ended as {end:?}");
+    };
+    assert_eq!((summary.files_uploaded, summary.files_reused), (1, 0));
+    let admitted = second.admitted.lock().unwrap().clone();
+    assert!(admitted
+        .iter()
+        .all(|r| r.direct && r.destinations == vec![(server.clone(), r.bytes)]));
+    let claim = admitted[0].bytes;
+    assert!(
+        claim < 100,
+        "the first write claims the share with its header: {claim}"
+    );
+    let sent_second: u64 = admitted.iter().map(|r| r.bytes).sum();
+    let latest = latest_cap(grid, &format!("{alias}:b")).expect("Latest is linked");
+    let listing = ls_json(grid, &format!("{alias}:b/Latest"));
+    let file_cap = listing[1]["children"]["big.bin"][1]["ro_uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stored = |cap: &str| stored_share_bytes(grid, cap)[&server];
+    assert_eq!(
+        sent_second,
+        stored(&file_cap) - sent_first + claim + stored(&latest),
+        "the second run sent more than what the first left missing (and the directory)"
+    );
 }
