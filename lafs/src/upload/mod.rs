@@ -11,7 +11,14 @@
 //!
 //! A server lost while writing is dropped with its shares; the upload goes on while the rest
 //! stays happy, and fails (aborting every unfinished share) when it does not.
+//!
+//! - [`partial`]: the record of partial shares an uploader keeps when given one
+//!   ([`Uploader::with_partial_shares`]): a stopped upload leaves its shares there, and
+//!   [`keepalive`] keeps them alive on the servers until the upload resumes. A share a server
+//!   dropped anyway is allocated again from scratch ([`Uploaded::shares_restarted`]).
 
+pub mod keepalive;
+pub mod partial;
 pub mod placement;
 mod select;
 mod stream;
@@ -19,7 +26,7 @@ mod stream;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::chk::{ChkError, EncodingParams};
 use crate::dirnode::{pack_immutable_children, DirnodeError, ImmutableChild};
@@ -84,6 +91,9 @@ pub struct Uploaded {
     pub bytes_sent: u64,
     /// Servers of happiness reached.
     pub happiness: usize,
+    /// Shares a server had dropped while partial (restarted, or its idle limit passed while
+    /// the upload was stopped), written again from the start.
+    pub shares_restarted: usize,
 }
 
 impl fmt::Debug for Uploaded {
@@ -94,6 +104,7 @@ impl fmt::Debug for Uploaded {
             .field("shares_existing", &self.shares_existing)
             .field("bytes_sent", &self.bytes_sent)
             .field("happiness", &self.happiness)
+            .field("shares_restarted", &self.shares_restarted)
             .finish()
     }
 }
@@ -134,6 +145,8 @@ pub struct Uploader {
     params: EncodingParams,
     happy: usize,
     versions: Mutex<HashMap<String, Option<u64>>>,
+    /// Where partial shares are recorded for the keeper, if anywhere.
+    partial: Option<Arc<partial::PartialShares>>,
 }
 
 impl fmt::Debug for Uploader {
@@ -173,7 +186,16 @@ impl Uploader {
             params,
             happy,
             versions: Mutex::new(HashMap::new()),
+            partial: None,
         }
+    }
+
+    /// The same uploader, recording its partial shares in `shares` (shared with a
+    /// [`keepalive::Keeper`] and with later uploaders, so that a stopped upload's shares are
+    /// kept alive until the next one continues them).
+    pub fn with_partial_shares(mut self, shares: Arc<partial::PartialShares>) -> Uploader {
+        self.partial = Some(shares);
+        self
     }
 
     /// True when at least one server speaks the storage protocol.
