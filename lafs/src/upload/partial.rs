@@ -110,6 +110,8 @@ struct Entry {
     times: ShareTimes,
     /// The server said the share is gone (or it was unreachable past its idle limit).
     dropped: bool,
+    /// Writes the uploads made to it (allocation not counted).
+    upload_writes: u64,
 }
 
 /// A partial share as the record sees it (no secret).
@@ -121,6 +123,8 @@ pub struct PartialShareState {
     pub times: ShareTimes,
     /// The keeper found it gone.
     pub dropped: bool,
+    /// Writes the uploads made to it since it was allocated (the keeper's not counted).
+    pub upload_writes: u64,
 }
 
 /// The partial shares of this process's uploads. Share one between the uploads of a node
@@ -171,6 +175,7 @@ impl PartialShares {
                 key: key.clone(),
                 times: e.times,
                 dropped: e.dropped,
+                upload_writes: e.upload_writes,
             })
             .collect();
         all.sort_by(|a, b| a.key.cmp(&b.key));
@@ -195,6 +200,7 @@ impl PartialShares {
                     target,
                     times: ShareTimes::written(now),
                     dropped: false,
+                    upload_writes: 0,
                 },
             )
             .is_some();
@@ -207,6 +213,7 @@ impl PartialShares {
         if let Some(e) = self.lock().get_mut(key) {
             e.times = ShareTimes::written(now);
             e.dropped = false;
+            e.upload_writes += 1;
         }
         self.bump();
     }
