@@ -8,6 +8,7 @@ mod doctor;
 mod grid_smoke;
 mod hooks;
 mod hostile;
+mod keepalive;
 mod lafs_encoding;
 mod lafs_storage;
 mod lafs_upload;

@@ -27,7 +27,7 @@ use crate::support::{shared_grid, Grid, GridSpec};
 const MIB: usize = 1024 * 1024;
 
 /// An uploader with the client node's secrets and the grid's k/N, asking for `happy`.
-fn uploader(grid: &Grid, happy: usize) -> Uploader {
+pub(crate) fn uploader(grid: &Grid, happy: usize) -> Uploader {
     let servers = load_servers(grid.node_dir()).expect("the client's server files");
     let storage = StorageGrid::new(&servers, Timeouts::default()).expect("storage clients");
     let spec = grid.spec();
@@ -45,7 +45,7 @@ fn uploader(grid: &Grid, happy: usize) -> Uploader {
 }
 
 /// Bytes no earlier run of this test uploaded to the same grid.
-fn fresh_bytes(tag: u64, len: usize) -> Vec<u8> {
+pub(crate) fn fresh_bytes(tag: u64, len: usize) -> Vec<u8> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -64,7 +64,7 @@ fn tahoe_put(grid: &Grid, data: &[u8]) -> String {
 }
 
 /// `tahoe check --verify CAP` says healthy, and `tahoe get CAP` returns `data`.
-fn assert_verified_and_readable(grid: &Grid, cap: &str, data: &[u8]) {
+pub(crate) fn assert_verified_and_readable(grid: &Grid, cap: &str, data: &[u8]) {
     let check = grid.tahoe(["check", "--verify", cap]);
     let report = String::from_utf8_lossy(&check.stdout);
     assert!(

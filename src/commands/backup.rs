@@ -106,6 +106,7 @@ pub fn run(global: &GlobalArgs, args: &BackupArgs) -> anyhow::Result<i32> {
             verbose: args.verbose,
         }),
         client,
+        ..BackupOptions::default()
     };
     let summary = block_on(backup_once(&node_dir, &params, tree, &options))??;
     let mut lines = vec![summary.summary_line()];

@@ -325,6 +325,7 @@ fn counter_label(name: &str) -> (String, bool) {
         "dirs_checked" => "Directories re-checked",
         "bytes_seen" => "Bytes seen",
         "bytes_uploaded" => "Bytes uploaded",
+        "shares_restarted" => "Partial shares sent again (dropped by a server)",
         "objects_checked" => "Objects checked",
         "objects_healthy" | "healthy" => "Healthy",
         "objects_unhealthy" | "unhealthy" => "Unhealthy",

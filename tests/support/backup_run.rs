@@ -139,6 +139,7 @@ pub fn observed_backup_with(
     let options = BackupOptions {
         observer: warnings.clone(),
         client,
+        ..BackupOptions::default()
     };
     let ctx = task_context("backup.hostile", store, StopSignal::new(), budget);
     let end = runtime().block_on(async {

@@ -15,8 +15,15 @@
 //! Every share write first awaits the upload's [`Pacer`] (`pace`), with the server and the
 //! exact bytes: budgets live with the caller. A pacer that says stop ends the upload with
 //! [`UploadError::Stopped`] and aborts nothing, so the next upload of the file continues it.
+//!
+//! - [`partial`]: the record of partial shares an uploader keeps when given one
+//!   ([`Uploader::with_partial_shares`]): a stopped upload leaves its shares there, and
+//!   [`keepalive`] keeps them alive on the servers until the upload resumes. A share a server
+//!   dropped anyway is allocated again from scratch ([`Uploaded::shares_restarted`]).
 
+pub mod keepalive;
 pub mod pace;
+pub mod partial;
 pub mod placement;
 mod select;
 mod stream;
@@ -26,7 +33,7 @@ pub use pace::{NoPacing, Pace, Pacer, ShareWrite, StopUpload};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::chk::{ChkError, EncodingParams};
 use crate::dirnode::{pack_immutable_children, DirnodeError, ImmutableChild};
@@ -99,6 +106,9 @@ pub struct Uploaded {
     pub bytes_sent: u64,
     /// Servers of happiness reached.
     pub happiness: usize,
+    /// Shares a server had dropped while partial (restarted, or its idle limit passed while
+    /// the upload was stopped), written again from the start.
+    pub shares_restarted: usize,
 }
 
 impl fmt::Debug for Uploaded {
@@ -109,6 +119,7 @@ impl fmt::Debug for Uploaded {
             .field("shares_existing", &self.shares_existing)
             .field("bytes_sent", &self.bytes_sent)
             .field("happiness", &self.happiness)
+            .field("shares_restarted", &self.shares_restarted)
             .finish()
     }
 }
@@ -149,6 +160,8 @@ pub struct Uploader {
     params: EncodingParams,
     happy: usize,
     versions: Mutex<HashMap<String, Option<u64>>>,
+    /// Where partial shares are recorded for the keeper, if anywhere.
+    partial: Option<Arc<partial::PartialShares>>,
 }
 
 impl fmt::Debug for Uploader {
@@ -188,7 +201,16 @@ impl Uploader {
             params,
             happy,
             versions: Mutex::new(HashMap::new()),
+            partial: None,
         }
+    }
+
+    /// The same uploader, recording its partial shares in `shares` (shared with a
+    /// [`keepalive::Keeper`] and with later uploaders, so that a stopped upload's shares are
+    /// kept alive until the next one continues them).
+    pub fn with_partial_shares(mut self, shares: Arc<partial::PartialShares>) -> Uploader {
+        self.partial = Some(shares);
+        self
     }
 
     /// True when at least one server speaks the storage protocol.

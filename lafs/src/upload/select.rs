@@ -19,13 +19,14 @@ use crate::cap::StorageIndex;
 use crate::grid::GridServer;
 use crate::lease::LeaseSecrets;
 use crate::storage::{StorageClient, StorageError, UploadSecret};
+use crate::upload::partial::{KeepAliveTarget, ShareKey};
 
 /// One server taking part in an upload.
 #[derive(Debug)]
 pub(crate) struct Shareholder {
     pub client: StorageClient,
     pub name: String,
-    /// The server's id, for the pacer.
+    /// The server's id, for the pacer and the partial-share record.
     pub server_id: String,
     pub upload_secret: UploadSecret,
     /// Shares allocated to us on it: to write.
@@ -44,6 +45,9 @@ pub(crate) struct Selection {
     pub happiness: usize,
     /// Bytes sent by the header rewrites that claimed an interrupted upload's shares.
     pub claim_bytes: u64,
+    /// Allocated shares the partial-share record held: partial shares of a stopped upload
+    /// that their server dropped, now written again from the start.
+    pub restarted: usize,
 }
 
 impl Selection {
@@ -157,6 +161,7 @@ impl Uploader {
         }
 
         // Place, allocate, and place again what was refused, while that makes progress.
+        let mut restarted = 0;
         loop {
             let candidates: Vec<Candidate> = probes
                 .iter()
@@ -197,6 +202,9 @@ impl Uploader {
                 let p = &mut probes[i];
                 match result {
                     Ok(allocation) => {
+                        for &shnum in &allocation.allocated {
+                            restarted += usize::from(self.record_partial(si, p, shnum, header));
+                        }
                         p.allocated.extend(&allocation.allocated);
                         p.already_have.extend(&allocation.already_have);
                         unplaced.extend(
@@ -257,6 +265,7 @@ impl Uploader {
                             "continuing an interrupted upload of share {shnum} on {}",
                             p.server.info.display_name()
                         );
+                        self.record_partial(si, p, shnum, &header);
                         p.allocated.insert(shnum);
                         p.required.insert(shnum, progress.required);
                     }
@@ -285,10 +294,12 @@ impl Uploader {
             holders,
             happiness: 0,
             claim_bytes,
+            restarted,
         };
         selection.happiness = selection.happiness_without(&BTreeSet::new());
         if selection.happiness < self.happy {
             selection.abort(si, &BTreeSet::new()).await;
+            self.forget_partial(si, &selection);
             return Err(UploadError::NotEnoughServers {
                 message: failure_message(
                     selection.holders.len(),
@@ -303,6 +314,47 @@ impl Uploader {
             tracing::debug!("a server left out of an upload: {e}");
         }
         Ok(selection)
+    }
+
+    /// Records share `shnum` of `si`, just allocated on (or taken over from) `p`'s server, in
+    /// the partial-share record if there is one: its keep-alive write is the share's first
+    /// byte, the first byte of `header`. True when the record held it already.
+    fn record_partial(&self, si: &StorageIndex, p: &Probe, shnum: u16, header: &[u8]) -> bool {
+        let Some(partial) = &self.partial else {
+            return false;
+        };
+        partial.allocated(
+            KeepAliveTarget {
+                key: ShareKey {
+                    server_id: p.server.info.server_id.clone(),
+                    storage_index: *si,
+                    shnum,
+                },
+                server: p.server.info.display_name(),
+                client: p.client.clone(),
+                upload_secret: p.upload_secret.clone(),
+                offset: 0,
+                data: Bytes::copy_from_slice(&header[..1]),
+            },
+            tokio::time::Instant::now(),
+        )
+    }
+
+    /// Takes every share `selection` allocated out of the partial-share record: the upload is
+    /// over (complete, aborted or failed), so none is left for the keeper.
+    pub(crate) fn forget_partial(&self, si: &StorageIndex, selection: &Selection) {
+        let Some(partial) = &self.partial else {
+            return;
+        };
+        for h in &selection.holders {
+            for &shnum in &h.allocated {
+                partial.remove(&ShareKey {
+                    server_id: h.server_id.clone(),
+                    storage_index: *si,
+                    shnum,
+                });
+            }
+        }
     }
 
     /// The largest share `server` accepts (its free space), asked once per uploader.

@@ -18,6 +18,7 @@ use super::{Source, UploadError, Uploaded, Uploader};
 use crate::cap::StorageIndex;
 use crate::chk::{lit_cap, ChkEncoder, ChkError, ConvergentKeyHasher, LIT_SIZE_THRESHOLD};
 use crate::storage::WriteProgress;
+use crate::upload::partial::{PartialShares, ShareKey};
 
 /// Reads the source in order, one piece at a time.
 enum Reader<'a> {
@@ -109,6 +110,7 @@ impl Uploader {
                 shares_existing: 0,
                 bytes_sent: 0,
                 happiness: 0,
+                shares_restarted: 0,
             });
         }
         let convergence = &self.convergence.0;
@@ -122,32 +124,58 @@ impl Uploader {
         reader.expect_end().await?;
         let key = hasher.finish();
 
-        let encoder = ChkEncoder::convergent(key, convergence, &self.params, size)?;
-        let si = StorageIndex(encoder.storage_index());
-        let layout = encoder.layout();
-        let selection = self
-            .select(&si, layout.allocated_size(), &layout.header(), pacer)
-            .await?;
+        let mut restarted = 0;
+        let mut bytes_sent = 0;
+        let mut retried = false;
+        loop {
+            let encoder = ChkEncoder::convergent(key, convergence, &self.params, size)?;
+            let si = StorageIndex(encoder.storage_index());
+            let layout = encoder.layout();
+            let selection = self
+                .select(&si, layout.allocated_size(), &layout.header(), pacer)
+                .await?;
+            restarted += selection.restarted;
 
-        // The encoding pass; whatever fails in it leaves no allocation behind, but a stop
-        // leaves the shares begun for the next upload to continue.
-        let mut sender = Sender::new(&selection, &si, self.happy, self.params.needed, pacer);
-        let cap = match encode_and_send(&source, encoder, &mut sender).await {
-            Ok(cap) => cap,
-            Err(UploadError::Stopped) => return Err(UploadError::Stopped),
-            Err(e) => {
-                selection.abort(&si, &sender.lost).await;
-                return Err(e);
-            }
-        };
-        let (shares_written, shares_existing) = sender.counts();
-        Ok(Uploaded {
-            cap,
-            shares_written,
-            shares_existing,
-            bytes_sent: sender.bytes_sent,
-            happiness: selection.happiness_without(&sender.lost),
-        })
+            // The encoding pass; whatever fails in it leaves no allocation behind, but a stop
+            // leaves the shares begun (in the partial-share record, for the keeper) for the
+            // next upload to continue.
+            let mut sender = Sender::new(&selection, &si, self.happy, self.params.needed, pacer);
+            sender.partial = self.partial.as_deref();
+            let sent = encode_and_send(&source, encoder, &mut sender).await;
+            bytes_sent += sender.bytes_sent;
+            let cap = match sent {
+                Ok(cap) => cap,
+                Err(UploadError::Stopped) => return Err(UploadError::Stopped),
+                Err(e) => {
+                    selection.abort(&si, &sender.lost).await;
+                    self.forget_partial(&si, &selection);
+                    // A server that dropped a share mid-upload (it restarted, or the share sat
+                    // idle past its limit) holds none: once, start the upload again, which
+                    // allocates that share afresh.
+                    if sender.gone > 0 && !retried {
+                        tracing::info!(
+                            "{} partial share(s) of an upload were dropped by their server: \
+                             sending the file again",
+                            sender.gone
+                        );
+                        retried = true;
+                        restarted += sender.gone;
+                        continue;
+                    }
+                    return Err(e);
+                }
+            };
+            self.forget_partial(&si, &selection);
+            let (shares_written, shares_existing) = sender.counts();
+            return Ok(Uploaded {
+                cap,
+                shares_written,
+                shares_existing,
+                bytes_sent,
+                happiness: selection.happiness_without(&sender.lost),
+                shares_restarted: restarted,
+            });
+        }
     }
 }
 
@@ -224,6 +252,10 @@ struct Sender<'a> {
     bytes_sent: u64,
     /// Byte ranges still missing of shares an interrupted upload began (by holder and share).
     required: BTreeMap<(usize, u16), Vec<Range<u64>>>,
+    /// Told of every accepted write, for the keeper's schedule.
+    partial: Option<&'a PartialShares>,
+    /// Writes refused because the server holds no such upload (any more).
+    gone: usize,
 }
 
 impl<'a> Sender<'a> {
@@ -249,6 +281,8 @@ impl<'a> Sender<'a> {
                 .enumerate()
                 .flat_map(|(i, h)| h.required.iter().map(move |(&s, r)| ((i, s), r.clone())))
                 .collect(),
+            partial: None,
+            gone: 0,
         }
     }
 
@@ -314,6 +348,7 @@ impl<'a> Sender<'a> {
             match result {
                 Ok(WriteProgress { finished, required }) => {
                     self.bytes_sent += w.data.len() as u64;
+                    self.note_write(w, finished);
                     if let Some(known) = self.required.get_mut(&(w.holder, w.shnum)) {
                         known.clone_from(&required);
                     }
@@ -327,6 +362,9 @@ impl<'a> Sender<'a> {
                     }
                 }
                 Err(e) => {
+                    if e.status() == Some(404) {
+                        self.gone += 1;
+                    }
                     newly_lost |= self.lost.insert(w.holder);
                     self.failures.push(e.to_string());
                 }
@@ -350,6 +388,24 @@ impl<'a> Sender<'a> {
             self.failures.clear();
         }
         Ok(!writes.is_empty())
+    }
+
+    /// Tells the partial-share record of an accepted write: the share's idle timer restarted,
+    /// or the share is complete.
+    fn note_write(&self, w: &Write, finished: bool) {
+        let Some(partial) = self.partial else {
+            return;
+        };
+        let key = ShareKey {
+            server_id: self.selection.holders[w.holder].server_id.clone(),
+            storage_index: *self.si,
+            shnum: w.shnum,
+        };
+        if finished {
+            partial.remove(&key);
+        } else {
+            partial.upload_wrote(&key, tokio::time::Instant::now());
+        }
     }
 
     /// Shares written and shares found, on the holders still in.

@@ -7,6 +7,7 @@
 
 pub mod backupdb;
 pub mod excludes;
+pub mod keeper;
 pub mod layout;
 pub mod metadata;
 pub mod params;
@@ -27,6 +28,7 @@ use tahoe_jobs_engine::{Outcome, Task, TaskContext, TaskError};
 
 pub use backupdb::{BackupDb, DbError, LostName, RecheckPolicy, RunTotals};
 pub use excludes::{ExcludeFileError, Excludes, VCS_PATTERNS};
+pub use keeper::ShareKeeper;
 pub use params::{
     BackupParams, DEFAULT_CONCURRENCY, DEFAULT_RECHECK_AFTER, DEFAULT_RECHECK_ALL_AFTER,
 };
@@ -72,6 +74,9 @@ impl BackupObserver for Silent {}
 pub struct BackupOptions {
     pub client: ClientOptions,
     pub observer: Arc<dyn BackupObserver>,
+    /// Keeps the partial shares of a run stopped mid-file alive until the next run (the
+    /// daemon's, shared by its runs); `None` for a one-shot run, which nothing follows.
+    pub keeper: Option<ShareKeeper>,
 }
 
 impl Default for BackupOptions {
@@ -79,6 +84,7 @@ impl Default for BackupOptions {
         BackupOptions {
             client: ClientOptions::default(),
             observer: Arc::new(Silent),
+            keeper: None,
         }
     }
 }
@@ -87,6 +93,7 @@ impl std::fmt::Debug for BackupOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BackupOptions")
             .field("client", &self.client)
+            .field("keeper", &self.keeper)
             .finish_non_exhaustive()
     }
 }
@@ -207,15 +214,20 @@ impl Task for BackupTask {
 }
 
 /// Registers the `backup` task type. Each task takes the client options `client` holds when
-/// it is built, so a reloaded `[jobs] node.timeout` applies from the next run on.
+/// it is built, so a reloaded `[jobs] node.timeout` applies from the next run on. Every task
+/// shares one [`ShareKeeper`] for `node_dir`: a run stopped mid-file leaves its partial shares
+/// to it, and it keeps them alive on the servers until the next run continues them.
 pub fn register(
     registry: &mut tahoe_jobs_engine::Registry,
     node_dir: &Path,
     client: SharedClientOptions,
 ) {
     let node_dir = node_dir.to_path_buf();
+    let keeper = ShareKeeper::new();
     registry.register("backup", move |job, _: &BackupParams| {
-        Ok(Box::new(BackupTask::from_job(&node_dir, job, client.get())?) as Box<dyn Task>)
+        let mut task = BackupTask::from_job(&node_dir, job, client.get())?;
+        task.options.keeper = Some(keeper.clone());
+        Ok(Box::new(task) as Box<dyn Task>)
     });
 }
 

@@ -30,6 +30,7 @@ use tahoe_jobs_lafs::upload::{
 };
 
 use super::backupdb::LostName;
+use super::keeper::ShareKeeper;
 use super::metadata::FileStat;
 use super::summary::counter;
 use super::tree::{lost_children, may_collide, Kid};
@@ -84,12 +85,13 @@ pub(crate) fn choose(
     wanted: DataPath,
     node_dir: &Path,
     client: &TahoeClient,
+    keeper: Option<&ShareKeeper>,
 ) -> Arc<dyn UploadSink> {
     let node = || Arc::new(NodeSink(client.clone())) as Arc<dyn UploadSink>;
     match wanted {
         DataPath::Node => node(),
         DataPath::Direct => match DirectSink::new(node_dir, client.clone()) {
-            Ok(direct) => Arc::new(direct),
+            Ok(direct) => Arc::new(direct.keeping(keeper)),
             Err(reason) => {
                 tracing::warn!(
                     "data_path = direct, but {reason}: uploading through the node for this run"
@@ -185,6 +187,19 @@ impl DirectSink {
         let uploader = Uploader::new(&grid, lease, convergence, params, encoding.happy as usize);
         Ok(DirectSink { uploader, node })
     }
+
+    /// The same sink, leaving the partial shares of files it is stopped in to `keeper` (and
+    /// starting its keep-alive loop if it does not run yet).
+    pub(crate) fn keeping(self, keeper: Option<&ShareKeeper>) -> DirectSink {
+        let Some(keeper) = keeper else {
+            return self;
+        };
+        keeper.ensure_running();
+        DirectSink {
+            uploader: self.uploader.with_partial_shares(keeper.shares().clone()),
+            ..self
+        }
+    }
 }
 
 #[async_trait]
@@ -221,6 +236,18 @@ impl UploadSink for DirectSink {
             Err(UploadError::Encoding(ChkError::Io(e))) => return Ok(UploadOutcome::Unreadable(e)),
             Err(e) => return Err(e.into()),
         };
+        if uploaded.shares_restarted > 0 {
+            tracing::info!(
+                "{} partial share(s) of {} had been dropped by their storage server: sent \
+                 again from the start",
+                uploaded.shares_restarted,
+                path.display()
+            );
+            ctx.progress().add(
+                super::summary::counter::SHARES_RESTARTED,
+                uploaded.shares_restarted as u64,
+            );
+        }
         let changed = match std::fs::symlink_metadata(path) {
             Ok(m) => !FileStat::from_metadata(&m).same_content_as(stat),
             Err(_) => true,

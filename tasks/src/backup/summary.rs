@@ -22,6 +22,9 @@ pub mod counter {
     pub const BYTES_SEEN: &str = "bytes_seen";
     /// Bytes sent to the node as file bodies.
     pub const BYTES_UPLOADED: &str = "bytes_uploaded";
+    /// Partial shares a storage server dropped (it restarted, or the share sat idle past its
+    /// limit) that a direct upload sent again from the start.
+    pub const SHARES_RESTARTED: &str = "shares_restarted";
     /// bytes_uploaded over the time spent so far.
     pub const UPLOAD_RATE: &str = "upload_bytes_per_second";
 }
