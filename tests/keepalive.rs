@@ -11,12 +11,17 @@
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tahoe_jobs_engine::{BudgetHandle, StopSignal};
+use tahoe_jobs_lafs::discovery::load_servers;
+use tahoe_jobs_lafs::lease::ClientLeaseSecrets;
+use tahoe_jobs_lafs::storage::{StorageClient, Timeouts};
 use tahoe_jobs_lafs::upload::keepalive::{KeepAlivePolicy, Keeper, StorageKeepAlive};
 use tahoe_jobs_lafs::upload::partial::{PartialShareState, PartialShares};
+use tahoe_jobs_lafs::upload::upload_secret_for;
 use tahoe_jobs_tasks::backup::{open_backupdb, run_backup, BackupOptions, RunEnd, ShareKeeper};
 use tahoe_jobs_tasks::DataPath;
 use tokio::time::Instant;
@@ -32,28 +37,37 @@ const MIB: usize = 1024 * 1024;
 /// Past the keep-alive interval (25 minutes) and before the server's limit (30).
 const KEEP_ALIVE_DUE: Duration = Duration::from_secs(26 * 60);
 
-/// Runs `work` until the record holds `count` shares that their upload has written to, then
-/// drops it; panics if it ends first.
-async fn stop_after_first_writes<T>(
+/// Until the record holds `count` shares that their upload has written to.
+async fn first_writes(shares: &PartialShares, count: usize) {
+    let mut changes = shares.subscribe();
+    loop {
+        let states = shares.shares();
+        if states.len() == count && states.iter().all(|s| s.upload_writes > 0) {
+            return;
+        }
+        changes.changed().await.expect("the record lives");
+    }
+}
+
+/// Polls `work` until the record holds `count` shares that their upload has written to, and
+/// no further; panics if it ends first.
+async fn pause_after_first_writes<F: Future>(
     shares: &PartialShares,
     count: usize,
-    work: impl Future<Output = T>,
+    work: Pin<&mut F>,
 ) {
-    let written = async {
-        let mut changes = shares.subscribe();
-        loop {
-            let states = shares.shares();
-            if states.len() == count && states.iter().all(|s| s.upload_writes > 0) {
-                return;
-            }
-            changes.changed().await.expect("the record lives");
-        }
-    };
     tokio::select! {
         biased;
-        () = written => {}
+        () = first_writes(shares, count) => {}
         _ = work => panic!("the upload ended before it could be stopped"),
     }
+}
+
+/// Runs `work` until the record holds `count` shares that their upload has written to, then
+/// drops it (a stop); panics if it ends first.
+async fn stop_after_first_writes<F: Future>(shares: &PartialShares, count: usize, work: F) {
+    let work = std::pin::pin!(work);
+    pause_after_first_writes(shares, count, work).await;
 }
 
 /// Where server `i` keeps the partial share `state` while it is uploaded.
@@ -207,4 +221,44 @@ fn a_share_dropped_by_a_restarted_server_is_started_again_and_the_run_completes(
         .expect("big.bin in Latest")
         .to_string();
     assert_verified_and_readable(&grid, &cap, &data);
+}
+
+/// A share that disappears from its server in the middle of an upload (aborted behind the
+/// uploader's back, as the server's own idle timeout would): the next write is answered 404,
+/// and the upload allocates the share again and sends the file from the start, once.
+#[test]
+fn a_share_gone_in_the_middle_of_an_upload_is_sent_again() {
+    let grid = shared_grid();
+    let shares = Arc::new(PartialShares::new());
+    let uploader = uploader(grid, 1).with_partial_shares(shares.clone());
+    let data = fresh_bytes(142, 4 * MIB + 11);
+    let uploaded = runtime().block_on(async {
+        let mut upload = std::pin::pin!(uploader.upload_bytes(&data));
+        pause_after_first_writes(&shares, 1, upload.as_mut()).await;
+        let state = shares.shares().remove(0);
+
+        let servers = load_servers(grid.node_dir()).unwrap();
+        let server = &servers[0];
+        assert_eq!(server.server_id, state.key.server_id);
+        let client = StorageClient::new(&server.nurls[0], "test", Timeouts::default()).unwrap();
+        let lease = ClientLeaseSecrets::from_node_dir(grid.node_dir())
+            .unwrap()
+            .for_share(&state.key.storage_index, &server.lease_seed);
+        client
+            .abort_immutable(
+                &state.key.storage_index,
+                state.key.shnum,
+                &upload_secret_for(&lease),
+            )
+            .await
+            .expect("the partial share is aborted");
+        assert!(!incoming_file(grid, 0, &state).exists());
+
+        upload
+            .await
+            .expect("the upload starts the share again and completes")
+    });
+    assert_eq!((uploaded.shares_written, uploaded.shares_restarted), (1, 1));
+    assert!(shares.is_empty());
+    assert_verified_and_readable(grid, &uploaded.cap, &data);
 }
