@@ -31,8 +31,8 @@ pub struct ByteRequest {
     pub direction: Direction,
     /// Bytes the task itself sends or receives.
     pub bytes: u64,
-    /// Estimated bytes per destination (a storage server id) that follow from these bytes;
-    /// empty when unknown.
+    /// Bytes per destination (a storage server id) that follow from these bytes: estimates,
+    /// or exact with [`Self::direct`]; empty when unknown.
     pub destinations: Vec<(String, u64)>,
     /// The task sends these bytes to the destinations itself (a direct upload to a storage
     /// server), not through the node: the destination figures are exact, and the shaping

@@ -299,3 +299,71 @@ PY
     daemon_stop
     record "P7 two backup jobs ($n files of 1-4 KiB each) and a check job at once (load $l0 -> $(loadavg)): pause of backup.m1 took ${lat}s; daemon peak RSS ${rss} MB; $(tr '\n' ';' <"$BENCH/p7.txt")"
 }
+
+# B5: one large file (B5_SIZE, default 1G) backed up by a [backup] job under `tahoe-jobs run`
+# with a 2 MiB/s job upload limit, paused at a random moment (a random share of the file sent,
+# from the job's bytes_uploaded) and resumed. Its own grid (B5_GRID="N K H TOTAL", default
+# 1-of-1) with the counting relay in front of every storage node (GRID_RELAY_DELAY_MS=0): the
+# bytes every server received, framing included, over the share data the servers hold for the
+# file must stay at most 1.02 (resumed, not restarted; paced per write, so no burst is cut off).
+bench_b5() {
+    local size="${B5_SIZE:-1G}" grid spec l0 main_node="$NODE" main_url="$GRID_WEB_URL"
+    read -r -a spec <<<"${B5_GRID:-1 1 1 1}"
+    grid="$BENCH/grid-b5"
+    trap 'grid_stop "$BENCH/grid"; grid_stop "$BENCH/grid-b5"' EXIT
+    GRID_RELAY_DELAY_MS=0 grid_start "$grid" "${spec[@]}" >/dev/null
+    NODE="$GRID_CLIENT_DIR"
+    "$TAHOE" -d "$NODE" create-alias bj >/dev/null
+    rm -rf "$BENCH/tree-b5" && mkdir -p "$BENCH/tree-b5"
+    head -c "$size" /dev/urandom >"$BENCH/tree-b5/big.bin"
+    sync
+    local bytes
+    bytes=$(stat -c %s "$BENCH/tree-b5/big.bin")
+    # The relay's count of what the servers received, summed over servers.
+    relay_up() { "$PY" -c "import json, sys; print(sum(p['up'] for p in json.load(open(sys.argv[1]))['pairs'].values()))" "$GRID_RELAY_STATS"; }
+    printf '[backup.b5]\nsource = "%s"\ntarget = "bj:b5"\nfrequency = "1week"\nallowed_times = "none"\nbandwidth = "2MiB/s"\n' \
+        "$BENCH/tree-b5" >"$BENCH/daemon.toml"
+    rm -rf "$BENCH/daemon-state"
+    l0=$(loadavg)
+    local up0 at t0 lat up_paused times up1
+    up0=$(relay_up)
+    at=$("$PY" -c "import random; print(int($bytes * random.uniform(0.1, 0.9)))")
+    daemon_start
+    t0=$(date +%s.%N)
+    daemon_poll start backup.b5 "${DARGS[@]}"
+    daemon_poll until backup.b5 "${DARGS[@]}" bytes_uploaded "$at"
+    lat=$(daemon_poll pause backup.b5 "${DARGS[@]}")
+    up_paused=$(relay_up)
+    times=$(daemon_poll run backup.b5 "${DARGS[@]}")
+    local total
+    total=$("$PY" -c "print('%.1f' % ($(date +%s.%N) - $t0))")
+    daemon_stop
+    sleep 0.5 # the relay writes its stats within 0.2 s of the last byte
+    up1=$(relay_up)
+    # The share data the servers hold for the file: each share file less its 12-byte header
+    # and 72-byte leases, found by the file's storage index.
+    local shares
+    shares=$("$PY" - "$NODE" "$GRID_DIR" "${spec[0]}" "$TAHOE" <<'PY'
+import json, os, struct, subprocess, sys
+node, grid, n, tahoe = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+out = subprocess.run([tahoe, "-d", node, "ls", "--json", "bj:b5/Latest/big.bin"],
+                     capture_output=True, text=True, check=True).stdout
+cap = json.loads(out)[1]["ro_uri"]
+from allmydata import uri
+from allmydata.util import base32
+si = base32.b2a(uri.from_string(cap).get_storage_index()).decode()
+total = 0
+for i in range(n):
+    d = os.path.join(grid, "storage%d" % i, "storage", "shares", si[:2], si)
+    for name in os.listdir(d) if os.path.isdir(d) else []:
+        with open(os.path.join(d, name), "rb") as f:
+            data = f.read(12)
+            leases = struct.unpack(">L", data[8:12])[0]
+        total += os.path.getsize(os.path.join(d, name)) - 12 - 72 * leases
+print(total)
+PY
+)
+    record "B5 a $bytes-byte file, [backup] job under tahoe-jobs run, bandwidth = 2MiB/s, ${spec[1]}-of-${spec[3]} grid, paused at $at bytes_uploaded (pause took ${lat}s, servers had received $((up_paused - up0)) bytes) and resumed (load $l0 -> $(loadavg)): servers received $((up1 - up0)) bytes (relay count, HTTP and TLS included) for $shares bytes of share data: $("$PY" -c "print('%.4f' % (($up1 - $up0) / $shares))")x (target <= 1.02); $total s from start to completion, the resumed run ${times% *}s ($("$PY" -c "print('%.2f' % (($up1 - $up_paused) / 1048576 / ${times% *}))") MiB/s on the wire)"
+    grid_stop "$grid"
+    NODE="$main_node" GRID_WEB_URL="$main_url"
+}
