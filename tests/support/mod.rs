@@ -11,5 +11,6 @@ pub mod grid;
 pub mod node;
 pub mod process;
 pub mod receiver;
+pub mod relay;
 
 pub use grid::{http_client, shared_grid, Grid, GridSpec};

@@ -1,0 +1,290 @@
+//! Direct (node-less) uploads under faults, on real 3-of-5 grids (happy 4) whose storage nodes
+//! sit behind `scripts/lib/relay.py`, which counts the bytes each server receives:
+//!
+//! - `tahoe-jobs backup --data-path direct` of one large file killed with SIGKILL ten times at
+//!   different points, decided by the relay's byte counts, then run once more: the last run
+//!   completes at once, the servers received every byte of the shares once (plus what the kills
+//!   cut off in flight and the requests' framing, bounded below), stock `tahoe cp -r` restores
+//!   the file and `tahoe check --verify` finds it healthy;
+//! - a storage server killed while an upload writes to it: the upload completes on the other
+//!   four (happiness 4), and with two servers lost it fails with a clear "not enough storage
+//!   servers", links nothing and leaves no partial share behind;
+//! - a server whose disk is full (`[storage] reserved_space` above the free space): shares go to
+//!   the others, or, with two full, a clear error from the uploader and from `tahoe-jobs backup`.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+
+use tahoe_jobs_lafs::base32;
+use tahoe_jobs_lafs::chk::{
+    convergent_key, encode_bytes, ChkEncoder, EncodingParams, DEFAULT_MAX_SEGMENT_SIZE,
+};
+
+use crate::support::files::{assert_same_tree, seeded_bytes, tree_of, write_file};
+use crate::support::node::{latest_cap, restore};
+use crate::support::process::{
+    describe_output, lossy_text, os, tahoe_jobs_command, wait_for_the_next_second,
+};
+use crate::support::{Grid, GridSpec};
+
+const MIB: usize = 1024 * 1024;
+
+const THREE_OF_FIVE: GridSpec = GridSpec {
+    storage_nodes: 5,
+    needed: 3,
+    happy: 4,
+    total: 5,
+};
+
+/// The relay's delay each way: every write round trip costs at least 2 x this, which spreads
+/// a segment-by-segment upload over time (it does not limit throughput).
+const RELAY_DELAY_MS: u32 = 50;
+
+/// The client node's convergence secret.
+fn convergence(grid: &Grid) -> Vec<u8> {
+    let text = std::fs::read_to_string(grid.node_dir().join("private/convergence")).unwrap();
+    base32::decode(text.trim()).unwrap()
+}
+
+/// The shares of `data` as the grid's client encodes them (header, blocks, trailer each).
+fn shares_of(grid: &Grid, data: &[u8]) -> Vec<Vec<u8>> {
+    let spec = grid.spec();
+    let params = EncodingParams {
+        needed: spec.needed as u16,
+        total: spec.total as u16,
+        max_segment_size: DEFAULT_MAX_SEGMENT_SIZE,
+    };
+    encode_bytes(data, &convergence(grid), &params).unwrap().1
+}
+
+/// The offsets in a share of `data` at which one write of the uploader ends: after the header
+/// and block 0, after each further block, and after the last block with the trailer.
+fn write_boundaries(grid: &Grid, data: &[u8]) -> Vec<u64> {
+    let spec = grid.spec();
+    let params = EncodingParams {
+        needed: spec.needed as u16,
+        total: spec.total as u16,
+        max_segment_size: DEFAULT_MAX_SEGMENT_SIZE,
+    };
+    let secret = convergence(grid);
+    let size = data.len() as u64;
+    let key = convergent_key(data, &secret, &params, size).unwrap();
+    let encoder = ChkEncoder::convergent(key, &secret, &params, size).unwrap();
+    let layout = encoder.layout();
+    let segments = encoder.plan().num_segments;
+    let mut ends: Vec<u64> = (1..segments).map(|s| layout.block_offset(s)).collect();
+    ends.push(layout.allocated_size());
+    ends
+}
+
+/// `tahoe-jobs -d NODEDIR backup --data-path direct SOURCE TARGET`, not waited for.
+fn spawn_backup(grid: &Grid, source: &Path, target: &str) -> Child {
+    tahoe_jobs_command()
+        .arg("-d")
+        .arg(grid.node_dir())
+        .args([os("backup"), os("--data-path"), os("direct")])
+        .args([source.as_os_str(), os(target)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run tahoe-jobs")
+}
+
+fn backup(grid: &Grid, source: &Path, target: &str) -> Output {
+    let out = spawn_backup(grid, source, target)
+        .wait_with_output()
+        .unwrap();
+    let (stdout, stderr) = (lossy_text(&out.stdout), lossy_text(&out.stderr));
+    assert!(
+        !stdout.contains("URI:") && !stderr.contains("URI:"),
+        "tahoe-jobs backup shows a capability"
+    );
+    out
+}
+
+/// Files below `dir`, recursively.
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                walk_files(&path)
+            } else {
+                vec![path]
+            }
+        })
+        .collect()
+}
+
+/// Share bytes the servers hold in unfinished (incoming) immutable shares. An incoming share
+/// file is a 12-byte container header, the share data written so far and the lease, which the
+/// server writes past the end of the allocated size at once, leaving a hole in between: the
+/// data ends at the first hole after the header (rounded up to a file system block), and since
+/// the uploads here write each share front to back in whole writes, at the last write boundary
+/// (in `boundaries`, offsets in the share) before it.
+fn incoming_share_bytes(grid: &Grid, boundaries: &[u64]) -> u64 {
+    use std::os::fd::AsRawFd;
+    (0..grid.storage_nodes())
+        .flat_map(|i| walk_files(&grid.shares_dir(i).join("incoming")))
+        .map(|path| {
+            let file = std::fs::File::open(&path).unwrap();
+            // SAFETY: plain syscall on a descriptor we own.
+            let hole = unsafe { libc::lseek(file.as_raw_fd(), 12, libc::SEEK_HOLE) };
+            assert!(hole >= 12, "lseek(SEEK_HOLE) failed on {}", path.display());
+            let data_end = hole as u64 - 12;
+            boundaries
+                .iter()
+                .copied()
+                .filter(|&b| b <= data_end)
+                .max()
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// Waits until `child` has sent at least `bytes` more to the servers than `from` (by the relay's
+/// count), and kills it with SIGKILL; panics if it exits first. Returns the count at the kill.
+fn kill_after(grid: &Grid, child: &mut Child, from: u64, bytes: u64, what: &str) -> u64 {
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut out = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut out);
+            }
+            panic!("{what}: tahoe-jobs backup ended ({status}) before it could be killed: {out}");
+        }
+        let now = grid.relay().latest().total_up();
+        if now >= from + bytes {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return now;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Kill -9 during a large file, ten times at different points, then a run that completes:
+/// every share byte reached the servers once, apart from the writes in flight at each kill.
+#[test]
+fn a_direct_backup_killed_ten_times_resumes_and_sends_each_byte_once() {
+    const KILLS: u64 = 10;
+    let grid = Grid::start_with_relay(THREE_OF_FIVE, RELAY_DELAY_MS);
+    grid.create_alias("kill");
+    let target = "kill:home";
+    // The target and its Archives exist before counting, so the killed runs only read them.
+    for dir in [target.to_string(), format!("{target}/Archives")] {
+        let out = grid.tahoe(["mkdir", dir.as_str()]);
+        assert!(out.status.success(), "{}", describe_output(&out));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let data = seeded_bytes(1401, 32 * MIB + 5);
+    write_file(&src.join("big.bin"), &data);
+    let shares = shares_of(&grid, &data);
+    let share_bytes: u64 = shares.iter().map(|s| s.len() as u64).sum();
+    let total = grid.spec().total as u64;
+    let segments = data.len().div_ceil(DEFAULT_MAX_SEGMENT_SIZE as usize) as u64;
+    // The largest single write: a block with the header or with the trailer (less than a block
+    // plus everything that is not a block).
+    let block = (DEFAULT_MAX_SEGMENT_SIZE).div_ceil(grid.spec().needed as u64);
+    let max_write = block + shares[0].len() as u64 - data.len().div_ceil(3) as u64;
+    let segment_bytes = block * total;
+
+    let start = grid.relay().counts().total_up();
+    let mut at = start;
+    for kill in 1..=KILLS {
+        let mut child = spawn_backup(&grid, &src, target);
+        // Each run sends at least a segment's writes, and a different part of one more
+        // (a third more on each kill, in turn), before it is killed.
+        let step = segment_bytes + segment_bytes * (kill % 3) / 3;
+        let killed_at = kill_after(&grid, &mut child, at, step, &format!("run {kill}"));
+        eprintln!(
+            "run {kill}: killed after {} bytes received in this run",
+            killed_at - at
+        );
+        at = killed_at;
+    }
+    let before_last = grid.relay().counts().total_up();
+    let committed = incoming_share_bytes(&grid, &write_boundaries(&grid, &data));
+    assert!(
+        committed > 0 && committed < share_bytes,
+        "after the kills the servers hold {committed} of {share_bytes} share bytes"
+    );
+    let out = backup(&grid, &src, target);
+    assert!(out.status.success(), "{}", describe_output(&out));
+    assert!(
+        lossy_text(&out.stdout).contains(" 1 files uploaded"),
+        "{}",
+        describe_output(&out)
+    );
+    let after_last = grid.relay().counts().total_up();
+
+    // What a run costs besides the file's shares: the node reading and linking the mutable
+    // directories, the immutable directory, TLS and HTTP. Measured by one more run with nothing
+    // new to upload (Archives names are per second).
+    wait_for_the_next_second();
+    let out = backup(&grid, &src, target);
+    assert!(out.status.success(), "{}", describe_output(&out));
+    let per_run = grid.relay().counts().total_up() - after_last;
+
+    // The bound. Share bytes go once each, in write requests of one block (the first with the
+    // header, the last with the trailer), one per share and segment, one segment at a time.
+    // - A kill cuts off the writes in flight: a storage server stores a write only once its
+    //   whole body has arrived, so each kill may waste up to one write per share.
+    // - Each write request adds its HTTP request line and headers (the storage index, the
+    //   upload secret and swissnum headers, Content-Range): under 1 KiB with TLS framing; TLS
+    //   adds at most 64 bytes per 16 KiB record of body.
+    // - A resumed run re-sends each share's header (tens of bytes) to claim it, and every run
+    //   pays a handshake and the selection requests: under `per_run`, which a run with nothing
+    //   to upload costs (it also pays the node's directory work, which every run does).
+    let runs = KILLS + 1;
+    let writes = segments * total;
+    let framing = writes * 1024 + share_bytes * 64 / 16384;
+    let in_flight = KILLS * total * max_write;
+    let bound = share_bytes + in_flight + framing + runs * per_run;
+    let received = after_last - start;
+    eprintln!(
+        "share bytes {share_bytes}; received {received} over {runs} runs ({:.4}x); bound \
+         {bound}; last run received {} for {} share bytes not yet held; a run with nothing \
+         new costs {per_run}",
+        received as f64 / share_bytes as f64,
+        after_last - before_last,
+        share_bytes - committed,
+    );
+    assert!(
+        received <= bound,
+        "the servers received {received} bytes for {share_bytes} share bytes (bound {bound})"
+    );
+    // The last run, never killed, sent only what the servers still required.
+    let last = after_last - before_last;
+    let last_bound = (share_bytes - committed) + framing + per_run;
+    assert!(
+        last <= last_bound,
+        "the last run sent {last} bytes where {} share bytes were missing (bound {last_bound})",
+        share_bytes - committed
+    );
+
+    assert_same_tree(&restore(&grid, target, tmp.path()), &tree_of(&src));
+    let check = grid.tahoe([
+        OsStr::new("check"),
+        os("--verify"),
+        os("kill:home/Latest/big.bin"),
+    ]);
+    assert!(
+        check.status.success() && lossy_text(&check.stdout).contains("Summary: Healthy"),
+        "tahoe check --verify: {}",
+        lossy_text(&check.stdout)
+            .lines()
+            .filter(|l| !l.contains("URI:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(latest_cap(&grid, target).is_some());
+}
