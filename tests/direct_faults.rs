@@ -21,6 +21,7 @@ use tahoe_jobs_lafs::chk::{
     convergent_key, encode_bytes, ChkEncoder, EncodingParams, DEFAULT_MAX_SEGMENT_SIZE,
 };
 
+use crate::lafs_upload::{uploader, walk_files};
 use crate::support::files::{assert_same_tree, seeded_bytes, tree_of, write_file};
 use crate::support::node::{latest_cap, restore};
 use crate::support::process::{
@@ -102,24 +103,6 @@ fn backup(grid: &Grid, source: &Path, target: &str) -> Output {
         "tahoe-jobs backup shows a capability"
     );
     out
-}
-
-/// Files below `dir`, recursively.
-fn walk_files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .flat_map(|e| {
-            let path = e.path();
-            if path.is_dir() {
-                walk_files(&path)
-            } else {
-                vec![path]
-            }
-        })
-        .collect()
 }
 
 /// Share bytes the servers hold in unfinished (incoming) immutable shares. An incoming share
@@ -287,4 +270,190 @@ fn a_direct_backup_killed_ten_times_resumes_and_sends_each_byte_once() {
             .join("\n")
     );
     assert!(latest_cap(&grid, target).is_some());
+}
+
+/// Runs `upload` on a runtime of its own while `watch` runs here; both results.
+fn while_uploading<T: Send, W>(
+    upload: impl std::future::Future<Output = T> + Send,
+    watch: impl FnOnce() -> W,
+) -> (T, W) {
+    std::thread::scope(|scope| {
+        let uploading = scope.spawn(|| crate::support::process::runtime().block_on(upload));
+        let watched = watch();
+        (uploading.join().expect("the upload panicked"), watched)
+    })
+}
+
+/// Waits until storage node `i` has received `bytes` more than `from` (by the relay's count).
+fn wait_until_received(grid: &Grid, i: usize, from: u64, bytes: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while grid.relay().latest().up[i] < from + bytes {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "storage node {i} did not receive {bytes} bytes within 2 minutes"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// `tahoe check --verify --raw TARGET`'s results (a JSON object; holds no cap but is not shown).
+fn verify(grid: &Grid, target: &str) -> serde_json::Value {
+    let out = grid.tahoe(["check", "--verify", "--raw", target]);
+    assert!(out.status.success(), "tahoe check --verify failed");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("check JSON");
+    json["results"].clone()
+}
+
+/// Holds `data` as a file `name` in a fresh directory; the directory.
+fn source_with(name: &str, data: &[u8]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(&dir.path().join("src").join(name), data);
+    dir
+}
+
+/// Sets `[storage] reserved_space` of storage node `i` (restarting it): a value above the free
+/// disk space makes the server announce no room and refuse every allocation, as a full disk.
+fn set_reserved_space(grid: &Grid, i: usize, value: &str) {
+    grid.stop_node(i);
+    let cfg = grid.storage_node_dir(i).join("tahoe.cfg");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("reserved_space"))
+        .map(str::to_owned)
+        .collect();
+    let at = lines.iter().position(|l| l.trim() == "[storage]").unwrap() + 1;
+    lines.insert(at, format!("reserved_space = {value}"));
+    std::fs::write(&cfg, lines.join("\n") + "\n").unwrap();
+    grid.start_node(i);
+}
+
+/// Files under storage node `i`'s shares directory (complete and incoming).
+fn share_files(grid: &Grid, i: usize) -> Vec<PathBuf> {
+    let mut files = walk_files(&grid.shares_dir(i));
+    files.sort();
+    files
+}
+
+/// A server lost while the upload writes to it, then a full disk, on one 3-of-5 grid (happy 4):
+/// one server down or full leaves four, which is happy; two leave three, which is not, and the
+/// upload fails clearly, linking nothing and leaving no partial share behind.
+#[test]
+fn direct_uploads_survive_one_lost_or_full_server_and_fail_clearly_with_two() {
+    let grid = Grid::start_with_relay(THREE_OF_FIVE, RELAY_DELAY_MS);
+    let block = DEFAULT_MAX_SEGMENT_SIZE.div_ceil(3);
+
+    // 1. Node 3 is killed after it has received two blocks of its share: the upload goes on
+    //    with the four others and is happy.
+    let data = seeded_bytes(1402, 16 * MIB + 3);
+    let from = grid.relay().counts().up[3];
+    let up = uploader(&grid, 4);
+    let (uploaded, ()) = while_uploading(up.upload_bytes(&data), || {
+        wait_until_received(&grid, 3, from, 2 * block);
+        grid.kill_nodes(&[3]);
+    });
+    let uploaded = uploaded.expect("the upload goes on without the lost server");
+    assert_eq!(
+        (uploaded.shares_written, uploaded.happiness),
+        (4, 4),
+        "{uploaded:?}"
+    );
+    let cap = uploaded.cap.clone();
+    let results = verify(&grid, &cap);
+    assert_eq!(results["count-shares-good"], 4, "{results}");
+    assert_eq!(results["recoverable"], true, "{results}");
+    let got = tempfile::tempdir().unwrap();
+    let out = got.path().join("got.bin");
+    let get = grid.tahoe([OsStr::new("get"), OsStr::new(&cap), out.as_os_str()]);
+    assert!(get.status.success() && std::fs::read(&out).unwrap() == data);
+    grid.start_node(3);
+
+    // 2. A backup whose file loses nodes 3 and 4 mid-upload fails, with a clear error, links
+    //    nothing, and the live servers keep no partial share.
+    grid.create_alias("lost");
+    let target = "lost:home";
+    let tmp = source_with("big.bin", &seeded_bytes(1403, 16 * MIB + 3));
+    let from = grid.relay().counts().up[3];
+    let child = spawn_backup(&grid, &tmp.path().join("src"), target);
+    wait_until_received(&grid, 3, from, 2 * block);
+    grid.kill_nodes(&[3, 4]);
+    let out = child.wait_with_output().unwrap();
+    let stderr = lossy_text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", describe_output(&out));
+    assert!(
+        stderr.matches("not enough storage servers").count() == 1 && stderr.contains("big.bin"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("URI:") && !lossy_text(&out.stdout).contains("URI:"));
+    assert!(
+        latest_cap(&grid, target).is_none(),
+        "a failed backup linked Latest"
+    );
+    for i in 0..3 {
+        let partial = walk_files(&grid.shares_dir(i).join("incoming"));
+        assert!(
+            partial.is_empty(),
+            "node {i} keeps partial shares: {partial:?}"
+        );
+    }
+    grid.start_node(3);
+    grid.start_node(4);
+
+    // 3. Node 4's disk is full: the other four take the five shares.
+    set_reserved_space(&grid, 4, "1E");
+    let on_full = share_files(&grid, 4);
+    let data = seeded_bytes(1404, MIB + 11);
+    let uploaded = crate::support::process::runtime()
+        .block_on(uploader(&grid, 4).upload_bytes(&data))
+        .expect("four servers with room are enough");
+    assert_eq!(
+        (uploaded.shares_written, uploaded.happiness),
+        (5, 4),
+        "{uploaded:?}"
+    );
+    assert_eq!(
+        share_files(&grid, 4),
+        on_full,
+        "the full server got a share"
+    );
+    let results = verify(&grid, &uploaded.cap);
+    assert_eq!(results["count-shares-good"], 5, "{results}");
+    assert_eq!(results["healthy"], true, "{results}");
+
+    // 4. Nodes 3 and 4 full: three servers are not happy. The uploader says so...
+    set_reserved_space(&grid, 3, "1E");
+    let data = seeded_bytes(1405, MIB + 13);
+    let err = crate::support::process::runtime()
+        .block_on(uploader(&grid, 4).upload_bytes(&data))
+        .expect_err("three servers with room are not happy");
+    let message = err.to_string();
+    // Both full servers are named, as servers without room (Tahoe says "full").
+    assert!(
+        message.contains("not enough storage servers")
+            && message.matches("has no room for a share").count() == 2
+            && message.contains("storage3")
+            && message.contains("storage4"),
+        "{message}"
+    );
+    eprintln!("two full servers, the uploader says: {message}");
+    // ... and so does a backup, which links nothing.
+    let tmp = source_with("full.bin", &data);
+    let out = backup(&grid, &tmp.path().join("src"), "lost:full");
+    let stderr = lossy_text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", describe_output(&out));
+    assert!(
+        stderr.matches("not enough storage servers").count() == 1
+            && stderr.contains("has no room for a share")
+            && stderr.contains("full.bin"),
+        "{stderr}"
+    );
+    eprintln!("two full servers, tahoe-jobs backup says: {stderr}");
+    assert!(latest_cap(&grid, "lost:full").is_none());
+    for i in 0..5 {
+        let partial = walk_files(&grid.shares_dir(i).join("incoming"));
+        assert!(
+            partial.is_empty(),
+            "node {i} keeps partial shares: {partial:?}"
+        );
+    }
 }

@@ -23,7 +23,7 @@ use crate::support::{shared_grid, Grid, GridSpec};
 const MIB: usize = 1024 * 1024;
 
 /// An uploader with the client node's secrets and the grid's k/N, asking for `happy`.
-fn uploader(grid: &Grid, happy: usize) -> Uploader {
+pub(crate) fn uploader(grid: &Grid, happy: usize) -> Uploader {
     let servers = load_servers(grid.node_dir()).expect("the client's server files");
     let storage = StorageGrid::new(&servers, Timeouts::default()).expect("storage clients");
     let spec = grid.spec();
@@ -177,7 +177,7 @@ async fn direct_uploads_on_three_of_five_and_a_server_down() {
     }
 }
 
-fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };

@@ -385,18 +385,22 @@ impl Grid {
             .unwrap_or_else(|e| panic!("{}", e.message));
     }
 
-    /// Kills storage node `i` with SIGKILL, as a crash or a pulled plug ends it (its
+    /// Kills storage nodes `nodes` with SIGKILL, as a crash or a pulled plug ends a node (its
     /// connections reset at once, unlike [`Grid::stop_node`]'s orderly shutdown), and waits
-    /// until the client sees it disconnected. Not node 0, not on the shared grid.
-    pub fn kill_node(&self, i: usize) {
-        assert!(
-            !self.shared && i != 0 && i < self.storage.len(),
-            "kill_node({i}): only a storage node other than the client, on a grid of one's own"
-        );
-        let node = &self.storage[i];
-        node.signal(libc::SIGKILL);
-        node.wait_or_kill(Instant::now() + STOP_TIMEOUT);
-        self.wait_for_servers(&[(i, false)])
+    /// until the client sees them disconnected. Not node 0, not on the shared grid.
+    pub fn kill_nodes(&self, nodes: &[usize]) {
+        for &i in nodes {
+            assert!(
+                !self.shared && i != 0 && i < self.storage.len(),
+                "kill_nodes({i}): only storage nodes other than the client, on a grid of one's own"
+            );
+            self.storage[i].signal(libc::SIGKILL);
+        }
+        for &i in nodes {
+            self.storage[i].wait_or_kill(Instant::now() + STOP_TIMEOUT);
+        }
+        let gone: Vec<(usize, bool)> = nodes.iter().map(|&i| (i, false)).collect();
+        self.wait_for_servers(&gone)
             .unwrap_or_else(|e| panic!("{}", e.message));
     }
 
