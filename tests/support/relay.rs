@@ -85,20 +85,30 @@ impl Relay {
     /// The counts now: asks the relay to write them (SIGUSR1) and waits until it did, so that
     /// every byte it delivered before this call is in them.
     pub fn counts(&self) -> RelayCounts {
-        let before = self.latest().serial;
-        {
-            let mut slot = self.process.lock().unwrap_or_else(|e| e.into_inner());
-            let child = slot.as_mut().expect("the relay runs");
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("the relay exited ({status}): {}", self.log_tail());
-            }
-            // SAFETY: plain syscall on our own child, not yet reaped.
-            unsafe {
-                libc::kill(child.id() as libc::pid_t, libc::SIGUSR1);
-            }
+        // The file read first may be followed by a write whose counts were taken just before
+        // this call; the write after that one began after it, so wait for two.
+        let first = self.latest().serial;
+        let mut counts = None;
+        for n in 1..=2 {
+            self.signal(libc::SIGUSR1);
+            counts = Some(
+                self.wait_for("the relay to write its counts", |c| c.serial >= first + n)
+                    .unwrap_or_else(|e| panic!("{e}")),
+            );
         }
-        self.wait_for("the relay to write its counts", |c| c.serial > before)
-            .unwrap_or_else(|e| panic!("{e}"))
+        counts.expect("two writes")
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        let mut slot = self.process.lock().unwrap_or_else(|e| e.into_inner());
+        let child = slot.as_mut().expect("the relay runs");
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the relay exited ({status}): {}", self.log_tail());
+        }
+        // SAFETY: plain syscall on our own child, not yet reaped.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, sig);
+        }
     }
 
     /// Stops the relay (SIGTERM, then SIGKILL).
