@@ -4,6 +4,7 @@ mod browser;
 mod budget;
 mod check;
 mod contradictions;
+mod direct_faults;
 mod doctor;
 mod grid_smoke;
 mod hooks;

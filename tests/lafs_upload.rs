@@ -183,7 +183,7 @@ async fn direct_uploads_on_three_of_five_and_a_server_down() {
     }
 }
 
-fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };

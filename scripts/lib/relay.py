@@ -14,8 +14,10 @@ the relay sees only bytes).
 
 FILE receives JSON after every connection closes and at most every 0.2 s while bytes flow:
 {"pairs": {"LISTEN_PORT": {"up": BYTES_TO_TARGET, "down": BYTES_FROM_TARGET,
-"connections": TOTAL, "open": OPEN}}}, written atomically (rename). "up" is what the servers
-received from their clients: a test can count the share bytes a client sent.
+"connections": TOTAL, "open": OPEN}}, "serial": N}, written atomically (rename). "up" is what the
+servers received from their clients: a test can count the share bytes a client sent. SIGUSR1
+writes the file at once (N, the number of writes so far, tells a reader that it did), so a count
+taken after the traffic ended is exact: the timed writes may lag by up to 0.2 s.
 The relay prints "relay ready" on stdout once every port listens; SIGTERM stops it.
 Standard library only.
 """
@@ -34,6 +36,7 @@ class Stats:
         self.path = path
         self.pairs = {str(p): {"up": 0, "down": 0, "connections": 0, "open": 0} for p in ports}
         self.last_write = 0.0
+        self.serial = 0
 
     def write(self, force=False):
         now = time.monotonic()
@@ -42,9 +45,10 @@ class Stats:
         self.last_write = now
         if not self.path:
             return
+        self.serial += 1
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
-            json.dump({"pairs": self.pairs}, f)
+            json.dump({"pairs": self.pairs, "serial": self.serial}, f)
         os.replace(tmp, self.path)
 
 
@@ -140,6 +144,7 @@ async def main():
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, lambda: stats.write(force=True))
     print("relay ready", flush=True)
     await stop.wait()
     for s in servers:

@@ -19,6 +19,11 @@
 //!   processes that still run (other builds share this working tree);
 //! - `Drop` of a `Grid` stops its nodes (also while unwinding from a failed assertion; then the
 //!   directory is kept for inspection and the next run removes it).
+//!
+//! [`Grid::start_with_relay`] puts `scripts/lib/relay.py` in front of every storage node, as
+//! `scripts/lib/grid.sh` does with `GRID_RELAY_DELAY_MS`: each node announces the relay's port,
+//! so the client node and tahoe-jobs both reach it through the relay, which counts the bytes
+//! each server receives ([`super::relay`]).
 
 use std::ffi::OsStr;
 use std::fs;
@@ -30,6 +35,8 @@ use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex, MutexGuard, Once, OnceLock};
 use std::time::{Duration, Instant};
+
+use super::relay::Relay;
 
 /// How long a node may take to start or to be seen (dis)connected. Generous because CI runs the
 /// grids of several tests at once on two cores, and a node spends seconds just importing Python.
@@ -72,6 +79,9 @@ pub struct Grid {
     alias_lock: Mutex<()>,
     /// Set when start-up failed, so that the logs survive for the error message's reader.
     keep_dir: bool,
+    /// The relay's delay each way in ms, when the nodes are announced behind a relay.
+    relay_delay_ms: Option<u32>,
+    relay: Option<Relay>,
 }
 
 /// The grid every test in this binary may share; started on first use.
@@ -82,7 +92,7 @@ pub fn shared_grid() -> &'static Grid {
     static SHARED: OnceLock<Result<Grid, String>> = OnceLock::new();
     // The error is kept rather than retried so that every later test fails at once with the same
     // message instead of each waiting out its own start-up timeout.
-    match SHARED.get_or_init(|| Grid::try_start_inner(GridSpec::ONE_OF_ONE, true)) {
+    match SHARED.get_or_init(|| Grid::try_start_inner(GridSpec::ONE_OF_ONE, true, None)) {
         Ok(grid) => grid,
         Err(e) => panic!("the shared test grid did not start: {e}"),
     }
@@ -122,10 +132,22 @@ impl Grid {
 
     /// Like [`Grid::start`], but returns why a grid could not start.
     pub fn try_start(spec: GridSpec) -> Result<Grid, String> {
-        Self::try_start_inner(spec, false)
+        Self::try_start_inner(spec, false, None)
     }
 
-    fn try_start_inner(spec: GridSpec, shared: bool) -> Result<Grid, String> {
+    /// Like [`Grid::start`], with `scripts/lib/relay.py` in front of every storage node,
+    /// delaying each direction by `delay_ms` and counting the bytes each server receives
+    /// ([`Grid::relay`]).
+    pub fn start_with_relay(spec: GridSpec, delay_ms: u32) -> Grid {
+        Self::try_start_inner(spec, false, Some(delay_ms))
+            .unwrap_or_else(|e| panic!("test grid did not start: {e}"))
+    }
+
+    fn try_start_inner(
+        spec: GridSpec,
+        shared: bool,
+        relay_delay_ms: Option<u32>,
+    ) -> Result<Grid, String> {
         if spec.storage_nodes == 0 || spec.needed == 0 || spec.needed > spec.total {
             return Err(format!("impossible grid: {spec:?}"));
         }
@@ -136,7 +158,7 @@ impl Grid {
         // node then exits at once, and a second try with fresh ports almost surely works.
         let mut attempt = 1;
         loop {
-            let mut grid = Grid::create(&root, spec, shared)?;
+            let mut grid = Grid::create(&root, spec, shared, relay_delay_ms)?;
             match grid.launch(&tahoe) {
                 Ok(()) => return Ok(grid),
                 Err(e) if e.node_exited && attempt < 3 => {
@@ -156,22 +178,34 @@ impl Grid {
     }
 
     /// Makes the grid directory and the (not yet running) node list.
-    fn create(root: &Path, spec: GridSpec, shared: bool) -> Result<Grid, String> {
+    fn create(
+        root: &Path,
+        spec: GridSpec,
+        shared: bool,
+        relay_delay_ms: Option<u32>,
+    ) -> Result<Grid, String> {
         static SEQ: AtomicUsize = AtomicUsize::new(0);
         let (pid, start) = (std::process::id(), own_start_time());
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
         let dir = root.join(format!("{pid}-{start}-{seq}"));
         fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let ports = free_ports(1 + 2 * spec.storage_nodes)?;
+        // Per storage node: its port, its web port and, behind a relay, the relay's port.
+        let per_node = if relay_delay_ms.is_some() { 3 } else { 2 };
+        let ports = free_ports(1 + per_node * spec.storage_nodes)?;
         let introducer = Node::new("introducer", dir.join("introducer"), ports[0], None);
         let storage = (0..spec.storage_nodes)
             .map(|i| {
-                Node::new(
+                let first = 1 + per_node * i;
+                let mut node = Node::new(
                     &format!("storage{i}"),
                     dir.join(format!("storage{i}")),
-                    ports[1 + 2 * i],
-                    Some(ports[2 + 2 * i]),
-                )
+                    ports[first],
+                    Some(ports[first + 1]),
+                );
+                if relay_delay_ms.is_some() {
+                    node.announced_port = ports[first + 2];
+                }
+                node
             })
             .collect();
         Ok(Grid {
@@ -182,10 +216,12 @@ impl Grid {
             storage,
             alias_lock: Mutex::new(()),
             keep_dir: false,
+            relay_delay_ms,
+            relay: None,
         })
     }
 
-    fn launch(&self, tahoe: &Path) -> Result<(), LaunchError> {
+    fn launch(&mut self, tahoe: &Path) -> Result<(), LaunchError> {
         let intro = &self.introducer;
         run_checked(
             Command::new(tahoe)
@@ -215,7 +251,7 @@ impl Grid {
                     .arg("create-node")
                     .arg("--listen=tcp")
                     .arg(format!("--port=tcp:{}:interface=127.0.0.1", node.port))
-                    .arg(format!("--location=tcp:localhost:{}", node.port))
+                    .arg(format!("--location=tcp:localhost:{}", node.announced_port))
                     .arg(format!(
                         "--webport=tcp:{}:interface=127.0.0.1",
                         node.web_port.expect("storage nodes have a web port")
@@ -236,6 +272,14 @@ impl Grid {
         for child in creating {
             check_output("tahoe create-node", child?.wait_with_output())?;
         }
+        if let Some(delay_ms) = self.relay_delay_ms {
+            let pairs: Vec<(u16, u16)> = self
+                .storage
+                .iter()
+                .map(|n| (n.announced_port, n.port))
+                .collect();
+            self.relay = Some(Relay::start(&self.dir.join("relay"), &pairs, delay_ms)?);
+        }
         for node in &self.storage {
             node.spawn(tahoe)?;
         }
@@ -247,6 +291,14 @@ impl Grid {
     /// The grid's base directory (holds `introducer/` and `storage<i>/`).
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The relay in front of the storage nodes; panics unless the grid was started
+    /// [`Grid::start_with_relay`].
+    pub fn relay(&self) -> &Relay {
+        self.relay
+            .as_ref()
+            .expect("this grid has no relay: start it with Grid::start_with_relay")
     }
 
     /// The shape the grid was started with.
@@ -330,6 +382,25 @@ impl Grid {
         node.signal(libc::SIGTERM);
         node.wait_or_kill(Instant::now() + STOP_TIMEOUT);
         self.wait_for_servers(&[(i, false)])
+            .unwrap_or_else(|e| panic!("{}", e.message));
+    }
+
+    /// Kills storage nodes `nodes` with SIGKILL, as a crash or a pulled plug ends a node (its
+    /// connections reset at once, unlike [`Grid::stop_node`]'s orderly shutdown), and waits
+    /// until the client sees them disconnected. Not node 0, not on the shared grid.
+    pub fn kill_nodes(&self, nodes: &[usize]) {
+        for &i in nodes {
+            assert!(
+                !self.shared && i != 0 && i < self.storage.len(),
+                "kill_nodes({i}): only storage nodes other than the client, on a grid of one's own"
+            );
+            self.storage[i].signal(libc::SIGKILL);
+        }
+        for &i in nodes {
+            self.storage[i].wait_or_kill(Instant::now() + STOP_TIMEOUT);
+        }
+        let gone: Vec<(usize, bool)> = nodes.iter().map(|&i| (i, false)).collect();
+        self.wait_for_servers(&gone)
             .unwrap_or_else(|e| panic!("{}", e.message));
     }
 
@@ -489,6 +560,9 @@ impl Drop for Grid {
         for node in &nodes {
             node.wait_or_kill(deadline);
         }
+        if let Some(relay) = &self.relay {
+            relay.stop();
+        }
         if std::thread::panicking() || self.keep_dir {
             eprintln!(
                 "test grid: kept {} for inspection (node logs: */run.log)",
@@ -505,6 +579,8 @@ struct Node {
     name: String,
     dir: PathBuf,
     port: u16,
+    /// The port in its `tub.location`: its own, or the relay's in front of it.
+    announced_port: u16,
     web_port: Option<u16>,
     web_url: Option<String>,
     server_id: OnceLock<String>,
@@ -523,6 +599,7 @@ impl Node {
             name: name.to_owned(),
             dir,
             port,
+            announced_port: port,
             web_port,
             web_url: web_port.map(|p| format!("http://127.0.0.1:{p}")),
             server_id: OnceLock::new(),
@@ -559,21 +636,8 @@ impl Node {
             .arg(&self.dir)
             .stdin(Stdio::piped())
             .stdout(log)
-            .stderr(log2)
-            // Own process group: a terminal's Ctrl-C goes to cargo and the test process, whose
-            // death then stops the nodes in order; and a stop can signal the whole group.
-            .process_group(0);
-        // SAFETY: the closure only calls prctl(2), which is async-signal-safe, between fork and
-        // exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut child = spawn_from_keeper(cmd)
+            .stderr(log2);
+        let mut child = spawn_tied_to_us(cmd)
             .map_err(|e| format!("cannot start tahoe run for {}: {e}", self.name))?;
         // For the reaper of a later run, in case this one dies before running.process appears.
         let _ = fs::write(self.dir.join("harness.pid"), child.id().to_string());
@@ -768,6 +832,25 @@ fn http_get(base: &str, path: &str) -> Result<Vec<u8>, String> {
         return Err(format!("GET {base}{path}: {status_line}"));
     }
     Ok(response[split + 4..].to_vec())
+}
+
+/// Spawns `cmd` in a process group of its own, killed when this process dies; see the module
+/// docs for why.
+pub(super) fn spawn_tied_to_us(mut cmd: Command) -> io::Result<Child> {
+    // Own process group: a terminal's Ctrl-C goes to cargo and the test process, whose death
+    // then stops the children in order; and a stop can signal the whole group.
+    cmd.process_group(0);
+    // SAFETY: the closure only calls prctl(2), which is async-signal-safe, between fork and
+    // exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    spawn_from_keeper(cmd)
 }
 
 /// Spawns `cmd` from a thread that lives as long as the process; see the module docs for why.

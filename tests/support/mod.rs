@@ -11,6 +11,7 @@ pub mod grid;
 pub mod node;
 pub mod process;
 pub mod receiver;
+pub mod relay;
 pub mod shares;
 
 pub use grid::{http_client, shared_grid, Grid, GridSpec};

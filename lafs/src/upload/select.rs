@@ -132,6 +132,9 @@ impl Uploader {
         }))
         .await;
         let mut failures: Vec<StorageError> = Vec::new();
+        // Servers that announce less free space than a share needs (a full disk, or
+        // `reserved_space`): named when the upload cannot be happy, as Tahoe does.
+        let mut no_room: Vec<String> = Vec::new();
         let mut probes: Vec<Probe> = Vec::new();
         let mut claim_bytes = 0u64;
         for ((server, client), answer) in chosen.iter().zip(answers) {
@@ -150,6 +153,12 @@ impl Uploader {
             match answer {
                 Ok((max, holds)) => {
                     probe.candidate.writable = max.is_none_or(|m| m >= allocated_size);
+                    if !probe.candidate.writable {
+                        no_room.push(format!(
+                            "{} has no room for a share of {allocated_size} bytes",
+                            server.info.display_name()
+                        ));
+                    }
                     probe.candidate.holds = holds;
                 }
                 Err(e) => {
@@ -307,7 +316,11 @@ impl Uploader {
                     self.happy,
                     selection.happiness,
                 ),
-                failures: failures.iter().map(ToString::to_string).collect(),
+                failures: failures
+                    .iter()
+                    .map(ToString::to_string)
+                    .chain(no_room)
+                    .collect(),
             });
         }
         for e in &failures {
