@@ -14,15 +14,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tahoe_jobs_config::NodeFacts;
 
-use crate::data_path::DataPath;
+use crate::data_path::{open_direct_grid, DataPath, DirectGrid};
 use tahoe_jobs_engine::limits::expansion::{spread_evenly, wire_bytes, Coding};
 use tahoe_jobs_engine::{BudgetHandle, ByteRequest, ProgressSink};
 use tahoe_jobs_lafs::chk::{ChkError, EncodingParams, DEFAULT_MAX_SEGMENT_SIZE};
 use tahoe_jobs_lafs::dirnode::{nfc_order, push_immutable_child, DirnodeError, JsonValue};
 use tahoe_jobs_lafs::discovery::load_servers;
-use tahoe_jobs_lafs::grid::StorageGrid;
 use tahoe_jobs_lafs::lease::ClientLeaseSecrets;
-use tahoe_jobs_lafs::storage::Timeouts;
 use tahoe_jobs_lafs::upload::{Convergence, UploadError, Uploader};
 
 use super::backupdb::LostName;
@@ -76,7 +74,12 @@ pub(crate) fn choose(
     match wanted {
         DataPath::Node => node(),
         DataPath::Direct => match DirectSink::new(node_dir, client.clone()) {
-            Ok(direct) => Arc::new(direct),
+            Ok((direct, warning)) => {
+                if let Some(warning) = warning {
+                    tracing::warn!("{warning}");
+                }
+                Arc::new(direct)
+            }
             Err(reason) => {
                 tracing::warn!(
                     "data_path = direct, but {reason}: uploading through the node for this run"
@@ -143,22 +146,15 @@ pub(crate) struct DirectSink {
 
 impl DirectSink {
     /// Reads the node's servers, secrets and encoding; the reason when direct uploads are not
-    /// possible (no server announces the HTTPS storage protocol, say).
-    pub(crate) fn new(node_dir: &Path, node: TahoeClient) -> Result<DirectSink, String> {
+    /// possible (no server announces the HTTPS storage protocol, say: the rule is
+    /// [`crate::data_path::direct_decision`]'s). Also the warning to give once for this run
+    /// (servers that speak only Foolscap get no shares from it).
+    pub(crate) fn new(
+        node_dir: &Path,
+        node: TahoeClient,
+    ) -> Result<(DirectSink, Option<String>), String> {
         let servers = load_servers(node_dir).map_err(|e| e.to_string())?;
-        let grid = StorageGrid::new(&servers, Timeouts::default()).map_err(|e| e.to_string())?;
-        let speaking = grid.servers().iter().filter(|s| s.client.is_some()).count();
-        if speaking == 0 {
-            return Err("no storage server announces the HTTPS storage protocol (a NURL)".into());
-        }
-        if speaking < grid.servers().len() {
-            tracing::warn!(
-                "{} of {} storage servers announce no NURL (Foolscap only): direct uploads place \
-                 no shares on them (data_path = node would)",
-                grid.servers().len() - speaking,
-                grid.servers().len()
-            );
-        }
+        let DirectGrid { grid, warning, .. } = open_direct_grid(&servers)?;
         let lease = ClientLeaseSecrets::from_node_dir(node_dir).map_err(|e| e.to_string())?;
         let convergence = Convergence::from_node_dir(node_dir)?;
         let encoding = NodeFacts::read(node_dir)
@@ -180,12 +176,15 @@ impl DirectSink {
             .filter(|s| s.client.is_some())
             .map(|s| s.info.server_id.clone())
             .collect();
-        Ok(DirectSink {
-            uploader,
-            node,
-            coding,
-            servers,
-        })
+        Ok((
+            DirectSink {
+                uploader,
+                node,
+                coding,
+                servers,
+            },
+            warning,
+        ))
     }
 }
 
