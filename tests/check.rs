@@ -161,6 +161,14 @@ fn pass(
             &ctx,
         ))
         .expect("check pass");
+    // The run says which way it checked (every server of these grids speaks HTTPS).
+    let used = ctx.progress().snapshot().labels["data_path"].clone();
+    let expected = match p.data_path {
+        tahoe_jobs_tasks::DataPath::Node => "node",
+        tahoe_jobs_tasks::DataPath::Direct if p.verify => "node (fallback: verify = true",
+        tahoe_jobs_tasks::DataPath::Direct => "direct",
+    };
+    assert!(used.starts_with(expected), "data path {used:?} for {p:?}");
     match end {
         PassEnd::Completed(s) => {
             assert_eq!(

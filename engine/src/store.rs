@@ -349,6 +349,7 @@ mod tests {
             ended: jiff::Timestamp::UNIX_EPOCH,
             outcome: RunOutcome::Failed,
             counters: [("files_seen".to_string(), 3)].into(),
+            labels: Default::default(),
         });
         {
             let store = Store::open(dir.path()).unwrap();

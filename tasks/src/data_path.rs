@@ -8,6 +8,7 @@
 //! otherwise.
 
 use serde::{Deserialize, Deserializer};
+use tahoe_jobs_engine::ProgressSink;
 use tahoe_jobs_lafs::discovery::ServerInfo;
 use tahoe_jobs_lafs::grid::StorageGrid;
 use tahoe_jobs_lafs::storage::Timeouts;
@@ -54,6 +55,37 @@ impl<'de> Deserialize<'de> for DataPath {
         String::deserialize(d)?
             .parse()
             .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The name of the progress label that says which path a run uses (see [`PathUsed`]).
+pub const DATA_PATH_LABEL: &str = "data_path";
+
+/// Which way a run reaches immutable data, decided once at its start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathUsed {
+    /// Straight to the storage servers.
+    Direct,
+    /// Through the node, as the job asked.
+    Node,
+    /// Through the node although the job asked for `direct`, and why (never a secret).
+    Fallback(String),
+}
+
+impl PathUsed {
+    /// `direct`, `node` or `node (fallback: <reason>)`.
+    pub fn describe(&self) -> String {
+        match self {
+            PathUsed::Direct => "direct".into(),
+            PathUsed::Node => "node".into(),
+            PathUsed::Fallback(reason) => format!("node (fallback: {reason})"),
+        }
+    }
+
+    /// Shows it with the run's progress (the status pages and `status --json` read the label
+    /// [`DATA_PATH_LABEL`]).
+    pub fn show(&self, progress: &ProgressSink) {
+        progress.set_label(DATA_PATH_LABEL, self.describe());
     }
 }
 
@@ -114,6 +146,19 @@ pub fn open_direct_grid(servers: &[ServerInfo]) -> Result<DirectGrid, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_path_used_is_a_label_of_the_run() {
+        let progress = ProgressSink::new();
+        PathUsed::Fallback("no server speaks HTTPS".into()).show(&progress);
+        assert_eq!(
+            progress.snapshot().labels[DATA_PATH_LABEL],
+            "node (fallback: no server speaks HTTPS)"
+        );
+        PathUsed::Direct.show(&progress);
+        assert_eq!(progress.snapshot().labels[DATA_PATH_LABEL], "direct");
+        assert_eq!(PathUsed::Node.describe(), "node");
+    }
 
     #[test]
     fn direct_when_at_least_one_server_speaks_the_storage_protocol() {

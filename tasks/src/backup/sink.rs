@@ -14,9 +14,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tahoe_jobs_config::NodeFacts;
 
-use crate::data_path::{open_direct_grid, DataPath, DirectGrid};
+use crate::data_path::{open_direct_grid, DataPath, DirectGrid, PathUsed};
 use tahoe_jobs_engine::limits::expansion::{spread_evenly, wire_bytes, Coding};
-use tahoe_jobs_engine::{BudgetHandle, ByteRequest, ProgressSink};
+use tahoe_jobs_engine::{BudgetHandle, ByteRequest, ProgressSink, TaskContext};
 use tahoe_jobs_lafs::chk::{ChkError, EncodingParams, DEFAULT_MAX_SEGMENT_SIZE};
 use tahoe_jobs_lafs::dirnode::{nfc_order, push_immutable_child, DirnodeError, JsonValue};
 use tahoe_jobs_lafs::discovery::load_servers;
@@ -64,30 +64,37 @@ pub(crate) trait UploadSink: Send + Sync {
 }
 
 /// The sink for `wanted`: the direct one when it can be set up, else the node's with one
-/// warning saying why.
+/// warning saying why. The run's progress says which (see [`PathUsed`]), and gets the warning.
 pub(crate) fn choose(
     wanted: DataPath,
     node_dir: &Path,
     client: &TahoeClient,
+    ctx: &TaskContext,
 ) -> Arc<dyn UploadSink> {
     let node = || Arc::new(NodeSink(client.clone())) as Arc<dyn UploadSink>;
-    match wanted {
-        DataPath::Node => node(),
+    let warn = |message: String| {
+        tracing::warn!("{message}");
+        ctx.progress().warn(ctx.now(), message);
+    };
+    let (sink, used) = match wanted {
+        DataPath::Node => (node(), PathUsed::Node),
         DataPath::Direct => match DirectSink::new(node_dir, client.clone()) {
             Ok((direct, warning)) => {
                 if let Some(warning) = warning {
-                    tracing::warn!("{warning}");
+                    warn(warning);
                 }
-                Arc::new(direct)
+                (Arc::new(direct) as Arc<dyn UploadSink>, PathUsed::Direct)
             }
             Err(reason) => {
-                tracing::warn!(
+                warn(format!(
                     "data_path = direct, but {reason}: uploading through the node for this run"
-                );
-                node()
+                ));
+                (node(), PathUsed::Fallback(reason))
             }
         },
-    }
+    };
+    used.show(ctx.progress());
+    sink
 }
 
 /// Through the node's web API.
