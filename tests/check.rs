@@ -161,6 +161,14 @@ fn pass(
             &ctx,
         ))
         .expect("check pass");
+    // The run says which way it checked (every server of these grids speaks HTTPS).
+    let used = ctx.progress().snapshot().labels["data_path"].clone();
+    let expected = match p.data_path {
+        tahoe_jobs_tasks::DataPath::Node => "node",
+        tahoe_jobs_tasks::DataPath::Direct if p.verify => "node (fallback: verify = true",
+        tahoe_jobs_tasks::DataPath::Direct => "direct",
+    };
+    assert!(used.starts_with(expected), "data path {used:?} for {p:?}");
     match end {
         PassEnd::Completed(s) => {
             assert_eq!(
@@ -704,11 +712,42 @@ fn check_jobs_come_from_configuration_through_the_registry() {
     assert!(records(&tree).values().all(|r| r.verified && r.lease_added));
 }
 
+/// `check -v` quotes every path as `backup -v` does, so a newline in a name cannot split a
+/// line of its output (or forge one).
+#[test]
+fn verbose_output_quotes_paths() {
+    let grid = shared_grid();
+    grid.create_alias("cq");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("quoted");
+    write_file(&data.join("new\nline.bin"), &seeded_bytes(41, 5_000));
+    write_file(&data.join("plain.txt"), b"tiny\n");
+    upload(grid, &data, "cq");
+    for data_path in ["direct", "node"] {
+        let out = tahoe_jobs(grid, &["-v", "--data-path", data_path, "cq:"]);
+        let stdout = lossy_text(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", lossy_text(&out.stderr));
+        for line in [
+            "'cq:quoted/new\\x0aline.bin': healthy: ",
+            "'cq:quoted/plain.txt': healthy (LIT)",
+        ] {
+            assert!(
+                stdout.lines().any(|l| l.starts_with(line)),
+                "{data_path}: missing line {line:?} in:\n{stdout}"
+            );
+        }
+        assert!(
+            !stdout.lines().any(|l| l.starts_with("line.bin")),
+            "{data_path}: a name was split across lines:\n{stdout}"
+        );
+    }
+}
+
 /// Output lines about objects, sorted (objects finish in any order when several are in flight).
 fn object_lines(out: &Output) -> Vec<String> {
     let mut lines: Vec<String> = lossy_text(&out.stdout)
         .lines()
-        .filter(|l| l.starts_with("dp:"))
+        .filter(|l| l.starts_with("'dp:"))
         .map(str::to_string)
         .collect();
     lines.sort();

@@ -229,3 +229,33 @@ async fn errors_name_the_server_and_hold_no_secret() {
         }
     }
 }
+
+/// A server announcing several locations, the first ones useless (nothing listening there, a
+/// certificate that does not match the pin): the client moves on to the next in order, and
+/// keeps the one that answered.
+#[tokio::test]
+async fn every_announced_location_is_tried_in_order() {
+    let mut server = the_server();
+    let real = server.nurls[0].clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut gone = real.clone();
+    gone.port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let mut pinned_elsewhere = real.clone();
+    pinned_elsewhere.spki_hash = "JIj6ezHkdSBlHhrnezAgIC_mrVQHy4KAFyL-8ZNPGPM".into();
+    server.nurls = vec![gone, pinned_elsewhere, real.clone()];
+    let grid =
+        tahoe_jobs_lafs::grid::StorageGrid::new(std::slice::from_ref(&server), Timeouts::default())
+            .unwrap();
+    let storage = grid.servers()[0].client.clone().expect("a storage client");
+    let version = storage.version().await.expect("the third location answers");
+    assert!(version.application_version.is_some(), "{:?}", version.raw);
+    let shown = format!("{storage:?}");
+    assert!(shown.contains(&real.base_url()), "{shown}");
+    // The next request goes straight to it.
+    assert!(storage
+        .immutable_shares(&tahoe_jobs_lafs::cap::StorageIndex([0x42; 16]))
+        .await
+        .unwrap()
+        .is_empty());
+}

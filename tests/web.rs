@@ -539,6 +539,10 @@ fn a_real_backup_shows_its_progress_and_never_leaks_the_token_or_a_capability() 
     );
     assert_eq!(job["counters"]["files_uploaded"], 100, "{job}");
     assert_eq!(job["counters"]["files_skipped"], 1, "{job}");
+    // The run says which way it reached the grid: every server speaks HTTPS, so directly.
+    assert_eq!(job["labels"]["data_path"], "direct", "{job}");
+    let page = &public[public.len() - 2];
+    assert!(page.contains("<th>Data path</th><td>direct</td>"), "{page}");
     // The run is in the history, with its figures.
     let run = &job["history"][0];
     assert_eq!(run["outcome"], "completed", "{job}");

@@ -49,6 +49,9 @@ pub struct RunEntry {
     /// The task's counters at the end of the run.
     #[serde(default)]
     pub counters: BTreeMap<String, u64>,
+    /// The task's labels at the end of the run (see [`crate::ProgressSink::set_label`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A job's last runs, oldest first.
@@ -127,6 +130,7 @@ mod tests {
             ended: Timestamp::from_second(1_800_000_050 + n * 100).unwrap(),
             outcome: RunOutcome::Completed,
             counters: [("files_seen".to_string(), n as u64)].into(),
+            labels: Default::default(),
         }
     }
 
@@ -147,12 +151,16 @@ mod tests {
         h.push(run(1));
         h.push(RunEntry {
             outcome: RunOutcome::StoppedEarly,
+            labels: [("data_path".to_string(), "direct".to_string())].into(),
             ..run(2)
         });
         let bytes = h.to_bytes();
         let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(value["v"], 1);
         assert_eq!(value["runs"][1]["outcome"], "stopped_early");
+        assert_eq!(value["runs"][1]["labels"]["data_path"], "direct");
+        // No labels, no field: a history written before labels reads the same.
+        assert!(value["runs"][0].get("labels").is_none());
         assert_eq!(RunHistory::from_bytes(&bytes).unwrap(), h);
     }
 

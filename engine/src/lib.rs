@@ -55,6 +55,6 @@ pub use runtime::{task_runtime, TaskRuntime};
 pub use state::JobState;
 pub use status::{EngineStatus, JobStatus, OverdueView, StateKind, StateView};
 pub use stop::{StopReason, StopSignal};
-pub use store::{Store, StoreError};
+pub use store::{flush_tree, Store, StoreError};
 pub use tahoe_jobs_config::{JobContext, KeyDoc, KeyProblem, TaskKeys};
 pub use task::{Outcome, Registry, Task, TaskContext, TaskError, TaskFactory};

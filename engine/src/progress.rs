@@ -1,8 +1,10 @@
-//! The progress sink a task reports into: named counters, the current item, estimates of the
-//! total, and recent warnings. The engine reads snapshots of it for status pages.
+//! The progress sink a task reports into: named counters, short named labels, the current item,
+//! estimates of the total, and recent warnings. The engine reads snapshots of it for status
+//! pages.
 //!
-//! Counters and estimates are public; the current item and warnings may name files and are
-//! only shown on the private control page.
+//! Counters, labels and estimates are public (the pages still hide capabilities and paths in
+//! labels); the current item and warnings may name files and are only shown on the private
+//! control page.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -18,6 +20,10 @@ pub const WARNINGS_KEPT: usize = 100;
 pub struct ProgressSnapshot {
     /// Counters by name (`files`, `bytes`), as the task set them.
     pub counters: BTreeMap<String, u64>,
+    /// Short texts about the run by name, as the task set them (which way it reaches its
+    /// data, say). The engine does not know what they mean.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
     /// What the task is working on now (private: may be a path).
     pub current: Option<String>,
     /// Estimated totals for this run, by counter name (from the previous run, say).
@@ -69,6 +75,13 @@ impl ProgressSink {
         self.with(|p| p.counters.get(counter).copied().unwrap_or(0))
     }
 
+    /// Sets a label: a short text about the run shown with its counters (never a secret).
+    pub fn set_label(&self, name: &str, value: impl Into<String>) {
+        self.with(|p| {
+            p.labels.insert(name.to_string(), value.into());
+        });
+    }
+
     /// What the task works on now (a path, say; shown only on the private control page).
     pub fn set_current(&self, item: Option<String>) {
         self.with(|p| p.current = item);
@@ -112,6 +125,8 @@ mod tests {
         sink.add("files_uploaded", 3);
         sink.set("files_seen", 10);
         sink.set_estimate("files_seen", 100);
+        sink.set_label("mode", "fast");
+        sink.set_label("mode", "slow");
         for i in 0..(WARNINGS_KEPT + 5) {
             sink.warn(Timestamp::UNIX_EPOCH, format!("w{i}"));
         }
@@ -119,6 +134,7 @@ mod tests {
         assert_eq!(snap.counters["files_uploaded"], 5);
         assert_eq!(snap.counters["files_seen"], 10);
         assert_eq!(snap.estimates["files_seen"], 100);
+        assert_eq!(snap.labels["mode"], "slow");
         assert_eq!(snap.warnings.len(), WARNINGS_KEPT);
         assert_eq!(snap.warnings_total, (WARNINGS_KEPT + 5) as u64);
         assert_eq!(snap.warnings.front().unwrap().message, "w5");

@@ -170,11 +170,10 @@ impl Store {
         Ok(())
     }
 
-    /// [`Store::flush`] without blocking the caller's thread: sled does the writing on its own
-    /// thread pool.
+    /// [`Store::flush`] without blocking the caller's thread (see [`flush_tree`]).
     pub async fn flush_async(&self) -> Result<(), StoreError> {
         let _in_progress = self.flushes.read().await;
-        self.db.flush_async().await?;
+        flush_tree(&self.db).await?;
         Ok(())
     }
 
@@ -187,7 +186,7 @@ impl Store {
         let in_progress = self.flushes.clone().try_read_owned().ok()?;
         let db = self.db.clone();
         Some(async move {
-            db.flush_async().await?;
+            flush_tree(&db).await?;
             drop(in_progress);
             Ok(())
         })
@@ -198,9 +197,21 @@ impl Store {
     /// may be opened again.
     pub async fn close_async(self) -> Result<(), StoreError> {
         let _settled = self.flushes.write().await;
-        self.db.flush_async().await?;
+        flush_tree(&self.db).await?;
         Ok(())
     }
+}
+
+/// Makes everything written to `tree`'s database durable without blocking the caller's
+/// thread: the flush runs on tokio's blocking pool, not on sled's own threads
+/// (`flush_async`), which tokio cannot see, so that on the paused clock of tests time does not
+/// jump ahead while a flush is under way. Every flush of the engine and the tasks goes here.
+pub async fn flush_tree(tree: &sled::Tree) -> Result<(), sled::Error> {
+    let tree = tree.clone();
+    tokio::task::spawn_blocking(move || tree.flush())
+        .await
+        .map_err(|e| sled::Error::ReportableBug(format!("flush: {e}")))??;
+    Ok(())
 }
 
 #[cfg(unix)]
@@ -243,6 +254,24 @@ fn ensure_private_dir(dir: &Path) -> Result<(), StoreError> {
 mod tests {
     use super::*;
     use crate::record::RecordError;
+
+    /// A flush runs where tokio sees it: the paused clock does not jump to the next timer
+    /// while it is under way (it did with sled's `flush_async`, whose threads tokio cannot see).
+    #[tokio::test(start_paused = true)]
+    async fn a_flush_holds_the_paused_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path().join("db")).unwrap();
+        let tree = db.open_tree("t").unwrap();
+        let timer = tokio::spawn(tokio::time::sleep(std::time::Duration::from_secs(3600)));
+        let start = tokio::time::Instant::now();
+        for i in 0..20u32 {
+            tree.insert(i.to_be_bytes(), vec![7u8; 4096]).unwrap();
+            flush_tree(&tree).await.unwrap();
+        }
+        assert_eq!(start.elapsed(), std::time::Duration::ZERO);
+        assert!(!timer.is_finished());
+        timer.abort();
+    }
 
     #[test]
     fn records_survive_reopening() {
@@ -320,6 +349,7 @@ mod tests {
             ended: jiff::Timestamp::UNIX_EPOCH,
             outcome: RunOutcome::Failed,
             counters: [("files_seen".to_string(), 3)].into(),
+            labels: Default::default(),
         });
         {
             let store = Store::open(dir.path()).unwrap();

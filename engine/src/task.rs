@@ -168,7 +168,7 @@ impl TaskContext {
     /// Makes everything the task wrote so far durable. Call it at natural checkpoints (after a
     /// batch of files); the engine also flushes when a run ends.
     pub async fn checkpoint(&self) -> Result<(), TaskError> {
-        self.store.flush_async().await?;
+        crate::store::flush_tree(&self.store).await?;
         Ok(())
     }
 }

@@ -88,12 +88,24 @@ fn each_run_is_in_the_history_across_restarts_and_it_keeps_the_last_fifty() {
             (t0, after(t0, secs_d(3)), RunOutcome::Completed)
         );
         assert_eq!(run.counters.get("units"), Some(&3));
+        let pace =
+            |labels: &std::collections::BTreeMap<String, String>| labels.get("pace").cloned();
+        assert_eq!(pace(&run.labels).as_deref(), Some("one unit a second"));
+        assert_eq!(
+            pace(&st.progress.labels),
+            pace(&run.labels),
+            "the last run's, when idle"
+        );
         engine.shutdown().await.unwrap();
 
         let engine = h.start(jobs()).unwrap();
         pass(secs_d(1)).await;
         let st = job_status(&engine, "count.c").await;
         assert_eq!(st.history.len(), 1, "kept across a restart");
+        assert_eq!(
+            pace(&st.history[0].labels).as_deref(),
+            Some("one unit a second")
+        );
         // A run a day for 60 days: the history keeps the newest 50.
         for _ in 0..60 {
             pass(DAY).await;

@@ -285,6 +285,38 @@ impl Capability {
         })
     }
 
+    /// The read cap of a CHK file (`URI:CHK:`), or with `directory` of the immutable directory
+    /// whose packed body that file is (`URI:DIR2-CHK:`), as the encoder makes them.
+    pub fn chk(
+        key: [u8; 16],
+        ueb_hash: [u8; 32],
+        params: ChkParams,
+        directory: bool,
+    ) -> Capability {
+        Capability {
+            kind: if directory {
+                CapKind::Dir2Chk
+            } else {
+                CapKind::Chk
+            },
+            body: Body::Chk {
+                key,
+                ueb_hash,
+                params,
+            },
+            extension: String::new(),
+        }
+    }
+
+    /// The literal cap of a small file (`URI:LIT:`): the data is the cap.
+    pub fn literal(data: &[u8]) -> Capability {
+        Capability {
+            kind: CapKind::Lit,
+            body: Body::Lit(data.to_vec()),
+            extension: String::new(),
+        }
+    }
+
     /// The kind (safe to show).
     pub fn kind(&self) -> CapKind {
         self.kind
@@ -476,6 +508,32 @@ mod tests {
         let k_above_n = chk.rsplitn(4, ':').collect::<Vec<_>>();
         let bad = format!("{}:9:{}:{}", k_above_n[3], k_above_n[1], k_above_n[0]);
         assert!(Capability::parse(&bad).is_err());
+    }
+
+    #[test]
+    fn made_caps_write_what_parsing_reads() {
+        let chk = ANSWERS
+            .lines()
+            .map(|l| l.split(' ').next().unwrap())
+            .find(|c| c.starts_with("URI:CHK:"))
+            .unwrap();
+        let parsed = Capability::parse(chk).unwrap();
+        let Body::Chk {
+            key,
+            ueb_hash,
+            params,
+        } = parsed.body
+        else {
+            panic!("a CHK body");
+        };
+        let made = Capability::chk(key, ueb_hash, params, false);
+        assert_eq!(made, parsed);
+        assert_eq!(made.storage_index(), Some(chk_storage_index(&key)));
+        let dir = Capability::chk(key, ueb_hash, params, true);
+        assert_eq!(dir.expose(), chk.replacen("URI:CHK:", "URI:DIR2-CHK:", 1));
+        assert_eq!(Capability::parse(&dir.expose()).unwrap(), dir);
+        assert_eq!(Capability::literal(b"hello").expose(), "URI:LIT:nbswy3dp");
+        assert_eq!(Capability::literal(b"").expose(), "URI:LIT:");
     }
 
     #[test]

@@ -47,14 +47,18 @@ pub struct StorageGrid {
 }
 
 impl StorageGrid {
-    /// Clients for `servers` (the first NURL of each).
+    /// Clients for `servers` (each tries the NURLs its server announced, in order).
     pub fn new(servers: &[ServerInfo], timeouts: Timeouts) -> Result<StorageGrid, StorageError> {
         let servers = servers
             .iter()
             .map(|info| {
-                let client = match info.nurls.first() {
-                    Some(nurl) => Some(StorageClient::new(nurl, &info.display_name(), timeouts)?),
-                    None => None,
+                let client = match info.nurls.is_empty() {
+                    false => Some(StorageClient::with_locations(
+                        &info.nurls,
+                        &info.display_name(),
+                        timeouts,
+                    )?),
+                    true => None,
                 };
                 Ok(GridServer {
                     info: info.clone(),

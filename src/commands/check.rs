@@ -15,6 +15,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use tahoe_jobs_config::NodeFacts;
+use tahoe_jobs_tasks::backup::walk::quote;
 use tahoe_jobs_tasks::check::summary::describe;
 use tahoe_jobs_tasks::check::CheckParams;
 use tahoe_jobs_tasks::check::{
@@ -120,6 +121,8 @@ fn open_fresh(node_dir: &Path, cache_bytes: u64) -> anyhow::Result<(sled::Db, sl
 
 /// Prints as `tahoe deep-check` does: a progress line every 100 objects, every object with
 /// `-v`, and always the ones that are not healthy (deep-check always prints corrupt shares).
+/// Paths are quoted as `deep-check` and `tahoe-jobs backup -v` quote them, with control
+/// characters escaped, so a newline in a name cannot split (or forge) a line.
 struct Printer {
     verbose: bool,
     seen: AtomicU64,
@@ -138,14 +141,14 @@ impl CheckObserver for Printer {
     fn checked(&self, path: &str, record: &ObjectRecord) {
         self.count();
         if self.verbose || !record.fine() {
-            println!("{path}: {}", describe(record));
+            println!("{}: {}", quote(Path::new(path)), describe(record));
         }
     }
 
     fn literal(&self, path: &str) {
         self.count();
         if self.verbose {
-            println!("{path}: healthy (LIT)");
+            println!("{}: healthy (LIT)", quote(Path::new(path)));
         }
     }
 

@@ -117,12 +117,18 @@ pub fn render_job(job: &JobView, view: &ControlView, tz: &TimeZone) -> String {
             format!("{} {shown}", k.replace('_', " "))
         })
         .collect();
+    let which = if job.progress.is_some() {
+        "this run"
+    } else {
+        "last run"
+    };
+    for (name, value) in &job.labels {
+        out.push_str(&format!(
+            "  {} ({which}): {value}\n",
+            name.replace('_', " ")
+        ));
+    }
     if !counters.is_empty() {
-        let which = if job.progress.is_some() {
-            "this run"
-        } else {
-            "last run"
-        };
         out.push_str(&format!("  {which}: {}\n", counters.join(", ")));
     }
     if let Some(p) = &job.progress {
@@ -196,6 +202,18 @@ mod tests {
         assert_eq!(
             lines.next(),
             Some("  overdue since Wed 23:00: last completed 16 days ago, expected every 1 week")
+        );
+    }
+
+    #[test]
+    fn the_data_path_of_the_run_has_a_line() {
+        let tz = fixture::config().daemon.timezone;
+        let v = view(&fixture::status());
+        let text = render_job(&v.jobs[0], &v, &tz);
+        assert!(
+            text.lines().any(|l| l
+                == "  data path (this run): node (fallback: cannot read <path>: <capability>)"),
+            "{text}"
         );
     }
 

@@ -169,6 +169,12 @@ pub fn status() -> EngineStatus {
             paused_until: None,
             progress: ProgressSnapshot {
                 counters,
+                // A fallback whose reason holds a path and (by mistake somewhere) a capability.
+                labels: [(
+                    "data_path".to_string(),
+                    format!("node (fallback: cannot read {SECRET_PATH}: {SECRET_CAP})"),
+                )]
+                .into(),
                 current: Some(SECRET_PATH.into()),
                 estimates,
                 warnings,
@@ -198,6 +204,7 @@ pub fn history() -> Vec<tahoe_jobs_engine::RunEntry> {
             ("bytes_uploaded".to_string(), bytes / 2),
         ]
         .into(),
+        labels: [("data_path".to_string(), "direct".to_string())].into(),
     };
     vec![
         run(

@@ -350,7 +350,7 @@ fn progress_html(out: &mut String, job: &JobView) {
         // Averages since the start are replaced by the recent rate below.
         .filter(|(name, _)| !name.ends_with("_per_second"))
         .collect();
-    if counters.is_empty() && job.progress.is_none() {
+    if counters.is_empty() && job.labels.is_empty() && job.progress.is_none() {
         return;
     }
     let title = if job.progress.is_some() {
@@ -359,6 +359,10 @@ fn progress_html(out: &mut String, job: &JobView) {
         "Last run"
     };
     let _ = write!(out, "<table><tr><th colspan=\"2\">{title}</th></tr>");
+    // What the task says about the run ("Data path: direct"), before its counts.
+    for (name, value) in &job.labels {
+        out.push_str(&row(&counter_label(name).0, &esc(value)));
+    }
     for (name, value) in counters {
         let (label, is_bytes) = counter_label(name);
         let show = |v: u64| if is_bytes { bytes(v) } else { v.to_string() };
@@ -603,6 +607,7 @@ mod tests {
             "running since 22:00",
             "open until Fri 04:00",
             "Files uploaded",
+            "<th>Data path</th><td>node (fallback: cannot read &lt;path&gt;: &lt;capability&gt;)",
             "about 500 files, 4.7 GiB",
             "about 2 more windows, done around Sun 00:53",
             "48.8 KiB/s",

@@ -117,6 +117,11 @@ pub struct JobView {
     pub overdue: Option<OverdueView>,
     /// The current run's counters while running, else the last run's.
     pub counters: BTreeMap<String, u64>,
+    /// What the task says about the current run (else the last one), by name, with
+    /// capabilities and paths hidden: `data_path` is `direct`, `node` or
+    /// `node (fallback: <reason>)` for the tasks that reach the grid.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
     /// Totals expected for this run (the previous completed run's).
     pub estimates: BTreeMap<String, u64>,
     pub progress: Option<ProgressView>,
@@ -359,6 +364,10 @@ fn job_view(inputs: &Inputs<'_>, job: &JobStatus, now: Timestamp, tz: &TimeZone)
         } else {
             job.last_run_counters.clone()
         },
+        labels: run_labels(job, running)
+            .iter()
+            .map(|(name, value)| (name.clone(), public_text(value)))
+            .collect(),
         estimates: job.progress.estimates.clone(),
         progress,
         warnings_total: job.progress.warnings_total,
@@ -369,6 +378,15 @@ fn job_view(inputs: &Inputs<'_>, job: &JobStatus, now: Timestamp, tz: &TimeZone)
             .as_ref()
             .map(|c| graphs::week(&c.schedule.allowed_times, now, tz)),
         history: graphs::runs(&job.history),
+    }
+}
+
+/// The labels of the current run, or of the last one: from its progress while the daemon has
+/// seen it, else (after a restart) from the run history.
+fn run_labels(job: &JobStatus, running: bool) -> &BTreeMap<String, String> {
+    match job.history.last() {
+        Some(last) if !running && job.progress.labels.is_empty() => &last.labels,
+        _ => &job.progress.labels,
     }
 }
 
@@ -734,6 +752,22 @@ mod tests {
         let eta = p.eta.as_ref().unwrap();
         assert_eq!(eta.more_windows, 2);
         assert_eq!(eta.text, "about 2 more windows, done around Sun 00:53");
+    }
+
+    #[test]
+    fn the_data_path_of_the_current_or_last_run_is_shown_without_secrets() {
+        let v = public();
+        assert_eq!(
+            v.job("backup.b1").unwrap().labels["data_path"],
+            "node (fallback: cannot read <path>: <capability>)"
+        );
+        // After a restart the daemon has no progress of the last run: its history has the label.
+        let mut idle = fixture::overdue_status();
+        idle.jobs[0].progress = Default::default();
+        let v = fixture::view_with_budget(&idle);
+        assert_eq!(v.job("backup.b1").unwrap().labels["data_path"], "direct");
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["jobs"][0]["labels"]["data_path"], "direct");
     }
 
     #[test]

@@ -355,6 +355,7 @@ impl JobActor {
                     ended: now,
                     outcome: RunOutcome::Failed,
                     counters: Default::default(),
+                    labels: Default::default(),
                 });
                 self.persist(true);
                 self.announce_run_end(EventKind::Failure, now);
@@ -441,7 +442,8 @@ impl JobActor {
         };
         let now = self.clock.now();
         let asked = run.stop.reason();
-        let counters = self.progress.snapshot().counters;
+        let snapshot = self.progress.snapshot();
+        let counters = snapshot.counters;
         self.record.last_run_counters = counters.clone();
         let state = match result {
             Ok(Ok(Outcome::Completed)) => {
@@ -493,6 +495,7 @@ impl JobActor {
             ended: now,
             outcome,
             counters: self.record.last_run_counters.clone(),
+            labels: snapshot.labels,
         });
         self.persist(true);
         match &state {

@@ -217,6 +217,7 @@ impl Task for Counting {
             done,
         });
         ctx.progress().set("units", done);
+        ctx.progress().set_label("pace", "one unit a second");
         let outcome = loop {
             if done >= self.units {
                 tree.remove(DONE)?;

@@ -1,8 +1,8 @@
-//! The text of CHK and LIT caps (`uri.py`). A minimal formatter for the encoder's results; the
-//! crate's caps module parses and classifies caps in general.
+//! The caps the encoder makes (`uri.py`). [`ChkCap`] is a typed view of a CHK read cap for the
+//! encoder's callers (fields, the storage index as bytes); its text, its storage index and the
+//! LIT caps come from the crate's one capability type, [`crate::cap::Capability`].
 
-use crate::base32;
-use crate::hashutil::tagged_hash;
+use crate::cap::{chk_storage_index, Capability, ChkParams};
 
 /// A CHK read cap: `URI:CHK:<key>:<ueb-hash>:<k>:<N>:<size>`. A secret: anyone holding it
 /// reads the file.
@@ -21,26 +21,37 @@ pub struct ChkCap {
 }
 
 impl ChkCap {
+    /// The file's cap (`URI:CHK:`), as the crate's capability type.
+    pub fn capability(&self) -> Capability {
+        Capability::chk(self.key, self.uri_extension_hash, self.params(), false)
+    }
+
+    /// The cap of the immutable directory whose body this file is (`URI:DIR2-CHK:`).
+    pub fn dir_capability(&self) -> Capability {
+        Capability::chk(self.key, self.uri_extension_hash, self.params(), true)
+    }
+
     /// The cap's text.
     pub fn to_uri(&self) -> String {
-        format!(
-            "URI:CHK:{}:{}:{}:{}:{}",
-            base32::encode(&self.key),
-            base32::encode(&self.uri_extension_hash),
-            self.needed,
-            self.total,
-            self.size
-        )
+        self.capability().expose()
     }
 
     /// The text of the immutable directory whose body this file is (`URI:DIR2-CHK:...`).
     pub fn to_dir_uri(&self) -> String {
-        format!("URI:DIR2-{}", &self.to_uri()["URI:".len()..])
+        self.dir_capability().expose()
     }
 
     /// The storage index: where servers keep the shares.
     pub fn storage_index(&self) -> [u8; 16] {
-        storage_index_of_key(&self.key)
+        chk_storage_index(&self.key).0
+    }
+
+    fn params(&self) -> ChkParams {
+        ChkParams {
+            needed: self.needed,
+            total: self.total,
+            size: self.size,
+        }
     }
 }
 
@@ -55,14 +66,7 @@ impl std::fmt::Debug for ChkCap {
     }
 }
 
-/// `storage_index_hash(key)`: a CHK file's storage index from its AES key.
-pub(crate) fn storage_index_of_key(key: &[u8; 16]) -> [u8; 16] {
-    tagged_hash(b"allmydata_immutable_key_to_storage_index_v1", key, 16)
-        .try_into()
-        .expect("16 bytes")
-}
-
 /// The LIT cap of a small file (55 bytes or less in Tahoe): `URI:LIT:<base32 of the data>`.
 pub fn lit_cap(data: &[u8]) -> String {
-    format!("URI:LIT:{}", base32::encode(data))
+    Capability::literal(data).expose()
 }

@@ -132,7 +132,7 @@ impl ChkEncoder {
     /// The storage index of the file being encoded: known from the key alone, so servers can be
     /// asked for space (and what they already hold) before the first segment.
     pub fn storage_index(&self) -> [u8; 16] {
-        super::cap::storage_index_of_key(&self.key)
+        crate::cap::chk_storage_index(&self.key).0
     }
 
     /// The layout of each share (its header can be sent before any block).

@@ -7,7 +7,10 @@
 //!   set the endpoint expects;
 //! - bodies and answers are CBOR ([`cbor`]);
 //! - each client keeps its connections alive (reqwest's pool), so a pass over many objects pays
-//!   one TLS handshake per server, not one per request.
+//!   one TLS handshake per server, not one per request;
+//! - a server may announce several NURLs (one per location it listens at): the client uses the
+//!   first that answers, in the announced order, and moves on to the next when a connection to
+//!   one fails (refused, timed out, refused pin). It keeps using the one that answered.
 //!
 //! Errors ([`StorageError`]) name the server and never hold its swissnum or a secret: the server's
 //! own message is cleaned of anything we sent it before it is kept. Upload endpoints (allocate,
@@ -19,7 +22,7 @@ pub mod tls;
 pub mod upload;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -111,12 +114,21 @@ impl Default for Timeouts {
     }
 }
 
-/// A client of one storage server, cheap to clone (clones share the connections).
+/// A client of one storage server, cheap to clone (clones share the connections and which
+/// location answers).
 #[derive(Clone)]
 pub struct StorageClient {
+    /// One per announced NURL, in the announced order.
+    locations: Arc<[Location]>,
+    /// The location in use: the first that answered.
+    current: Arc<AtomicUsize>,
+    name: String,
+}
+
+/// One place a server listens at, with its own pin and connections.
+struct Location {
     http: reqwest::Client,
     base: String,
-    name: String,
     authorization: HeaderValue,
     swissnum: String,
     pin_refused: Arc<AtomicBool>,
@@ -124,39 +136,43 @@ pub struct StorageClient {
 
 impl std::fmt::Debug for StorageClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "StorageClient({} at {})", self.name, self.base)
+        write!(
+            f,
+            "StorageClient({} at {})",
+            self.name,
+            self.location().base
+        )
     }
 }
 
 impl StorageClient {
     /// A client for the server at `nurl`, shown in messages as `name`.
     pub fn new(nurl: &Nurl, name: &str, timeouts: Timeouts) -> Result<StorageClient, StorageError> {
-        let verifier = tls::PinVerifier::new(&nurl.spki_hash);
-        let pin_refused = verifier.refused_flag();
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(verifier.client_config())
-            .no_proxy()
-            .connect_timeout(timeouts.connect)
-            .timeout(timeouts.request)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| StorageError::Unreachable {
+        StorageClient::with_locations(std::slice::from_ref(nurl), name, timeouts)
+    }
+
+    /// A client for a server that announced `nurls` (at least one), tried in that order when a
+    /// connection fails.
+    pub fn with_locations(
+        nurls: &[Nurl],
+        name: &str,
+        timeouts: Timeouts,
+    ) -> Result<StorageClient, StorageError> {
+        if nurls.is_empty() {
+            return Err(StorageError::Unreachable {
                 server: name.to_string(),
-                address: nurl.base_url(),
-                reason: format!("cannot set up an HTTPS client: {e}"),
-            })?;
-        let token = STANDARD.encode(nurl.expose_swissnum().as_bytes());
-        let mut authorization = HeaderValue::from_str(&format!("Tahoe-LAFS {token}"))
-            .expect("base64 is a valid header value");
-        authorization.set_sensitive(true);
+                address: "(no NURL)".into(),
+                reason: "it announces no location for the storage protocol".into(),
+            });
+        }
+        let locations = nurls
+            .iter()
+            .map(|nurl| Location::new(nurl, name, timeouts))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(StorageClient {
-            http,
-            base: nurl.base_url(),
+            locations: locations.into(),
+            current: Arc::new(AtomicUsize::new(0)),
             name: name.to_string(),
-            authorization,
-            swissnum: nurl.expose_swissnum().to_string(),
-            pin_refused,
         })
     }
 
@@ -206,11 +222,8 @@ impl StorageClient {
         }
         let range = format!("bytes={}-{}", offset, offset + length - 1);
         let response = self
-            .request(Method::GET, &path, &[])
-            .header(RANGE, range)
-            .send()
-            .await
-            .map_err(|e| self.send_error(e))?;
+            .send(Method::GET, &path, &[], |r| r.header(RANGE, range.clone()))
+            .await?;
         match response.status() {
             // The server's way of saying "nothing there" (an empty range cannot be written).
             StatusCode::NO_CONTENT => Ok(Bytes::new()),
@@ -238,11 +251,7 @@ impl StorageClient {
             Secret::LeaseRenew(&lease.renew),
             Secret::LeaseCancel(&lease.cancel),
         ];
-        let response = self
-            .request(Method::PUT, &path, &secrets)
-            .send()
-            .await
-            .map_err(|e| self.send_error(e))?;
+        let response = self.send(Method::PUT, &path, &secrets, |r| r).await?;
         match response.status() {
             StatusCode::NO_CONTENT | StatusCode::OK => Ok(LeaseOutcome::Renewed),
             StatusCode::NOT_FOUND => Ok(LeaseOutcome::NoShares),
@@ -250,26 +259,61 @@ impl StorageClient {
         }
     }
 
-    /// A request to `path` with the swissnum and `secrets`: the building block of every
-    /// endpoint, including the upload ones (allocate, `PATCH` writes, abort).
+    /// A request to `path` with the swissnum and `secrets`, to the location in use. It does
+    /// not move on to the next location when it fails to connect: [`StorageClient::send`] does.
     pub fn request(
         &self,
         method: Method,
         path: &str,
         secrets: &[Secret],
     ) -> reqwest::RequestBuilder {
-        let mut request = self
-            .http
-            .request(method, format!("{}{}", self.base, path))
-            .header(AUTHORIZATION, self.authorization.clone())
-            .header(ACCEPT, CBOR);
-        for secret in secrets {
-            let text = format!("{} {}", secret.name(), STANDARD.encode(secret.bytes()));
-            let mut value = HeaderValue::from_str(&text).expect("base64 is a valid header value");
-            value.set_sensitive(true);
-            request = request.header("X-Tahoe-Authorization", value);
+        self.location().request(method, path, secrets)
+    }
+
+    /// Sends a request to `path` with the swissnum and `secrets` (`finish` adds headers and a
+    /// body: it is called again for each location tried): the building block of every
+    /// endpoint, including the upload ones (allocate, `PATCH` writes, abort). When a connection
+    /// to the location in use fails, the next announced location is tried, in order, each
+    /// once; the error is the last location's.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        secrets: &[Secret<'_>],
+        finish: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, StorageError> {
+        let count = self.locations.len();
+        let start = self.current.load(Ordering::Relaxed) % count;
+        let mut step = 0;
+        loop {
+            let at = (start + step) % count;
+            let location = &self.locations[at];
+            let request = finish(location.request(method.clone(), path, secrets));
+            match request.send().await {
+                Ok(response) => {
+                    if step > 0 {
+                        self.current.store(at, Ordering::Relaxed);
+                        tracing::info!(
+                            "storage server {}: using its location {} ({} of {})",
+                            self.name,
+                            location.base,
+                            at + 1,
+                            count
+                        );
+                    }
+                    return Ok(response);
+                }
+                Err(e) => {
+                    let refused = location.pin_refused.load(Ordering::SeqCst);
+                    let error = self.send_error_at(location, &e);
+                    step += 1;
+                    if !(e.is_connect() || refused) || step == count {
+                        return Err(error);
+                    }
+                    tracing::debug!("{error}; trying its next location");
+                }
+            }
         }
-        request
     }
 
     /// Sends a request with an optional CBOR body and decodes a CBOR answer.
@@ -281,11 +325,13 @@ impl StorageClient {
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value), StorageError> {
         let what = format!("{method} {path}");
-        let mut request = self.request(method, path, secrets);
-        if let Some(body) = body {
-            request = request.header(CONTENT_TYPE, CBOR).body(cbor::encode(body));
-        }
-        let response = request.send().await.map_err(|e| self.send_error(e))?;
+        let body = body.map(|b| Bytes::from(cbor::encode(b)));
+        let response = self
+            .send(method, path, secrets, |request| match &body {
+                Some(body) => request.header(CONTENT_TYPE, CBOR).body(body.clone()),
+                None => request,
+            })
+            .await?;
         let status = response.status();
         if !status.is_success() {
             return Err(self.status_error(response, &what, secrets).await);
@@ -293,6 +339,11 @@ impl StorageClient {
         let bytes = response.bytes().await.map_err(|e| self.send_error(e))?;
         let value = cbor::decode(&bytes).map_err(|reason| self.protocol(&what, reason))?;
         Ok((status, value))
+    }
+
+    /// The location in use.
+    fn location(&self) -> &Location {
+        &self.locations[self.current.load(Ordering::Relaxed) % self.locations.len()]
     }
 
     fn protocol(&self, what: &str, reason: String) -> StorageError {
@@ -303,17 +354,22 @@ impl StorageClient {
         }
     }
 
+    /// A failure of the location in use (reading an answer, say).
     fn send_error(&self, e: reqwest::Error) -> StorageError {
-        if self.pin_refused.load(Ordering::SeqCst) {
+        self.send_error_at(self.location(), &e)
+    }
+
+    fn send_error_at(&self, location: &Location, e: &reqwest::Error) -> StorageError {
+        if location.pin_refused.load(Ordering::SeqCst) {
             return StorageError::PinRefused {
                 server: self.name.clone(),
-                address: self.base.clone(),
+                address: location.base.clone(),
             };
         }
         StorageError::Unreachable {
             server: self.name.clone(),
-            address: self.base.clone(),
-            reason: self.scrub(&innermost(&e)),
+            address: location.base.clone(),
+            reason: self.scrub(&innermost(e)),
         }
     }
 
@@ -349,10 +405,58 @@ impl StorageClient {
         }
     }
 
-    /// Removes the swissnum (plain or base64) from a text.
+    /// Removes every location's swissnum (plain or base64) from a text.
     fn scrub(&self, text: &str) -> String {
-        text.replace(&STANDARD.encode(self.swissnum.as_bytes()), "…")
-            .replace(&self.swissnum, "…")
+        self.locations.iter().fold(text.to_string(), |text, l| {
+            text.replace(&STANDARD.encode(l.swissnum.as_bytes()), "…")
+                .replace(&l.swissnum, "…")
+        })
+    }
+}
+
+impl Location {
+    fn new(nurl: &Nurl, name: &str, timeouts: Timeouts) -> Result<Location, StorageError> {
+        let verifier = tls::PinVerifier::new(&nurl.spki_hash);
+        let pin_refused = verifier.refused_flag();
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(verifier.client_config())
+            .no_proxy()
+            .connect_timeout(timeouts.connect)
+            .timeout(timeouts.request)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| StorageError::Unreachable {
+                server: name.to_string(),
+                address: nurl.base_url(),
+                reason: format!("cannot set up an HTTPS client: {e}"),
+            })?;
+        let token = STANDARD.encode(nurl.expose_swissnum().as_bytes());
+        let mut authorization = HeaderValue::from_str(&format!("Tahoe-LAFS {token}"))
+            .expect("base64 is a valid header value");
+        authorization.set_sensitive(true);
+        Ok(Location {
+            http,
+            base: nurl.base_url(),
+            authorization,
+            swissnum: nurl.expose_swissnum().to_string(),
+            pin_refused,
+        })
+    }
+
+    fn request(&self, method: Method, path: &str, secrets: &[Secret]) -> reqwest::RequestBuilder {
+        let mut request = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .header(AUTHORIZATION, self.authorization.clone())
+            .header(ACCEPT, CBOR);
+        for secret in secrets {
+            let text = format!("{} {}", secret.name(), STANDARD.encode(secret.bytes()));
+            let mut value = HeaderValue::from_str(&text).expect("base64 is a valid header value");
+            value.set_sensitive(true);
+            request = request.header("X-Tahoe-Authorization", value);
+        }
+        request
     }
 }
 
@@ -364,4 +468,54 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
         last = next;
     }
     last.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nurl(port: u16) -> Nurl {
+        Nurl::parse(&format!(
+            "pb://CsVT0HoLClGZeLVcZ-EgSU-ckIA4MrCy66h3g4qHacQ@127.0.0.1:{port}/swissnumsecret#v=1"
+        ))
+        .unwrap()
+    }
+
+    /// A server announcing two locations: the first refuses connections, so the second is
+    /// asked (here it hangs up during the handshake: the error is then the second's).
+    #[tokio::test]
+    async fn a_failed_connection_moves_on_to_the_next_announced_location() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed_port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let open_port = open.local_addr().unwrap().port();
+        let tried = Arc::new(AtomicBool::new(false));
+        let accepted = tokio::spawn({
+            let tried = tried.clone();
+            async move {
+                let (socket, _) = open.accept().await.unwrap();
+                tried.store(true, Ordering::SeqCst);
+                drop(socket);
+            }
+        });
+        let client = StorageClient::with_locations(
+            &[nurl(closed_port), nurl(open_port)],
+            "two-homed",
+            Timeouts::default(),
+        )
+        .unwrap();
+        let err = client.version().await.unwrap_err();
+        // Set before the second location hung up, which is what ended the request.
+        assert!(
+            tried.load(Ordering::SeqCst),
+            "the second location was tried"
+        );
+        accepted.abort();
+        let shown = err.to_string();
+        assert!(err.is_connection(), "{shown}");
+        assert!(shown.contains(&format!("127.0.0.1:{open_port}")), "{shown}");
+        assert!(!shown.contains("swissnumsecret"), "{shown}");
+        assert!(StorageClient::with_locations(&[], "none", Timeouts::default()).is_err());
+    }
 }

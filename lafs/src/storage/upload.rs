@@ -114,13 +114,12 @@ impl StorageClient {
         let secrets = [Secret::Upload(&upload_secret.0)];
         let range = format!("bytes {}-{}/*", offset, offset + data.len() as u64 - 1);
         let response = self
-            .request(Method::PATCH, &path, &secrets)
-            .header(CONTENT_RANGE, range)
-            .header(CONTENT_TYPE, "application/octet-stream")
-            .body(data)
-            .send()
-            .await
-            .map_err(|e| self.send_error(e))?;
+            .send(Method::PATCH, &path, &secrets, |r| {
+                r.header(CONTENT_RANGE, range.clone())
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .body(data.clone())
+            })
+            .await?;
         let finished = match response.status() {
             StatusCode::CREATED => true,
             StatusCode::OK => false,
@@ -143,11 +142,7 @@ impl StorageClient {
         let path = format!("/storage/v1/immutable/{si}/{share}/abort");
         let what = format!("PUT {path}");
         let secrets = [Secret::Upload(&upload_secret.0)];
-        let response = self
-            .request(Method::PUT, &path, &secrets)
-            .send()
-            .await
-            .map_err(|e| self.send_error(e))?;
+        let response = self.send(Method::PUT, &path, &secrets, |r| r).await?;
         if response.status().is_success() {
             Ok(())
         } else {

@@ -17,6 +17,7 @@ use std::time::Duration;
 use crate::backup::params::BackupParams;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tahoe_jobs_engine::flush_tree;
 
 use super::metadata::FileStat;
 use crate::tahoe::Cap;
@@ -316,14 +317,10 @@ impl BackupDb {
         self.put(TOTALS_KEY, totals)
     }
 
-    /// Makes every record written so far durable. The flush runs on tokio's blocking pool
-    /// rather than sled's own threads (`flush_async`), which tokio cannot see: on the paused
-    /// clock of tests, time would jump ahead while a flush is under way.
+    /// Makes every record written so far durable (off the caller's thread, and seen by tokio's
+    /// paused clock in tests: [`flush_tree`]).
     pub async fn flush(&self) -> Result<(), DbError> {
-        let tree = self.tree.clone();
-        tokio::task::spawn_blocking(move || tree.flush())
-            .await
-            .map_err(|e| DbError::Sled(sled::Error::ReportableBug(format!("flush: {e}"))))??;
+        flush_tree(&self.tree).await?;
         Ok(())
     }
 

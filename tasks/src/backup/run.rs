@@ -54,7 +54,13 @@ pub async fn run_backup(
         p.set_estimate(counter::DIRS_SEEN, prev.dirs);
         p.set_estimate(counter::BYTES_SEEN, prev.bytes);
     }
-    let sink = super::sink::choose(params.data_path, node_dir, &client, options.keeper.as_ref());
+    let sink = super::sink::choose(
+        params.data_path,
+        node_dir,
+        &client,
+        options.keeper.as_ref(),
+        ctx,
+    );
     tracing::debug!(
         job = ctx.job_id(),
         data_path = sink.name(),

@@ -17,14 +17,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tahoe_jobs_config::NodeFacts;
 
-use crate::data_path::DataPath;
+use crate::data_path::{open_direct_grid, DataPath, DirectGrid, PathUsed};
 use tahoe_jobs_engine::{ByteRequest, TaskContext};
 use tahoe_jobs_lafs::chk::{ChkError, EncodingParams, DEFAULT_MAX_SEGMENT_SIZE};
 use tahoe_jobs_lafs::dirnode::{nfc_order, push_immutable_child, DirnodeError, JsonValue};
 use tahoe_jobs_lafs::discovery::load_servers;
-use tahoe_jobs_lafs::grid::StorageGrid;
 use tahoe_jobs_lafs::lease::ClientLeaseSecrets;
-use tahoe_jobs_lafs::storage::Timeouts;
 use tahoe_jobs_lafs::upload::{
     Convergence, Pace, Pacer, ShareWrite, StopUpload, UploadError, Uploader,
 };
@@ -80,26 +78,41 @@ pub(crate) trait UploadSink: Send + Sync {
 }
 
 /// The sink for `wanted`: the direct one when it can be set up, else the node's with one
-/// warning saying why.
+/// warning saying why. The run's progress says which (see [`PathUsed`]), and gets the warning.
 pub(crate) fn choose(
     wanted: DataPath,
     node_dir: &Path,
     client: &TahoeClient,
     keeper: Option<&ShareKeeper>,
+    ctx: &TaskContext,
 ) -> Arc<dyn UploadSink> {
     let node = || Arc::new(NodeSink(client.clone())) as Arc<dyn UploadSink>;
-    match wanted {
-        DataPath::Node => node(),
+    let warn = |message: String| {
+        tracing::warn!("{message}");
+        ctx.progress().warn(ctx.now(), message);
+    };
+    let (sink, used) = match wanted {
+        DataPath::Node => (node(), PathUsed::Node),
         DataPath::Direct => match DirectSink::new(node_dir, client.clone()) {
-            Ok(direct) => Arc::new(direct.keeping(keeper)),
+            Ok((direct, warning)) => {
+                if let Some(warning) = warning {
+                    warn(warning);
+                }
+                (
+                    Arc::new(direct.keeping(keeper)) as Arc<dyn UploadSink>,
+                    PathUsed::Direct,
+                )
+            }
             Err(reason) => {
-                tracing::warn!(
+                warn(format!(
                     "data_path = direct, but {reason}: uploading through the node for this run"
-                );
-                node()
+                ));
+                (node(), PathUsed::Fallback(reason))
             }
         },
-    }
+    };
+    used.show(ctx.progress());
+    sink
 }
 
 /// Through the node's web API.
@@ -153,22 +166,15 @@ pub(crate) struct DirectSink {
 
 impl DirectSink {
     /// Reads the node's servers, secrets and encoding; the reason when direct uploads are not
-    /// possible (no server announces the HTTPS storage protocol, say).
-    pub(crate) fn new(node_dir: &Path, node: TahoeClient) -> Result<DirectSink, String> {
+    /// possible (no server announces the HTTPS storage protocol, say: the rule is
+    /// [`crate::data_path::direct_decision`]'s). Also the warning to give once for this run
+    /// (servers that speak only Foolscap get no shares from it).
+    pub(crate) fn new(
+        node_dir: &Path,
+        node: TahoeClient,
+    ) -> Result<(DirectSink, Option<String>), String> {
         let servers = load_servers(node_dir).map_err(|e| e.to_string())?;
-        let grid = StorageGrid::new(&servers, Timeouts::default()).map_err(|e| e.to_string())?;
-        let speaking = grid.servers().iter().filter(|s| s.client.is_some()).count();
-        if speaking == 0 {
-            return Err("no storage server announces the HTTPS storage protocol (a NURL)".into());
-        }
-        if speaking < grid.servers().len() {
-            tracing::warn!(
-                "{} of {} storage servers announce no NURL (Foolscap only): direct uploads place \
-                 no shares on them (data_path = node would)",
-                grid.servers().len() - speaking,
-                grid.servers().len()
-            );
-        }
+        let DirectGrid { grid, warning, .. } = open_direct_grid(&servers)?;
         let lease = ClientLeaseSecrets::from_node_dir(node_dir).map_err(|e| e.to_string())?;
         let convergence = Convergence::from_node_dir(node_dir)?;
         let encoding = NodeFacts::read(node_dir)
@@ -185,7 +191,7 @@ impl DirectSink {
             return Err("shares.needed must be between 1 and shares.total".into());
         }
         let uploader = Uploader::new(&grid, lease, convergence, params, encoding.happy as usize);
-        Ok(DirectSink { uploader, node })
+        Ok((DirectSink { uploader, node }, warning))
     }
 
     /// The same sink, leaving the partial shares of files it is stopped in to `keeper` (and

@@ -15,6 +15,7 @@
 use std::collections::HashSet;
 
 use sled::Batch;
+use tahoe_jobs_engine::flush_tree;
 
 use super::record::{decode, encode, FormatError, FrontierEntry, ObjectRecord, PassState};
 use super::summary::CheckSummary;
@@ -188,8 +189,10 @@ impl CheckDb {
         Ok(())
     }
 
+    /// Makes every record written so far durable (off the caller's thread, and seen by tokio's
+    /// paused clock in tests: [`flush_tree`]).
     pub async fn flush(&self) -> Result<(), DbError> {
-        self.tree.flush_async().await?;
+        flush_tree(&self.tree).await?;
         Ok(())
     }
 }

@@ -15,9 +15,9 @@ use tahoe_jobs_lafs::cap::Capability;
 use tahoe_jobs_lafs::discovery::ServerList;
 use tahoe_jobs_lafs::grid::{CheckedObject, StorageGrid};
 use tahoe_jobs_lafs::lease::ClientLeaseSecrets;
-use tahoe_jobs_lafs::storage::Timeouts;
 
 use super::CheckObserver;
+use crate::data_path::{open_direct_grid, DirectGrid};
 use crate::tahoe::{Cap, CheckReport, CheckResults};
 
 /// How often the server files are looked at for changes, at most.
@@ -44,28 +44,47 @@ impl std::fmt::Debug for DirectChecker {
 
 impl DirectChecker {
     /// The direct path for the node at `node_dir`, or why it cannot be used (then the caller
-    /// falls back to the node with one warning): no server announces the storage protocol, or a
-    /// server file or the lease secret cannot be read.
+    /// falls back to the node with one warning): no server announces the storage protocol
+    /// (the rule is [`crate::data_path::direct_decision`]'s), or a server file or the lease
+    /// secret cannot be read. Servers that speak only Foolscap are named in one warning.
     pub fn new(
         node_dir: &Path,
         add_lease: bool,
         observer: Arc<dyn CheckObserver>,
     ) -> Result<DirectChecker, String> {
         let servers = ServerList::load(node_dir).map_err(|e| e.to_string())?;
-        let grid = build_grid(&servers)?;
+        let opened = open_direct_grid(servers.servers())?;
         let leases = if add_lease {
             Some(ClientLeaseSecrets::from_node_dir(node_dir).map_err(|e| e.to_string())?)
         } else {
             None
         };
-        Ok(DirectChecker {
+        let checker = DirectChecker {
             node_dir: node_dir.to_path_buf(),
             servers: Mutex::new((servers, Instant::now())),
-            grid: Mutex::new(Arc::new(grid)),
+            grid: Mutex::new(Arc::new(StorageGrid::default())),
             leases,
             observer,
             warned: Mutex::new(HashSet::new()),
-        })
+        };
+        checker.use_grid(opened);
+        Ok(checker)
+    }
+
+    /// Checks go to `opened` from now on. Its Foolscap-only servers are named in one warning
+    /// (unless they all were already), not once each as servers that fail to answer are.
+    fn use_grid(&self, opened: DirectGrid) {
+        let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+        let mut new = false;
+        for id in opened.foolscap_only {
+            new |= warned.insert(id);
+        }
+        drop(warned);
+        if let (Some(warning), true) = (opened.warning, new) {
+            tracing::warn!("{warning}");
+            self.observer.warning(&warning);
+        }
+        *self.grid.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(opened.grid);
     }
 
     /// Checks `cap` directly if it is an immutable object with shares; `None` for anything
@@ -90,10 +109,8 @@ impl DirectChecker {
         if servers.1.elapsed() >= REFRESH_EVERY {
             servers.1 = Instant::now();
             match servers.0.refresh() {
-                Ok(true) => match build_grid(&servers.0) {
-                    Ok(grid) => {
-                        *self.grid.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(grid)
-                    }
+                Ok(true) => match open_direct_grid(servers.0.servers()) {
+                    Ok(opened) => self.use_grid(opened),
                     Err(e) => {
                         self.warn_once("servers", &format!("{e}; keeping the last server list"))
                     }
@@ -126,27 +143,6 @@ impl DirectChecker {
             self.observer.warning(message);
         }
     }
-}
-
-fn build_grid(servers: &ServerList) -> Result<StorageGrid, String> {
-    let grid =
-        StorageGrid::new(servers.servers(), Timeouts::default()).map_err(|e| e.to_string())?;
-    if grid.servers().is_empty() {
-        return Err("the node knows no storage servers yet (its introducer cache is empty)".into());
-    }
-    if !grid.all_speak_http() {
-        let foolscap: Vec<String> = grid
-            .servers()
-            .iter()
-            .filter(|s| s.client.is_none())
-            .map(|s| s.info.display_name())
-            .collect();
-        return Err(format!(
-            "storage servers {} announce no HTTPS storage protocol (Foolscap only)",
-            foolscap.join(", ")
-        ));
-    }
-    Ok(grid)
 }
 
 /// The node's report for what the servers said.
@@ -193,6 +189,54 @@ mod tests {
   key_s: v0-m6liwkmqgzhn2c6qnus2x5as7wkgvhrwz3mih7ltu34ncayfi4wa
 ";
 
+    /// A server that announces the storage protocol beside its Foolscap FURL.
+    const SPEAKS_HTTPS: &str = "\
+- ann:
+    anonymous-storage-FURL: pb://jkx3bripnioaumcaep3iyyl66wchmtdt@tcp:localhost:47603/bpqvfvxo2mqe3hrpwc327jqlzhvn2rln
+    anonymous-storage-NURLs:
+    - pb://CsVT0HoLClGZeLVcZ-EgSU-ckIA4MrCy66h3g4qHacQ@localhost:47603/bpqvfvxo2mqe3hrpwc327jqlzhvn2rln#v=1
+    nickname: cellar
+    permutation-seed-base32: nu3gy2lxnnwxcz32nbxdeyzwofxhk4zspa2wc4zxo5vwo5tioj3xum3nnfudo3duouzti3tdmf4wm2juo5qa
+    service-name: storage
+  key_s: v0-m6liwkmqgzhn2c6qnus2x5as7wkgvhrwz3mih7ltu34ncayfi4wb
+";
+
+    #[derive(Default)]
+    struct Warnings(Mutex<Vec<String>>);
+
+    impl CheckObserver for Warnings {
+        fn warning(&self, message: &str) {
+            self.0.lock().unwrap().push(message.to_string());
+        }
+    }
+
+    #[test]
+    fn one_server_speaking_https_is_enough_and_the_others_are_named_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("private");
+        std::fs::create_dir_all(&private).unwrap();
+        std::fs::write(
+            private.join("introducer_default_cache.yaml"),
+            format!("{SPEAKS_HTTPS}{FOOLSCAP_ONLY}"),
+        )
+        .unwrap();
+        let warnings = Arc::new(Warnings::default());
+        let checker = DirectChecker::new(dir.path(), false, warnings.clone()).unwrap();
+        assert_eq!(checker.current_grid().servers().len(), 2);
+        let said = warnings.0.lock().unwrap().clone();
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].starts_with("1 of 2 storage servers"), "{said:?}");
+        assert!(
+            said[0].contains("attic") && !said[0].contains("cellar"),
+            "{said:?}"
+        );
+        assert!(!said[0].contains("bpqvfvxo"), "{said:?}");
+        // The same grid again (the server files changed, say): no second warning.
+        let again = open_direct_grid(checker.servers.lock().unwrap().0.servers()).unwrap();
+        checker.use_grid(again);
+        assert_eq!(warnings.0.lock().unwrap().len(), 1);
+    }
+
     #[test]
     fn no_storage_protocol_means_the_node_path_with_a_reason() {
         let dir = tempfile::tempdir().unwrap();
@@ -204,7 +248,7 @@ mod tests {
         let why =
             DirectChecker::new(dir.path(), false, Arc::new(super::super::Silent)).unwrap_err();
         assert!(
-            why.contains("attic") && why.contains("Foolscap only"),
+            why.contains("attic") && why.contains("only Foolscap"),
             "{why}"
         );
         assert!(!why.contains("bpqvfvxo"), "{why}");

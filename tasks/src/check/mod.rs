@@ -24,7 +24,7 @@ pub mod summary;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::data_path::DataPath;
+use crate::data_path::{DataPath, PathUsed};
 use async_trait::async_trait;
 use tahoe_jobs_config::{JobConfig, NodeFacts};
 use tahoe_jobs_engine::limits::expansion::Coding;
@@ -223,7 +223,7 @@ pub async fn run_check(
     })?;
     let client = TahoeClient::from_node_dir(node_dir, &options.client)?;
     let root = Aliases::read(node_dir)?.resolve(&params.target)?;
-    let direct = direct_path(node_dir, params, options);
+    let direct = direct_path(node_dir, params, options, ctx);
     let pass = Pass {
         inspector: Inspector {
             client,
@@ -245,28 +245,41 @@ pub async fn run_check(
 
 /// The direct data path if the job asks for it and the node's servers speak the storage
 /// protocol; otherwise `None` (the node checks everything), with one warning when the job
-/// asked for `direct`.
+/// asked for `direct`. The run's progress says which (see [`PathUsed`]).
 fn direct_path(
     node_dir: &Path,
     params: &CheckParams,
     options: &CheckOptions,
+    ctx: &TaskContext,
 ) -> Option<Arc<direct::DirectChecker>> {
-    if params.data_path == DataPath::Node {
-        return None;
-    }
-    match direct::DirectChecker::new(node_dir, params.add_lease, options.observer.clone()) {
-        Ok(checker) => {
-            tracing::info!("check data path: direct (immutable objects at the storage servers)");
-            Some(Arc::new(checker))
+    let (direct, used) = match params.data_path {
+        DataPath::Node => (None, PathUsed::Node),
+        // Verifying downloads every share: only the node does that.
+        DataPath::Direct if params.verify => (
+            None,
+            PathUsed::Fallback("verify = true: shares are verified by the node".into()),
+        ),
+        DataPath::Direct => {
+            match direct::DirectChecker::new(node_dir, params.add_lease, options.observer.clone()) {
+                Ok(checker) => {
+                    tracing::info!(
+                        "check data path: direct (immutable objects at the storage servers)"
+                    );
+                    (Some(Arc::new(checker)), PathUsed::Direct)
+                }
+                Err(why) => {
+                    let message =
+                        format!("checking everything through the node instead of directly: {why}");
+                    tracing::warn!("{message}");
+                    options.observer.warning(&message);
+                    ctx.progress().warn(ctx.now(), message);
+                    (None, PathUsed::Fallback(why))
+                }
+            }
         }
-        Err(why) => {
-            let message =
-                format!("checking everything through the node instead of directly: {why}");
-            tracing::warn!("{message}");
-            options.observer.warning(&message);
-            None
-        }
-    }
+    };
+    used.show(ctx.progress());
+    direct
 }
 
 /// Runs one whole pass outside the engine (the `tahoe-jobs check` command): no limits, nothing
