@@ -208,7 +208,11 @@ fn a_direct_backup_stopped_mid_file_sends_only_the_rest_next_time() {
         })
     };
     let (end, ctx) = run(first.clone(), stop);
-    stopper.join().unwrap();
+    // A run that never waited leaves the stopper waiting: let it fail instead of hanging.
+    drop(first.held.lock().unwrap().take());
+    stopper
+        .join()
+        .expect("the upload never waited for the budget");
     let RunEnd::Stopped(summary) = end else {
         panic!("the stopped run ended as {end:?}");
     };
