@@ -42,9 +42,11 @@ pub fn parse_bool(s: &str) -> Result<bool, String> {
     }
 }
 
-/// Hides capabilities wherever a value or message is shown: every `URI:...` run (the cap's
-/// own characters, up to a `/`, a space or punctuation) becomes `<capability>`; a path after
-/// the cap stays visible.
+/// Hides capabilities wherever a value or message is shown: every `URI:...` (also after `ro.`
+/// or `imm.`) becomes `<capability>`, with whatever follows it up to a space, a quote, `<`, `>`,
+/// `)`, `,` or `;`: a path below a directory cap goes too (on the public page it would name
+/// files), as does anything a future cap kind might hold. The one redaction of the project:
+/// the configuration's values and problems, the pages, the hooks and the logs all use it.
 pub fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -52,10 +54,12 @@ pub fn redact(text: &str) -> String {
         out.push_str(&rest[..at]);
         out.push_str("<capability>");
         let cap = &rest[at..];
-        let len = cap
-            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, ':' | '-' | '_')))
+        let end = cap
+            .find(|c: char| {
+                c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | ')' | ',' | ';')
+            })
             .unwrap_or(cap.len());
-        rest = &cap[len..];
+        rest = &cap[end..];
     }
     out.push_str(rest);
     out
@@ -162,12 +166,18 @@ mod redact_tests {
 
     #[test]
     fn every_capability_goes_and_the_words_around_stay() {
-        assert_eq!(redact("URI:DIR2:abc:def/photos"), "<capability>/photos");
+        assert_eq!(redact("URI:DIR2:abc:def/photos"), "<capability>");
         assert_eq!(
             redact("linked URI:CHK:aa:bb:3:10:99 and URI:LIT:xyz, then done"),
             "linked <capability> and <capability>, then done"
         );
         assert_eq!(redact("no secrets here"), "no secrets here");
+        // What either of the two earlier functions hid, this one hides.
+        assert_eq!(
+            redact("x URI:DIR2:a/sub and \"URI:CHK:b\", (ro.URI:DIR2-RO:c:d) 'imm.URI:LIT:e'"),
+            "x <capability> and \"<capability>\", (ro.<capability>) 'imm.<capability>'"
+        );
+        assert_eq!(redact("URI:SSK:a.b+c=d;"), "<capability>;");
     }
 }
 

@@ -9,26 +9,9 @@ pub fn public_text(text: &str) -> String {
     hide_paths(&hide_caps(text))
 }
 
-/// Hides every `URI:...` capability, with any path written after it. (The configuration's
-/// `redact` is made for a value that is one target; in a sentence it would take the words after
-/// a capability for part of it, and let a second capability through.)
-pub fn hide_caps(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("URI:") {
-        out.push_str(&rest[..at]);
-        out.push_str("<capability>");
-        let cap = &rest[at..];
-        let end = cap
-            .find(|c: char| {
-                c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | ')' | ',' | ';')
-            })
-            .unwrap_or(cap.len());
-        rest = &cap[end..];
-    }
-    out.push_str(rest);
-    out
-}
+/// Hides every `URI:...` capability, with any path written after it: the configuration's
+/// [`tahoe_jobs_config::redact`], the project's one redaction.
+pub use tahoe_jobs_config::redact as hide_caps;
 
 /// Replaces words that look like paths (`/x`, `~/x`, `./x`, also inside quotes or brackets).
 fn hide_paths(text: &str) -> String {

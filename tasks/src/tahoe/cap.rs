@@ -3,6 +3,13 @@
 //! [`Cap`] keeps the string out of every `Debug`/`Display` so a capability cannot reach a log
 //! line, an error message or a panic by accident; only its kind (`URI:CHK:…`) shows. Code that
 //! must send the secret to the node asks for it by name with [`Cap::expose`].
+//!
+//! Why not `tahoe_jobs_lafs::cap::Capability`, the crate's parsed cap: a [`Cap`] holds whatever
+//! the node answered, as the node wrote it, and never fails to make (a kind this version does
+//! not parse, a future one, still passes through a backup and into its directories); it is a
+//! map key (`Hash`, `Ord`) and the backup database stores its text. Code that needs the parsed
+//! form (the direct paths: storage index, coding) parses it there with `Capability::parse`,
+//! and literal caps are written by the lafs crate.
 
 use std::fmt;
 
@@ -49,22 +56,7 @@ impl Cap {
     /// capability, `URI:LIT:` and the bytes in Tahoe's base32 (RFC 4648 alphabet, lower case,
     /// unpadded), which is exactly what the node answers when such a file is uploaded.
     pub fn literal(data: &[u8]) -> Cap {
-        const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-        let mut out = String::from("URI:LIT:");
-        let (mut acc, mut bits) = (0u16, 0u32);
-        for &byte in data {
-            acc = (acc << 8) | u16::from(byte);
-            bits += 8;
-            while bits >= 5 {
-                bits -= 5;
-                out.push(ALPHABET[usize::from((acc >> bits) & 31)] as char);
-            }
-            acc &= (1 << bits) - 1;
-        }
-        if bits > 0 {
-            out.push(ALPHABET[usize::from((acc << (5 - bits)) & 31)] as char);
-        }
-        Cap(out)
+        Cap(tahoe_jobs_lafs::chk::lit_cap(data))
     }
 }
 
