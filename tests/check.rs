@@ -521,7 +521,7 @@ fn a_stopped_pass_resumes_without_checking_anything_twice() {
     // One object at a time, so that a stop between objects leaves nothing in flight and the
     // node's count is exact.
     let one = CheckOptions {
-        concurrency: 1,
+        concurrency: Some(1),
         ..CheckOptions::default()
     };
 
@@ -586,7 +586,7 @@ fn a_stopped_pass_resumes_without_checking_anything_twice() {
         ..Gate::default()
     });
     let four = CheckOptions {
-        concurrency: 4,
+        concurrency: Some(4),
         ..CheckOptions::default()
     };
     let ctx = context(&tree, stop, gate);

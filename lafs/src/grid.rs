@@ -127,15 +127,22 @@ async fn ask(
             reason: "it announces only Foolscap".into(),
         });
     };
-    if let Some(lease) = lease {
-        // The checker sends add-lease to every server and ignores "no such shares"; other
-        // failures are only logged there too, and the listing below decides.
-        let secrets = lease.for_share(&si, &server.info.lease_seed);
-        match client.add_or_renew_lease(&si, &secrets).await {
-            Ok(LeaseOutcome::Renewed | LeaseOutcome::NoShares) => {}
-            Err(e) if e.is_connection() => return Err(e),
-            Err(e) => tracing::warn!("lease renewal failed: {e}"),
-        }
+    let Some(lease) = lease else {
+        return client.immutable_shares(&si).await;
+    };
+    // The checker sends add-lease to every server and ignores "no such shares"; other failures
+    // are only logged there too, and the listing decides. Like the checker
+    // (`immutable/checker.py`, `_get_buckets`), both requests go at once: waiting for the lease
+    // before listing would cost every object one more round trip per server.
+    let secrets = lease.for_share(&si, &server.info.lease_seed);
+    let (renewed, listed) = futures::join!(
+        client.add_or_renew_lease(&si, &secrets),
+        client.immutable_shares(&si)
+    );
+    match renewed {
+        Ok(LeaseOutcome::Renewed | LeaseOutcome::NoShares) => {}
+        Err(e) if e.is_connection() => return Err(e),
+        Err(e) => tracing::warn!("lease renewal failed: {e}"),
     }
-    client.immutable_shares(&si).await
+    listed
 }

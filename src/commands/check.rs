@@ -19,7 +19,7 @@ use tahoe_jobs_tasks::backup::walk::quote;
 use tahoe_jobs_tasks::check::summary::describe;
 use tahoe_jobs_tasks::check::CheckParams;
 use tahoe_jobs_tasks::check::{
-    check_once, oneshot_db_dir, CheckObserver, CheckOptions, ObjectRecord, DEFAULT_CONCURRENCY,
+    check_once, oneshot_db_dir, CheckObserver, CheckOptions, ObjectRecord,
 };
 use tahoe_jobs_tasks::sled;
 use tahoe_jobs_tasks::DataPath;
@@ -46,9 +46,9 @@ pub struct CheckArgs {
     /// node.timeout from NODEDIR/tahoe-jobs.cfg (10min when not set there).
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     pub timeout: Option<std::time::Duration>,
-    /// How many objects to check at once.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
-    pub concurrency: usize,
+    /// How many objects to check at once. Default: 16 on the direct path, 4 through the node.
+    #[arg(long, value_name = "N", value_parser = parse_concurrency)]
+    pub concurrency: Option<usize>,
     /// How immutable objects are checked: `direct` asks the storage servers over Tahoe's HTTPS
     /// storage protocol (falling back to the node, with a warning, when no server speaks it);
     /// `node` sends every check through the node. Mutable objects, --verify and --repair always
