@@ -538,9 +538,11 @@ fn own_node_dir(grid: &Grid, dir: &Path) -> PathBuf {
 
 /// 100,000 files in one directory: the directory of 100,000 children is accepted by the node
 /// (one `mkdir-immutable` of about 20 MB of JSON), every file is in the listing, and the
-/// memory the backup needs follows the width of that directory (measured: 145 MiB peak for
-/// the first run, 254 MiB before finished uploads were reaped as they end (a7031da); asserted
-/// under 250 MiB, so that a return of the old growth fails here).
+/// memory the backup needs follows the width of that directory (measured, debug build, direct
+/// path: 105 MiB peak for the first run; 153 MiB before its body went to a temporary file and
+/// its listing dropped full paths (issue 12), 254 MiB before finished uploads were reaped as
+/// they end (a7031da); asserted under 140 MiB, so that a return of the old growth fails here
+/// while noise of a third does not).
 #[test]
 fn a_directory_of_100000_files_is_backed_up_in_bounded_memory() {
     const FILES: usize = 100_000;
@@ -575,7 +577,7 @@ fn a_directory_of_100000_files_is_backed_up_in_bounded_memory() {
         max_rss_kib / 1024
     );
     assert!(
-        max_rss_kib < 250 * 1024,
+        max_rss_kib < 140 * 1024,
         "peak RSS {} MiB for a 100,000-entry directory",
         max_rss_kib / 1024
     );
@@ -594,7 +596,7 @@ fn a_directory_of_100000_files_is_backed_up_in_bounded_memory() {
         lossy_text(&out.stdout)
     );
     assert!(
-        rerun_rss_kib < 250 * 1024,
+        rerun_rss_kib < 140 * 1024,
         "re-run peak RSS {} MiB",
         rerun_rss_kib / 1024
     );

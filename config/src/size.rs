@@ -1,10 +1,12 @@
 //! Sizes in bytes (`64MiB`, `512 KiB`, `1GB`): `[jobs] cache_size`.
 
 /// `[jobs] cache_size` when none is given: the most the state store's page cache may hold.
-/// Measured (docs/benchmarks.md, "The daemon", C1): a first backup of 100,000 files peaked at
-/// 95 MB with 16 MiB, 114-115 MB with 64 or 256 MiB, and took no longer (each record is read
-/// about once a run, so a bigger cache buys no speed).
-pub const DEFAULT_CACHE_SIZE: u64 = 16 * 1024 * 1024;
+/// Measured (docs/benchmarks.md, "The daemon", C1 and "Memory"): a first backup of 100,000
+/// files peaked at 95 MB with 16 MiB, 114-115 MB with 64 or 256 MiB, and took no longer (each
+/// record is read about once a run, so a bigger cache buys no speed); a directory of 100,000
+/// files at 72-77 MB with 4 MiB against 93-97 MB with 16 MiB, with the same CPU time and wall
+/// time for an unchanged re-run of 10,000 files.
+pub const DEFAULT_CACHE_SIZE: u64 = 4 * 1024 * 1024;
 /// The smallest cache accepted: sled needs some room to work at all.
 pub const MIN_CACHE_SIZE: u64 = 1024 * 1024;
 /// The largest cache accepted.
@@ -76,7 +78,7 @@ mod tests {
 
     #[test]
     fn cache_sizes_are_bounded() {
-        assert_eq!(parse_cache_size("16MiB"), Ok(DEFAULT_CACHE_SIZE));
+        assert_eq!(parse_cache_size("4MiB"), Ok(DEFAULT_CACHE_SIZE));
         assert!(parse_cache_size("1KiB").unwrap_err().contains("below 1MiB"));
         assert!(parse_cache_size("65GiB")
             .unwrap_err()

@@ -441,11 +441,11 @@ fn cache_size_has_a_default_and_checked_values() {
     Jail::expect_with(|jail| {
         jail.create_file("tahoe-jobs.cfg", SEED)?;
         let config = load(&options(jail.directory())).unwrap();
-        assert_eq!(config.daemon.cache_size, 16 * 1024 * 1024);
+        assert_eq!(config.daemon.cache_size, 4 * 1024 * 1024);
         assert!(config
             .settings
             .iter()
-            .any(|s| s.key == "jobs.cache_size" && s.value == "16MiB"));
+            .any(|s| s.key == "jobs.cache_size" && s.value == "4MiB"));
 
         jail.create_file(
             "tahoe-jobs.cfg",

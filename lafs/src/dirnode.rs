@@ -7,6 +7,7 @@
 //! written exactly as Python's `json.dumps` does: `", "` and `": "` separators, `\uXXXX` escapes
 //! for everything outside printable ASCII, floats as `repr`, keys in the order given.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use unicode_normalization::UnicodeNormalization;
@@ -206,18 +207,26 @@ pub fn pack_immutable_children(children: &[ImmutableChild]) -> Result<Vec<u8>, D
 /// The order children are packed in: each name normalized to NFC, with the index it came
 /// from, sorted as Python sorts `str` (by code point, which is UTF-8 byte order). Two names
 /// equal after NFC are refused. With [`push_immutable_child`] this lets a caller write a wide
-/// directory child by child, without a second copy of every child's metadata.
+/// directory child by child, without a second copy of every child's metadata. A name that is
+/// already NFC (every ASCII name) is borrowed, not copied.
 pub fn nfc_order<'a>(
     names: impl Iterator<Item = &'a str>,
-) -> Result<Vec<(String, usize)>, DirnodeError> {
-    let mut entries: Vec<(String, usize)> = names
+) -> Result<Vec<(Cow<'a, str>, usize)>, DirnodeError> {
+    let mut entries: Vec<(Cow<'a, str>, usize)> = names
         .enumerate()
-        .map(|(i, name)| (name.nfc().collect::<String>(), i))
+        .map(|(i, name)| {
+            let nfc = if unicode_normalization::is_nfc(name) {
+                Cow::Borrowed(name)
+            } else {
+                Cow::Owned(name.nfc().collect::<String>())
+            };
+            (nfc, i)
+        })
         .collect();
     entries.sort();
     if let Some(pair) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
         return Err(DirnodeError::DuplicateName {
-            name: pair[0].0.clone(),
+            name: pair[0].0.to_string(),
         });
     }
     Ok(entries)

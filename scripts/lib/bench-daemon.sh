@@ -246,7 +246,7 @@ bench_pause() {
 bench_cache_sizes() {
     local size out l0
     [ -d "$BENCH/tree-o4lit" ] || make_tree "$BENCH/tree-o4lit" "$B4_FILES" 1000 20 50 41
-    for size in ${C1_SIZES:-16MiB 64MiB 256MiB}; do
+    for size in ${C1_SIZES:-4MiB 16MiB 64MiB}; do
         l0=$(loadavg)
         /usr/bin/time -f '%e %M' -o "$BENCH/oneshot-time.txt" "$BIN" -d "$NODE" --set "jobs.cache_size=$size" \
             backup "$BENCH/tree-o4lit" "bj:c1-$size-$(date +%s)" >"$BENCH/last.log" 2>&1 ||

@@ -274,14 +274,38 @@ impl Uploader {
         body: &[u8],
         pacer: &dyn Pacer,
     ) -> Result<Uploaded, UploadError> {
-        let mut uploaded = self.upload_bytes_paced(body, pacer).await?;
-        uploaded.cap = match uploaded.cap.strip_prefix("URI:CHK:") {
-            Some(rest) => format!("URI:DIR2-CHK:{rest}"),
-            None => match uploaded.cap.strip_prefix("URI:LIT:") {
-                Some(rest) => format!("URI:DIR2-LIT:{rest}"),
-                None => uploaded.cap,
-            },
-        };
-        Ok(uploaded)
+        Ok(as_directory(self.upload_bytes_paced(body, pacer).await?))
     }
+
+    /// [`Uploader::upload_directory_body`] for a body written to `file` (read from its start
+    /// twice), so that a wide directory's body need not be held in memory.
+    pub async fn upload_directory_file(
+        &self,
+        file: &std::fs::File,
+    ) -> Result<Uploaded, UploadError> {
+        self.upload_directory_file_paced(file, &NoPacing).await
+    }
+
+    /// [`Self::upload_directory_file`], each write paced by `pacer`.
+    pub async fn upload_directory_file_paced(
+        &self,
+        file: &std::fs::File,
+        pacer: &dyn Pacer,
+    ) -> Result<Uploaded, UploadError> {
+        Ok(as_directory(
+            self.upload_open_file_paced(file, pacer).await?,
+        ))
+    }
+}
+
+/// The directory cap of an uploaded directory body (uploaded as a file).
+fn as_directory(mut uploaded: Uploaded) -> Uploaded {
+    uploaded.cap = match uploaded.cap.strip_prefix("URI:CHK:") {
+        Some(rest) => format!("URI:DIR2-CHK:{rest}"),
+        None => match uploaded.cap.strip_prefix("URI:LIT:") {
+            Some(rest) => format!("URI:DIR2-LIT:{rest}"),
+            None => uploaded.cap,
+        },
+    };
+    uploaded
 }

@@ -10,8 +10,14 @@
 //!   ([`BudgetPacer`]), charged to the server it goes to, so job, total and per-server limits
 //!   hold exactly for this traffic, and a stop ends the upload between writes, its unfinished
 //!   shares left for the next run to continue.
+//!
+//! A directory's body is packed child by child, and a wide one's goes to a temporary file
+//! (unnamed, in the node's `private/`, since it holds the children's caps) once it passes
+//! [`SPILL_AT`]: a directory of 100,000 files has a body of about 24 MB, which would otherwise
+//! sit in memory beside its children while it is encoded.
 
-use std::path::Path;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -32,7 +38,7 @@ use super::keeper::ShareKeeper;
 use super::metadata::FileStat;
 use super::summary::counter;
 use super::tree::{lost_children, may_collide, Kid};
-use super::uploader::{open_for_upload, upload_file, UploadOutcome};
+use super::uploader::{open_for_upload, upload_file, UploadOutcome, CHUNK};
 use crate::tahoe::{Cap, TahoeClient, TahoeError};
 
 /// Why a sink could not store an object. Never holds a cap or a secret.
@@ -162,6 +168,8 @@ pub(crate) struct DirectSink {
     uploader: Uploader,
     /// For the directories the packer cannot make as the node would (see `mkdir_immutable`).
     node: TahoeClient,
+    /// Where a wide directory's body is written while it is uploaded (the node's `private/`).
+    spill_dir: PathBuf,
 }
 
 impl DirectSink {
@@ -191,7 +199,14 @@ impl DirectSink {
             return Err("shares.needed must be between 1 and shares.total".into());
         }
         let uploader = Uploader::new(&grid, lease, convergence, params, encoding.happy as usize);
-        Ok((DirectSink { uploader, node }, warning))
+        Ok((
+            DirectSink {
+                uploader,
+                node,
+                spill_dir: node_dir.join("private"),
+            },
+            warning,
+        ))
     }
 
     /// The same sink, leaving the partial shares of files it is stopped in to `keeper` (and
@@ -271,13 +286,16 @@ impl UploadSink for DirectSink {
     ) -> Result<(Cap, Vec<LostName>), SinkError> {
         // The body is written child by child: a wide directory's children are already held once
         // (with typed metadata); a second, JSON-tree copy of each would double that.
-        let body = match pack_directory(children) {
+        let body = match pack_directory(children, &self.spill_dir, SPILL_AT) {
             Some(Ok(body)) => body,
             // Names equal after NFC: the node keeps one of them; it knows which.
-            Some(Err(DirnodeError::DuplicateName { .. })) => {
+            Some(Err(PackError::Dirnode(DirnodeError::DuplicateName { .. }))) => {
                 return node_mkdir(&self.node, children).await
             }
-            Some(Err(e)) => return Err(UploadError::Directory(e).into()),
+            Some(Err(PackError::Dirnode(e))) => return Err(UploadError::Directory(e).into()),
+            Some(Err(PackError::Spill(e))) => {
+                return Err(UploadError::Encoding(ChkError::Io(e)).into())
+            }
             // Metadata the packer cannot write as the node would: let the node do it.
             None => return node_mkdir(&self.node, children).await,
         };
@@ -285,11 +303,19 @@ impl UploadSink for DirectSink {
             ctx,
             progress: false,
         };
-        match self
-            .uploader
-            .upload_directory_body_paced(&body, &pacer)
-            .await
-        {
+        let uploaded = match &body {
+            Body::Memory(bytes) => {
+                self.uploader
+                    .upload_directory_body_paced(bytes, &pacer)
+                    .await
+            }
+            Body::File(file) => {
+                self.uploader
+                    .upload_directory_file_paced(file, &pacer)
+                    .await
+            }
+        };
+        match uploaded {
             Ok(uploaded) => Ok((Cap::new(uploaded.cap), Vec::new())),
             Err(e) => Err(e.into()),
         }
@@ -328,22 +354,109 @@ impl Pacer for BudgetPacer<'_> {
     }
 }
 
-/// The body of the immutable directory of `children`, as the node would pack it; `None` when
-/// a metadata value has no exact [`JsonValue`] (an integer past i64).
-fn pack_directory(children: &[(String, Kid)]) -> Option<Result<Vec<u8>, DirnodeError>> {
+/// Directory bodies up to this size are packed in memory; a larger one goes to a temporary
+/// file. Few directories reach it (about 4,000 children), and for those the file costs a write
+/// and two reads of what the upload encodes anyway.
+const SPILL_AT: usize = 1 << 20;
+
+/// A packed directory body.
+enum Body {
+    Memory(Vec<u8>),
+    /// An unnamed temporary file (it disappears when closed).
+    File(std::fs::File),
+}
+
+/// Why a directory body could not be packed.
+enum PackError {
+    Dirnode(DirnodeError),
+    /// The temporary file could not be written.
+    Spill(io::Error),
+}
+
+/// The body of the immutable directory of `children`, as the node would pack it, in memory up
+/// to `spill_at` bytes, else in a temporary file in `spill_dir`; `None` when a metadata value
+/// has no exact [`JsonValue`] (an integer past i64).
+fn pack_directory(
+    children: &[(String, Kid)],
+    spill_dir: &Path,
+    spill_at: usize,
+) -> Option<Result<Body, PackError>> {
     let order = match nfc_order(children.iter().map(|(name, _)| name.as_str())) {
         Ok(order) => order,
-        Err(e) => return Some(Err(e)),
+        Err(e) => return Some(Err(PackError::Dirnode(e))),
     };
-    let mut body = Vec::new();
+    let mut body = BodyWriter {
+        memory: Vec::new(),
+        file: None,
+        spill_dir,
+        spill_at,
+    };
+    let mut entry = Vec::new();
     for (name, i) in order {
         let kid = &children[i].1;
         let metadata = child_metadata(kid)?;
-        if let Err(e) = push_immutable_child(&mut body, &name, kid.cap.expose(), &metadata) {
-            return Some(Err(e));
+        entry.clear();
+        if let Err(e) = push_immutable_child(&mut entry, &name, kid.cap.expose(), &metadata) {
+            return Some(Err(PackError::Dirnode(e)));
+        }
+        if let Err(e) = body.write(&entry) {
+            return Some(Err(PackError::Spill(e)));
         }
     }
-    Some(Ok(body))
+    Some(body.finish().map_err(PackError::Spill))
+}
+
+/// A directory body as it is packed: in memory until it would pass `spill_at` bytes, then in
+/// an unnamed temporary file in `spill_dir`.
+struct BodyWriter<'a> {
+    memory: Vec<u8>,
+    file: Option<BufWriter<std::fs::File>>,
+    spill_dir: &'a Path,
+    spill_at: usize,
+}
+
+impl BodyWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.file.is_none() && self.memory.len() + bytes.len() > self.spill_at {
+            let file = tempfile::tempfile_in(self.spill_dir)
+                .map_err(|e| spill_error(self.spill_dir, e))?;
+            let mut file = BufWriter::with_capacity(CHUNK, file);
+            file.write_all(&self.memory)
+                .map_err(|e| spill_error(self.spill_dir, e))?;
+            self.memory = Vec::new();
+            self.file = Some(file);
+        }
+        match &mut self.file {
+            Some(file) => file
+                .write_all(bytes)
+                .map_err(|e| spill_error(self.spill_dir, e)),
+            None => {
+                self.memory.extend_from_slice(bytes);
+                Ok(())
+            }
+        }
+    }
+
+    fn finish(self) -> io::Result<Body> {
+        match self.file {
+            None => Ok(Body::Memory(self.memory)),
+            Some(file) => match file.into_inner() {
+                Ok(file) => Ok(Body::File(file)),
+                Err(e) => Err(spill_error(self.spill_dir, e.into_error())),
+            },
+        }
+    }
+}
+
+/// A temporary file's error, saying what was being written where.
+fn spill_error(dir: &Path, e: io::Error) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        format!(
+            "cannot write a wide directory's listing to a temporary file in {}: {e}",
+            dir.display()
+        ),
+    )
 }
 
 /// A child's metadata in the order the node would have received it (the keys of
@@ -436,7 +549,35 @@ mod tests {
             },
         ])
         .unwrap();
-        assert_eq!(pack_directory(&children).unwrap().unwrap(), whole);
+        let spill_dir = tempfile::tempdir().unwrap();
+        let in_memory = |spill_at| match pack_directory(&children, spill_dir.path(), spill_at) {
+            Some(Ok(Body::Memory(bytes))) => bytes,
+            _ => panic!("packed in memory"),
+        };
+        assert_eq!(in_memory(whole.len()), whole);
+        // Past the spill size, the same bytes are in the temporary file.
+        for spill_at in [0, 10, whole.len() - 1] {
+            match pack_directory(&children, spill_dir.path(), spill_at) {
+                Some(Ok(Body::File(mut file))) => {
+                    use std::io::{Read, Seek};
+                    file.seek(std::io::SeekFrom::Start(0)).unwrap();
+                    let mut spilled = Vec::new();
+                    file.read_to_end(&mut spilled).unwrap();
+                    assert_eq!(spilled, whole, "spilled past {spill_at} bytes");
+                }
+                _ => panic!("spilled to a file past {spill_at} bytes"),
+            }
+        }
+        // The file is unnamed: nothing is left in the directory.
+        assert_eq!(std::fs::read_dir(spill_dir.path()).unwrap().count(), 0);
+        // A directory the file cannot be made in is an error that names it.
+        let missing = spill_dir.path().join("missing");
+        match pack_directory(&children, &missing, 0) {
+            Some(Err(PackError::Spill(e))) => {
+                assert!(e.to_string().contains("temporary file in"), "{e}")
+            }
+            _ => panic!("a spill directory that does not exist is an error"),
+        }
     }
 
     #[test]

@@ -33,7 +33,7 @@ use super::backupdb::{
     decide_dir, decide_file, dir_hash, BackupDb, DbError, Decision, LostName, RecheckPolicy,
 };
 use super::excludes::Excludes;
-use super::metadata::TahoeMetadata;
+use super::metadata::{FileStat, TahoeMetadata};
 use super::sink::{SinkError, UploadSink};
 use super::summary::counter;
 use super::uploader::UploadOutcome;
@@ -367,8 +367,8 @@ pub(crate) fn backup_dir(
             sh.warn(odd.warning());
         }
         let mut kids = Kids::with_capacity(scan.entries.len());
-        let mut ahead = ScanAhead::new(&scan.entries, &sh.excludes);
-        for (i, entry) in scan.entries.into_iter().enumerate() {
+        let mut ahead = ScanAhead::new(&path, &scan.entries, &sh.excludes);
+        for (i, Entry { name, is_dir, stat }) in scan.entries.into_iter().enumerate() {
             if let Some(halt) = sh.halted_now() {
                 return Err(halt);
             }
@@ -378,8 +378,11 @@ pub(crate) fn backup_dir(
                 // would hold its worker thread for the whole directory.
                 tokio::task::yield_now().await;
             }
-            let name = entry.name.clone();
-            let next = if entry.is_dir {
+            let entry = Found {
+                path: path.join(&name),
+                stat,
+            };
+            let next = if is_dir {
                 let listing = ahead.take();
                 walk_subdir(&sh, entry, listing).await?
             } else {
@@ -398,7 +401,7 @@ pub(crate) fn backup_dir(
 /// waiting) for the permit means a walk never waits on its own subwalks.
 async fn walk_subdir(
     sh: &Arc<Shared>,
-    entry: Entry,
+    entry: Found,
     listing: JoinHandle<std::io::Result<DirScan>>,
 ) -> Result<Option<Next>, Halt> {
     let sh = sh.clone();
@@ -436,12 +439,12 @@ struct ScanAhead {
 }
 
 impl ScanAhead {
-    fn new(entries: &[Entry], excludes: &Excludes) -> ScanAhead {
+    fn new(dir: &Path, entries: &[Entry], excludes: &Excludes) -> ScanAhead {
         ScanAhead {
             upcoming: entries
                 .iter()
                 .filter(|e| e.is_dir)
-                .map(|e| e.path.clone())
+                .map(|e| dir.join(&e.name))
                 .collect(),
             listing: std::collections::VecDeque::new(),
             excludes: excludes.clone(),
@@ -474,7 +477,7 @@ impl ScanAhead {
 
 async fn backup_subdir(
     sh: &Arc<Shared>,
-    entry: Entry,
+    entry: Found,
     listing: JoinHandle<std::io::Result<DirScan>>,
 ) -> Result<Option<Child>, Halt> {
     let scan = {
@@ -507,7 +510,13 @@ async fn backup_subdir(
     }
 }
 
-async fn backup_file(sh: &Arc<Shared>, entry: Entry) -> Result<Next, Halt> {
+/// A listed entry as the walk reaches it: with its full path.
+struct Found {
+    path: PathBuf,
+    stat: FileStat,
+}
+
+async fn backup_file(sh: &Arc<Shared>, entry: Found) -> Result<Next, Halt> {
     sh.count(counter::FILES_SEEN, 1);
     sh.count(counter::BYTES_SEEN, entry.stat.size);
     let record = sh.db.file(&entry.path).map_err(|e| sh.fail(e))?;
@@ -521,7 +530,7 @@ async fn backup_file(sh: &Arc<Shared>, entry: Entry) -> Result<Next, Halt> {
     if let Decision::Reuse(cap) = decision {
         sh.count(counter::FILES_REUSED, 1);
         sh.observer.file(&entry.path, FileAction::Reused);
-        return Ok(Next::Ready(file_child(cap, &entry)));
+        return Ok(Next::Ready(file_child(cap, entry.stat)));
     }
     let permit = sh.permit(&sh.uploads).await?;
     let sh2 = sh.clone();
@@ -535,16 +544,16 @@ async fn backup_file(sh: &Arc<Shared>, entry: Entry) -> Result<Next, Halt> {
     })))
 }
 
-fn file_child(cap: Cap, entry: &Entry) -> Kid {
+fn file_child(cap: Cap, stat: FileStat) -> Kid {
     NewChild {
         kind: NodeKind::File,
         cap,
-        metadata: Some(TahoeMetadata(entry.stat)),
+        metadata: Some(TahoeMetadata(stat)),
     }
 }
 
 /// Checks a due capability (reusing it when healthy), else uploads the file.
-async fn upload_or_check(sh: &Shared, entry: &Entry, decision: Decision) -> ChildResult {
+async fn upload_or_check(sh: &Shared, entry: &Found, decision: Decision) -> ChildResult {
     if let Decision::Check(cap) = decision {
         sh.count(counter::FILES_CHECKED, 1);
         match sh.client.check(&cap, "", CheckOptions::default()).await {
@@ -554,7 +563,7 @@ async fn upload_or_check(sh: &Shared, entry: &Entry, decision: Decision) -> Chil
                     .map_err(|e| sh.fail(e))?;
                 sh.count(counter::FILES_REUSED, 1);
                 sh.observer.file(&entry.path, FileAction::Reused);
-                return Ok(Some(file_child(cap, entry)));
+                return Ok(Some(file_child(cap, entry.stat)));
             }
             Err(e) if e.is_unreachable() => return Err(sh.fail(e)),
             // Unhealthy, or the check itself failed: upload again, as `tahoe backup` does.
@@ -588,7 +597,7 @@ async fn upload_or_check(sh: &Shared, entry: &Entry, decision: Decision) -> Chil
                 sh.maybe_checkpoint().await?;
                 sh.observer.file(&entry.path, FileAction::Uploaded);
             }
-            Ok(Some(file_child(cap, entry)))
+            Ok(Some(file_child(cap, entry.stat)))
         }
         UploadOutcome::Unreadable(e) => {
             sh.count(counter::FILES_SKIPPED, 1);
@@ -824,7 +833,6 @@ mod tests {
         let entries: Vec<Entry> = (0..50u64)
             .map(|i| Entry {
                 name: format!("n\u{e9}\"\n{}", 49 - i),
-                path: PathBuf::from(format!("/src/{i}")),
                 is_dir: i.is_multiple_of(3),
                 stat: stat(i),
             })
@@ -837,7 +845,7 @@ mod tests {
                 let kid = if e.is_dir {
                     dir_child(cap(i), Some(TahoeMetadata(e.stat)))
                 } else {
-                    file_child(cap(i), e)
+                    file_child(cap(i), e.stat)
                 };
                 (e.name.clone(), kid)
             })

@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use super::excludes::Excludes;
 use super::metadata::FileStat;
 
-/// An entry that can be backed up.
+/// An entry that can be backed up. Its path is its directory's joined with its name, made when
+/// the walk reaches it: a listing of 100,000 entries holds names, not 100,000 full paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub name: String,
-    pub path: PathBuf,
     pub is_dir: bool,
     pub stat: FileStat,
 }
@@ -97,7 +97,6 @@ pub fn scan_dir(dir: &Path, excludes: &Excludes) -> io::Result<DirScan> {
         let item = item?;
         scan.raw_count += 1;
         let os_name = item.file_name();
-        let path = item.path();
         let name = os_name.to_str();
         // Excludes see a lossy name, so `*.tmp` also drops a .tmp file whose name is not UTF-8.
         if excludes.is_excluded(&os_name.to_string_lossy()) {
@@ -114,7 +113,7 @@ pub fn scan_dir(dir: &Path, excludes: &Excludes) -> io::Result<DirScan> {
                         kind: e.kind(),
                         message: e.to_string(),
                     },
-                    path,
+                    path: item.path(),
                 });
                 continue;
             }
@@ -132,10 +131,12 @@ pub fn scan_dir(dir: &Path, excludes: &Excludes) -> io::Result<DirScan> {
             None
         };
         match (kind, name) {
-            (Some(kind), _) => scan.odd.push(OddEntry { path, kind }),
+            (Some(kind), _) => scan.odd.push(OddEntry {
+                path: item.path(),
+                kind,
+            }),
             (None, Some(name)) => scan.entries.push(Entry {
                 name: name.to_string(),
-                path,
                 is_dir: ft.is_dir(),
                 stat: FileStat::from_metadata(&meta),
             }),
@@ -143,6 +144,8 @@ pub fn scan_dir(dir: &Path, excludes: &Excludes) -> io::Result<DirScan> {
         }
     }
     scan.entries.sort_by(|a, b| a.name.cmp(&b.name));
+    // The list is held while the directory is walked: without the room its growth left.
+    scan.entries.shrink_to_fit();
     scan.odd.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(scan)
 }
