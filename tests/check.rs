@@ -311,7 +311,7 @@ fn stopped_node_repair_onto_a_replacement_and_rebalance() {
         done_line(&cli),
         "done: 7 objects checked, 1 healthy, 6 unhealthy"
     );
-    assert!(lossy_text(&cli.stdout).contains("ck:data/a.bin: not healthy"));
+    assert!(lossy_text(&cli.stdout).contains("'ck:data/a.bin': not healthy"));
     assert!(
         !lossy_text(&cli.stdout).contains("URI:"),
         "no capability is printed"
