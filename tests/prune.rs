@@ -85,7 +85,14 @@ fn prepare(grid: &Grid, alias: &str, source: &Path) -> Prepared {
         if round > 0 {
             wait_for_the_next_second();
         }
-        write_file(&source.join("photo.jpg"), &[round; 5000]);
+        // A new size each round: `tahoe backup` takes a file as unchanged when its size and
+        // its whole-second mtime and ctime are (backupdb.py), and the kernel's file times run a
+        // few milliseconds behind the wall clock, so the second write may still carry the
+        // first one's second (seen in CI: both archives were the same snapshot).
+        write_file(
+            &source.join("photo.jpg"),
+            &vec![round; 5000 + usize::from(round)],
+        );
         tahoe_backup(grid, source, alias);
     }
     let rt = runtime();
