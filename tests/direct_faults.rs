@@ -21,12 +21,13 @@ use tahoe_jobs_lafs::chk::{
     convergent_key, encode_bytes, ChkEncoder, EncodingParams, DEFAULT_MAX_SEGMENT_SIZE,
 };
 
-use crate::lafs_upload::{uploader, walk_files};
+use crate::lafs_upload::uploader;
 use crate::support::files::{assert_same_tree, seeded_bytes, tree_of, write_file};
 use crate::support::node::{latest_cap, restore};
 use crate::support::process::{
     describe_output, lossy_text, os, tahoe_jobs_command, wait_for_the_next_second,
 };
+use crate::support::shares::files_below;
 use crate::support::{Grid, GridSpec};
 
 const MIB: usize = 1024 * 1024;
@@ -135,7 +136,7 @@ fn backup(grid: &Grid, source: &Path, target: &str) -> Output {
 fn incoming_share_bytes(grid: &Grid, writes: &Writes) -> u64 {
     use std::os::fd::AsRawFd;
     (0..grid.storage_nodes())
-        .flat_map(|i| walk_files(&grid.shares_dir(i).join("incoming")))
+        .flat_map(|i| files_below(&grid.shares_dir(i).join("incoming")))
         .map(|path| {
             let file = std::fs::File::open(&path).unwrap();
             // SAFETY: plain syscall on a descriptor we own.
@@ -356,7 +357,7 @@ fn set_reserved_space(grid: &Grid, i: usize, value: &str) {
 
 /// Files under storage node `i`'s shares directory (complete and incoming).
 fn share_files(grid: &Grid, i: usize) -> Vec<PathBuf> {
-    let mut files = walk_files(&grid.shares_dir(i));
+    let mut files = files_below(&grid.shares_dir(i));
     files.sort();
     files
 }
@@ -416,7 +417,7 @@ fn direct_uploads_survive_one_lost_or_full_server_and_fail_clearly_with_two() {
         "a failed backup linked Latest"
     );
     for i in 0..3 {
-        let partial = walk_files(&grid.shares_dir(i).join("incoming"));
+        let partial = files_below(&grid.shares_dir(i).join("incoming"));
         assert!(
             partial.is_empty(),
             "node {i} keeps partial shares: {partial:?}"
@@ -476,7 +477,7 @@ fn direct_uploads_survive_one_lost_or_full_server_and_fail_clearly_with_two() {
     eprintln!("two full servers, tahoe-jobs backup says: {stderr}");
     assert!(latest_cap(&grid, "lost:full").is_none());
     for i in 0..5 {
-        let partial = walk_files(&grid.shares_dir(i).join("incoming"));
+        let partial = files_below(&grid.shares_dir(i).join("incoming"));
         assert!(
             partial.is_empty(),
             "node {i} keeps partial shares: {partial:?}"

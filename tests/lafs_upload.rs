@@ -21,7 +21,7 @@ use tahoe_jobs_lafs::upload::{
 };
 
 use crate::support::files::seeded_bytes;
-use crate::support::shares::{incoming_shares, stored_share_bytes};
+use crate::support::shares::{files_below, incoming_shares, stored_share_bytes};
 use crate::support::{shared_grid, Grid, GridSpec};
 
 const MIB: usize = 1024 * 1024;
@@ -175,29 +175,12 @@ async fn direct_uploads_on_three_of_five_and_a_server_down() {
     assert!(!message.contains("URI:"), "{message}");
     for i in [0, 1, 2, 4] {
         let incoming = grid.shares_dir(i).join("incoming");
-        let partial = walk_files(&incoming);
+        let partial = files_below(&incoming);
         assert!(
             partial.is_empty(),
             "node {i} keeps partial shares: {partial:?}"
         );
     }
-}
-
-pub(crate) fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .flat_map(|e| {
-            let path = e.path();
-            if path.is_dir() {
-                walk_files(&path)
-            } else {
-                vec![path]
-            }
-        })
-        .collect()
 }
 
 /// An upload interrupted after part of a share (as a `kill -9` leaves it: allocated with the
