@@ -5,9 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
-use tahoe_jobs_engine::{BudgetGate, BudgetHandle, ByteRequest, StopReason, StopSignal};
+use tahoe_jobs_engine::{
+    BudgetGate, BudgetHandle, ByteRequest, StopReason, StopSignal, TaskContext,
+};
 use tahoe_jobs_tasks::backup::{open_backupdb, run_backup, BackupOptions, RunEnd};
 
 use crate::support::backup_run::{backup_params, task_context};
@@ -173,14 +176,16 @@ fn a_direct_backup_stopped_mid_file_sends_only_the_rest_next_time() {
     params.data_path = tahoe_jobs_tasks::DataPath::Direct;
     let db_dir = tmp.path().join("db");
     let server = grid.server_id(0).to_string();
-    let run = |gate: Arc<Holding>, stop: StopSignal| {
+    let context = |gate: Arc<Holding>, stop: StopSignal| {
         let store = open_backupdb(&db_dir, &params.target).unwrap();
-        let ctx = task_context(
+        task_context(
             "backup.stop",
             store,
             stop,
             BudgetHandle::new("backup.stop", gate),
-        );
+        )
+    };
+    let run = |ctx: TaskContext| {
         let end = runtime().block_on(run_backup(
             grid.node_dir(),
             &params,
@@ -190,7 +195,9 @@ fn a_direct_backup_stopped_mid_file_sends_only_the_rest_next_time() {
         (end.expect("the run fails"), ctx)
     };
 
-    // Run 1: header and blocks 0 and 1 go; the wait for block 2 is cut short by a stop.
+    // Run 1: header and blocks 0 and 1 go; the wait for block 2 is cut short by a stop, once
+    // blocks 0 and 1 have landed (their answers counted in the progress: the writes of later
+    // segments may be under way while earlier ones travel, and a stop cuts those off).
     let (held_tx, held_rx) = mpsc::channel();
     let first = Arc::new(Holding {
         admit: 2,
@@ -198,21 +205,31 @@ fn a_direct_backup_stopped_mid_file_sends_only_the_rest_next_time() {
         held: Mutex::new(Some(held_tx)),
     });
     let stop = StopSignal::new();
+    let ctx = context(first.clone(), stop.clone());
+    let run_over = Arc::new(AtomicBool::new(false));
     let stopper = {
-        let stop = stop.clone();
+        let (ctx, run_over) = (ctx.clone(), run_over.clone());
         std::thread::spawn(move || {
             held_rx
                 .recv()
                 .expect("the upload never waited for the budget");
+            while ctx.progress().get("bytes_uploaded") < 2 * 1024 * 1024 {
+                assert!(
+                    !run_over.load(Ordering::SeqCst),
+                    "the run ended before blocks 0 and 1 landed"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
             stop.stop(StopReason::Paused);
         })
     };
-    let (end, ctx) = run(first.clone(), stop);
+    let (end, ctx) = run(ctx);
+    run_over.store(true, Ordering::SeqCst);
     // A run that never waited leaves the stopper waiting: let it fail instead of hanging.
     drop(first.held.lock().unwrap().take());
     stopper
         .join()
-        .expect("the upload never waited for the budget");
+        .expect("the upload never waited for the budget, or ended before blocks 0 and 1 landed");
     let RunEnd::Stopped(summary) = end else {
         panic!("the stopped run ended as {end:?}");
     };
@@ -237,7 +254,7 @@ fn a_direct_backup_stopped_mid_file_sends_only_the_rest_next_time() {
         admitted: Mutex::new(Vec::new()),
         held: Mutex::new(None),
     });
-    let (end, _) = run(second.clone(), StopSignal::new());
+    let (end, _) = run(context(second.clone(), StopSignal::new()));
     let RunEnd::Completed(summary) = end else {
         panic!("the second run ended as {end:?}");
     };

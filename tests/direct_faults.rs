@@ -20,6 +20,7 @@ use tahoe_jobs_lafs::base32;
 use tahoe_jobs_lafs::chk::{
     convergent_key, encode_bytes, ChkEncoder, EncodingParams, DEFAULT_MAX_SEGMENT_SIZE,
 };
+use tahoe_jobs_lafs::upload::SEGMENTS_IN_FLIGHT;
 
 use crate::lafs_upload::uploader;
 use crate::support::files::{assert_same_tree, seeded_bytes, tree_of, write_file};
@@ -239,9 +240,10 @@ fn a_direct_backup_killed_ten_times_resumes_and_sends_each_byte_once() {
     let per_run = grid.relay().counts().total_up() - after_last;
 
     // The bound. Share bytes go once each, in write requests of one block (the first with the
-    // header, the last with the trailer), one per share and segment, one segment at a time.
+    // header, the last with the trailer), one per share and segment, up to
+    // `SEGMENTS_IN_FLIGHT` segments at a time.
     // - A kill cuts off the writes in flight: a storage server stores a write only once its
-    //   whole body has arrived, so each kill may waste up to one write per share.
+    //   whole body has arrived, so each kill may waste up to that many writes per share.
     // - A resumed run claims each share it continues by writing its header again: one more
     //   write request per share and run, carrying the header.
     // - Each write request adds its HTTP request line and headers (the storage index, the
@@ -253,7 +255,7 @@ fn a_direct_backup_killed_ten_times_resumes_and_sends_each_byte_once() {
     let runs = KILLS + 1;
     let requests = (writes.ends.len() as u64 + runs) * total;
     let framing = requests * 1024 + share_bytes * 64 / 16384 + runs * total * writes.header;
-    let in_flight = KILLS * total * writes.max();
+    let in_flight = KILLS * total * writes.max() * SEGMENTS_IN_FLIGHT as u64;
     let bound = share_bytes + in_flight + framing + runs * per_run;
     let received = after_last - start;
     eprintln!(
@@ -269,12 +271,16 @@ fn a_direct_backup_killed_ten_times_resumes_and_sends_each_byte_once() {
         "the servers received {received} bytes for {share_bytes} share bytes (bound {bound})"
     );
     // The last run, never killed, sent only what the servers still required. One allowance:
-    // a write the last kill left in flight (one per share) reaches its server through the
-    // relay's delay, maybe after the count above: then it is either stored before the share
-    // files were read (not missing, yet counted to this run) or after (missing), and if after
-    // this run asked what is missing, sent again. Either way one more write per share at most.
+    // the writes the last kill left in flight (up to `SEGMENTS_IN_FLIGHT` per share) reach
+    // their server through the relay's delay, maybe after the count above: then each is either
+    // stored before the share files were read (not missing, yet counted to this run) or after
+    // (missing), and if after this run asked what is missing, sent again. Either way at most
+    // that many more writes per share.
     let last = after_last - before_last;
-    let last_bound = (share_bytes - committed) + framing + per_run + total * writes.max();
+    let last_bound = (share_bytes - committed)
+        + framing
+        + per_run
+        + total * writes.max() * SEGMENTS_IN_FLIGHT as u64;
     assert!(
         last <= last_bound,
         "the last run sent {last} bytes where {} share bytes were missing (bound {last_bound})",

@@ -355,7 +355,7 @@ impl Pacer for Recorder {
     }
 }
 
-/// A paced upload asks the pacer before each segment and before each share write, in order,
+/// A paced upload asks the pacer before each segment and before each of its share writes,
 /// naming the server and the exact bytes: what each server was said to receive is what it
 /// stored, and the sum is the upload's `bytes_sent`.
 async fn each_write_is_paced_with_its_server_and_exact_bytes(grid: &Grid) {
@@ -372,33 +372,65 @@ async fn each_write_is_paced_with_its_server_and_exact_bytes(grid: &Grid) {
         "what the pacer was told each server receives is what each server stored"
     );
     assert_eq!(*pacer.plaintext_sent.lock().unwrap(), data.len() as u64);
-    // Segment by segment: the segment, then one write per share; each share written from 0
-    // onwards without gaps or overlaps.
+    // Segment by segment: each segment asked once, in order, before its writes (the writes of
+    // up to SEGMENTS_IN_FLIGHT segments may be under way at once, the last segment's only
+    // after all others); one write per share and segment; each share written from 0 onwards
+    // without gaps or overlaps.
     let asked = pacer.asked();
     let segments = 3;
     assert_eq!(asked.len(), segments * (1 + total));
-    let mut next_offset: BTreeMap<(String, u16), u64> = BTreeMap::new();
-    for (segnum, round) in asked.chunks(1 + total).enumerate() {
-        assert_eq!(round[0], Asked::Segment(segnum as u64));
-        let mut shares = BTreeSet::new();
-        for write in &round[1..] {
-            let Asked::Write {
-                server,
-                shnum,
-                offset,
-                bytes,
-            } = write
-            else {
-                panic!("a segment asked in the middle of another's writes: {asked:?}");
-            };
-            assert!(
-                shares.insert(*shnum),
-                "share {shnum} written twice in a round"
-            );
-            let at = next_offset.entry((server.clone(), *shnum)).or_default();
-            assert_eq!(*offset, *at, "share {shnum} not written in order");
-            *at += bytes;
+    let segment_at: Vec<usize> = (0..segments)
+        .map(|segnum| {
+            asked
+                .iter()
+                .position(|a| *a == Asked::Segment(segnum as u64))
+                .unwrap_or_else(|| panic!("segment {segnum} never asked: {asked:?}"))
+        })
+        .collect();
+    assert!(
+        segment_at.windows(2).all(|w| w[0] < w[1]),
+        "segments asked out of order: {asked:?}"
+    );
+    // (position asked, offset, bytes) of each write, by (server, share).
+    type Writes = Vec<(usize, u64, u64)>;
+    let mut by_share: BTreeMap<(String, u16), Writes> = BTreeMap::new();
+    for (at, write) in asked.iter().enumerate() {
+        if let Asked::Write {
+            server,
+            shnum,
+            offset,
+            bytes,
+        } = write
+        {
+            by_share
+                .entry((server.clone(), *shnum))
+                .or_default()
+                .push((at, *offset, *bytes));
         }
+    }
+    assert_eq!(by_share.len(), total, "{asked:?}");
+    for ((server, shnum), mut writes) in by_share {
+        writes.sort_by_key(|&(_, offset, _)| offset);
+        assert_eq!(
+            writes.len(),
+            segments,
+            "share {shnum} on {server}: {writes:?}"
+        );
+        let mut next_offset = 0;
+        for (segnum, &(at, offset, bytes)) in writes.iter().enumerate() {
+            assert_eq!(offset, next_offset, "share {shnum}: a gap or an overlap");
+            next_offset += bytes;
+            assert!(
+                at > segment_at[segnum],
+                "share {shnum}'s write of segment {segnum} asked before the segment"
+            );
+        }
+        // The last write (with the trailer) goes once every earlier one was asked.
+        let (last_at, _, _) = writes[segments - 1];
+        assert!(
+            last_at > segment_at[segments - 1],
+            "share {shnum}: the last write before the last segment"
+        );
     }
     assert!(uploaded.cap == tahoe_put(grid, &data));
 }

@@ -14,9 +14,7 @@ use tahoe_jobs_tasks::backup::{
     backup_once, oneshot_db_dir, open_backupdb_with_cache, BackupObserver, BackupOptions,
     DirAction, FileAction,
 };
-use tahoe_jobs_tasks::backup::{
-    BackupParams, DEFAULT_CONCURRENCY, DEFAULT_RECHECK_AFTER, DEFAULT_RECHECK_ALL_AFTER,
-};
+use tahoe_jobs_tasks::backup::{BackupParams, DEFAULT_RECHECK_AFTER, DEFAULT_RECHECK_ALL_AFTER};
 use tahoe_jobs_tasks::DataPath;
 
 use super::oneshot::{
@@ -40,9 +38,10 @@ pub struct BackupArgs {
         value_name = "FILE"
     )]
     pub exclude_from: Option<PathBuf>,
-    /// How many files to upload at once.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
-    pub concurrency: usize,
+    /// How many files to upload at once [default: 16 on the direct data path, 4 through the
+    /// node].
+    #[arg(long, value_name = "N", value_parser = parse_concurrency)]
+    pub concurrency: Option<usize>,
     /// How long the node may stay silent on one request (not reading an upload, or not
     /// answering) before it counts as unreachable. An upload's answer comes only once the node
     /// has encoded and stored the whole file, so this must cover the largest file. Default:

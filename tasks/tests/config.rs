@@ -51,7 +51,7 @@ fn the_seed_example_is_job_b1_of_type_backup() {
         let params = job.params.get::<BackupParams>().expect("a backup job");
         assert_eq!(params.source, Path::new("/Volumes/BackupDrive/Pictures"));
         assert_eq!(params.target.to_string(), "backup:pictures");
-        assert_eq!(params.concurrency, 4);
+        assert_eq!(params.concurrency, None, "unset: the data path decides");
         let origin = &config
             .settings
             .iter()
@@ -101,7 +101,7 @@ fn precedence_is_file_then_toml_then_env_then_command_line() {
         let job = &config.jobs[0];
         assert_eq!(job.schedule.frequency.as_secs(), 2 * 86400);
         let params = job.params.get::<BackupParams>().expect("a backup job");
-        assert_eq!(params.concurrency, 8);
+        assert_eq!(params.concurrency, Some(8));
         assert_eq!(params.exclude, vec!["*.tmp", ".DS_Store"]);
 
         jail.set_env("TAHOE_JOBS_BACKUP__B1__FREQUENCY", "36h");

@@ -177,7 +177,7 @@ async fn a_stopped_backup_sends_nothing_more_and_returns_within_a_second() {
         exclude: Vec::new(),
         exclude_from: None,
         exclude_vcs: false,
-        concurrency: HELD,
+        concurrency: Some(HELD),
         recheck_after: tahoe_jobs_tasks::backup::DEFAULT_RECHECK_AFTER,
         recheck_all_after: tahoe_jobs_tasks::backup::DEFAULT_RECHECK_ALL_AFTER,
         // The fake node has no storage servers: this is the node's path.

@@ -31,7 +31,7 @@ pub fn backup_params(source: &Path, alias: &str, path: &str, concurrency: usize)
         exclude: Vec::new(),
         exclude_from: None,
         exclude_vcs: false,
-        concurrency,
+        concurrency: Some(concurrency),
         recheck_after: tahoe_jobs_tasks::backup::DEFAULT_RECHECK_AFTER,
         recheck_all_after: tahoe_jobs_tasks::backup::DEFAULT_RECHECK_ALL_AFTER,
         // These tests were written for the node's path; tests of the direct path set it.

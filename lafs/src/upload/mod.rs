@@ -6,8 +6,10 @@
 //! - `select`: asking the servers and allocating (happiness below `shares.happy` fails with
 //!   [`UploadError::NotEnoughServers`] and leaves no allocation behind);
 //! - `stream`: reading the file twice (the convergent key, then the encoder), sending each
-//!   share's header with its first block, the blocks segment by segment, and the last block
-//!   with the trailer. Memory is one segment and its blocks, whatever the file size.
+//!   share's header with its first block, the blocks segment by segment (up to
+//!   [`SEGMENTS_IN_FLIGHT`] segments' writes under way at once), and the last block with the
+//!   trailer. Memory is a few segments and their blocks, whatever the file size, and at most
+//!   [`IN_FLIGHT_BYTES`] of blocks under way over all uploads of one [`Uploader`].
 //!
 //! A server lost while writing is dropped with its shares; the upload goes on while the rest
 //! stays happy, and fails (aborting every unfinished share) when it does not.
@@ -29,6 +31,7 @@ mod select;
 mod stream;
 
 pub use pace::{NoPacing, Pace, Pacer, ShareWrite, StopUpload};
+pub use stream::{IN_FLIGHT_BYTES, SEGMENTS_IN_FLIGHT};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -162,6 +165,8 @@ pub struct Uploader {
     versions: Mutex<HashMap<String, Option<u64>>>,
     /// Where partial shares are recorded for the keeper, if anywhere.
     partial: Option<Arc<partial::PartialShares>>,
+    /// Room for share bytes under way, shared by all uploads ([`stream::IN_FLIGHT_BYTES`]).
+    in_flight: tokio::sync::Semaphore,
 }
 
 impl fmt::Debug for Uploader {
@@ -202,6 +207,7 @@ impl Uploader {
             happy,
             versions: Mutex::new(HashMap::new()),
             partial: None,
+            in_flight: stream::in_flight_room(),
         }
     }
 

@@ -2,6 +2,14 @@
 //! then the encoder fed segment by segment from a second read, every allocated share written as
 //! it goes (header with the first block, the last block with the trailer, so a one-segment file
 //! is one request per share).
+//!
+//! The writes of up to [`SEGMENTS_IN_FLIGHT`] segments are under way at once, and the next
+//! segment is read and encoded while they travel: one segment at a time would leave the link
+//! idle for a round trip per segment, which behind a 40 ms round trip is most of the time
+//! (Tahoe's own uploader pipelines its writes too). The last segment's writes go only once all
+//! earlier ones have landed, since their answers say whether each share is complete. Share
+//! bytes in flight are also bounded across all uploads of one [`Uploader`]
+//! ([`IN_FLIGHT_BYTES`]), so many large files at once do not multiply the memory.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;
@@ -9,7 +17,9 @@ use std::ops::Range;
 
 use bytes::Bytes;
 use futures::future::join_all;
+use futures::stream::{FuturesOrdered, StreamExt};
 use tokio::io::AsyncReadExt;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::pace::{Pacer, ShareWrite};
 use super::placement::failure_message;
@@ -17,7 +27,7 @@ use super::select::Selection;
 use super::{Source, UploadError, Uploaded, Uploader};
 use crate::cap::StorageIndex;
 use crate::chk::{lit_cap, ChkEncoder, ChkError, ConvergentKeyHasher, LIT_SIZE_THRESHOLD};
-use crate::storage::WriteProgress;
+use crate::storage::{StorageError, WriteProgress};
 use crate::upload::partial::{PartialShares, ShareKey};
 
 /// Reads the source in order, one piece at a time.
@@ -85,6 +95,23 @@ impl<'a> Reader<'a> {
 /// Bytes read per step of the key pass.
 const KEY_PASS_CHUNK: u64 = 1 << 20;
 
+/// Segments of one upload whose writes may be under way at once (see the module header). Four
+/// keeps a 40 ms round trip busy at the servers' pace here (`docs/benchmarks.md`, B3); a kill
+/// cuts off at most this many writes per share.
+pub const SEGMENTS_IN_FLIGHT: usize = 4;
+
+/// Share bytes under way at once over all uploads of one uploader: sixteen uploads of large
+/// files each pipelining four 1 MiB segments would otherwise hold about 100 MiB of blocks.
+pub const IN_FLIGHT_BYTES: u64 = 16 << 20;
+
+/// The unit of [`Uploader`]'s in-flight semaphore (its permits count KiB, to fit a `u32`).
+const PERMIT_BYTES: u64 = 1024;
+
+/// The semaphore that bounds [`IN_FLIGHT_BYTES`].
+pub(crate) fn in_flight_room() -> Semaphore {
+    Semaphore::new((IN_FLIGHT_BYTES / PERMIT_BYTES) as usize)
+}
+
 /// One pending write.
 struct Write {
     holder: usize,
@@ -141,7 +168,7 @@ impl Uploader {
             // next upload to continue.
             let mut sender = Sender::new(&selection, &si, self.happy, self.params.needed, pacer);
             sender.partial = self.partial.as_deref();
-            let sent = encode_and_send(&source, encoder, &mut sender).await;
+            let sent = encode_and_send(&source, encoder, &mut sender, &self.in_flight).await;
             bytes_sent += sender.bytes_sent;
             let cap = match sent {
                 Ok(cap) => cap,
@@ -152,14 +179,14 @@ impl Uploader {
                     // A server that dropped a share mid-upload (it restarted, or the share sat
                     // idle past its limit) holds none: once, start the upload again, which
                     // allocates that share afresh.
-                    if sender.gone > 0 && !retried {
+                    if !sender.gone.is_empty() && !retried {
                         tracing::info!(
                             "{} partial share(s) of an upload were dropped by their server: \
                              sending the file again",
-                            sender.gone
+                            sender.gone.len()
                         );
                         retried = true;
-                        restarted += sender.gone;
+                        restarted += sender.gone.len();
                         continue;
                     }
                     return Err(e);
@@ -179,28 +206,58 @@ impl Uploader {
     }
 }
 
-/// Reads the source again, encodes it and sends every block and trailer; the cap.
+/// Reads the source again, encodes it and sends every block and trailer, pipelined (see the
+/// module header); the cap. A stop lets the writes under way end before it returns.
 async fn encode_and_send(
     source: &Source<'_>,
     mut encoder: ChkEncoder,
     sender: &mut Sender<'_>,
+    room: &Semaphore,
 ) -> Result<String, UploadError> {
     let layout = encoder.layout();
     let (mut reader, _) = Reader::open(source).await?;
     let segments = encoder.plan().num_segments;
     let header = layout.header();
-    let mut last_blocks: Vec<Vec<u8>> = Vec::new();
-    for segnum in 0..segments {
-        sender
-            .pacer
-            .before_segment(segnum, segments)
-            .await
-            .map_err(|_| UploadError::Stopped)?;
-        let len = encoder.plan().segment_len(segnum) as usize;
-        let segment = encoder.encode_segment(reader.read(len).await?)?;
-        if segnum + 1 == segments {
-            // Held back to go with the trailer.
-            last_blocks = segment.blocks().map(<[u8]>::to_vec).collect();
+    let (needed, shares_written, pacer) = (
+        u64::from(sender.needed),
+        sender.shares_to_write(),
+        sender.pacer,
+    );
+    let mut in_flight = FuturesOrdered::new();
+    let mut stopped = false;
+    for segnum in 0..segments - 1 {
+        while in_flight.len() >= SEGMENTS_IN_FLIGHT {
+            let sent = in_flight.next().await.expect("segments are in flight");
+            stopped |= sender.absorb(sent, false)?;
+        }
+        if stopped {
+            break;
+        }
+        // The next segment is read and encoded while the answers of the writes under way come
+        // in.
+        let len = encoder.plan().segment_len(segnum);
+        let prepare = async {
+            pacer
+                .before_segment(segnum, segments)
+                .await
+                .map_err(|_| UploadError::Stopped)?;
+            let permit = room
+                .acquire_many(room_permits(len.div_ceil(needed) * shares_written))
+                .await
+                .expect("the in-flight semaphore is never closed");
+            let plaintext = reader.read(len as usize).await?;
+            Ok::<_, UploadError>((encoder.encode_segment(plaintext)?, permit))
+        };
+        let (segment, permit) =
+            match absorb_while(&mut in_flight, sender, &mut stopped, prepare).await? {
+                Ok(prepared) => prepared,
+                Err(UploadError::Stopped) => {
+                    stopped = true;
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+        if stopped {
             break;
         }
         let offset = layout.block_offset(segnum);
@@ -212,12 +269,22 @@ async fn encode_and_send(
                 (offset, block.to_vec())
             }
         });
-        if sender.send(writes, false).await? {
-            sender.pacer.segment_sent(len as u64);
-        }
+        drop(segment);
+        in_flight.push_back(sender.dispatch(writes, Some(permit), len));
     }
-    reader.expect_end().await?;
+    // Every earlier write lands before the last ones, whose answers say whether each share is
+    // complete.
+    while let Some(sent) = in_flight.next().await {
+        stopped |= sender.absorb(sent, false)?;
+    }
+    if stopped || pacer.before_segment(segments - 1, segments).await.is_err() {
+        return Err(UploadError::Stopped);
+    }
     let last_len = encoder.plan().segment_len(segments - 1);
+    let segment = encoder.encode_segment(reader.read(last_len as usize).await?)?;
+    let last_blocks: Vec<Vec<u8>> = segment.blocks().map(<[u8]>::to_vec).collect();
+    drop(segment);
+    reader.expect_end().await?;
     let file = encoder.finish()?;
     let last_offset = layout.block_offset(segments - 1);
     let writes = sender.writes(|shnum| {
@@ -233,10 +300,48 @@ async fn encode_and_send(
         data.extend_from_slice(&file.trailers[shnum]);
         (offset, data)
     });
-    if sender.send(writes, true).await? {
-        sender.pacer.segment_sent(last_len);
+    let sent = sender.dispatch(writes, None, last_len).await;
+    if sender.absorb(sent, true)? {
+        return Err(UploadError::Stopped);
     }
     Ok(file.cap.to_uri())
+}
+
+/// Runs `work` to its end while taking in the answers of the segments under way (a stream's
+/// futures make progress only while it is polled); what `work` returns. Fails when an answer
+/// leaves the upload unhappy.
+async fn absorb_while<F, W>(
+    in_flight: &mut FuturesOrdered<F>,
+    sender: &mut Sender<'_>,
+    stopped: &mut bool,
+    work: W,
+) -> Result<W::Output, UploadError>
+where
+    F: std::future::Future<Output = Sent>,
+    W: std::future::Future,
+{
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut work => return Ok(out),
+            Some(sent) = in_flight.next(), if !in_flight.is_empty() => {
+                *stopped |= sender.absorb(sent, false)?;
+            }
+        }
+    }
+}
+
+/// The permits of [`in_flight_room`] that `bytes` take (all of them at most, so that one
+/// segment bigger than the bound still goes, alone).
+fn room_permits(bytes: u64) -> u32 {
+    (bytes.div_ceil(PERMIT_BYTES)).min(IN_FLIGHT_BYTES / PERMIT_BYTES) as u32
+}
+
+/// One segment's writes, sent: each with its answer, or `None` where the pacer said stop.
+struct Sent {
+    writes: Vec<Write>,
+    results: Vec<Option<Result<WriteProgress, StorageError>>>,
 }
 
 /// Sends writes to the shareholders, each once the pacer lets it, dropping those that fail
@@ -254,8 +359,9 @@ struct Sender<'a> {
     required: BTreeMap<(usize, u16), Vec<Range<u64>>>,
     /// Told of every accepted write, for the keeper's schedule.
     partial: Option<&'a PartialShares>,
-    /// Writes refused because the server holds no such upload (any more).
-    gone: usize,
+    /// Shares whose writes were refused because the server holds no such upload (any more),
+    /// by holder and share.
+    gone: BTreeSet<(usize, u16)>,
 }
 
 impl<'a> Sender<'a> {
@@ -282,7 +388,7 @@ impl<'a> Sender<'a> {
                 .flat_map(|(i, h)| h.required.iter().map(move |(&s, r)| ((i, s), r.clone())))
                 .collect(),
             partial: None,
-            gone: 0,
+            gone: BTreeSet::new(),
         }
     }
 
@@ -315,29 +421,70 @@ impl<'a> Sender<'a> {
         writes
     }
 
-    /// Sends `writes`, each once the pacer lets it; with `last`, each must complete its share.
-    /// Whether any write was sent; [`UploadError::Stopped`] when the pacer said stop (after
-    /// the writes already under way end).
-    async fn send(&mut self, writes: Vec<Write>, last: bool) -> Result<bool, UploadError> {
-        let (pacer, si) = (self.pacer, self.si);
-        let results = join_all(writes.iter().map(|w| {
-            let h = &self.selection.holders[w.holder];
-            async move {
-                let write = ShareWrite {
-                    server_id: &h.server_id,
-                    shnum: w.shnum,
-                    offset: w.offset,
-                    bytes: w.data.len() as u64,
-                };
-                pacer.before_write(write).await.ok()?;
-                Some(
-                    h.client
-                        .write_immutable(si, w.shnum, &h.upload_secret, w.offset, w.data.clone())
-                        .await,
-                )
+    /// Shares this upload writes (allocated on the holders).
+    fn shares_to_write(&self) -> u64 {
+        let shares: usize = self
+            .selection
+            .holders
+            .iter()
+            .map(|h| h.allocated.len())
+            .sum();
+        shares as u64
+    }
+
+    /// Sends `writes`, each once the pacer lets it, holding `permit` (their room in flight)
+    /// until all have answered, then tells the pacer that `plaintext` bytes of the file went
+    /// out (unless it said stop, or every write failed). The future borrows what the upload shares, not the sender, so
+    /// several segments' writes can be under way while the sender takes the answers in.
+    fn dispatch(
+        &self,
+        writes: Vec<Write>,
+        permit: Option<SemaphorePermit<'a>>,
+        plaintext: u64,
+    ) -> impl std::future::Future<Output = Sent> + 'a {
+        let (selection, pacer, si) = (self.selection, self.pacer, self.si);
+        async move {
+            let results = join_all(writes.iter().map(|w| {
+                let h = &selection.holders[w.holder];
+                async move {
+                    let write = ShareWrite {
+                        server_id: &h.server_id,
+                        shnum: w.shnum,
+                        offset: w.offset,
+                        bytes: w.data.len() as u64,
+                    };
+                    pacer.before_write(write).await.ok()?;
+                    Some(
+                        h.client
+                            .write_immutable(
+                                si,
+                                w.shnum,
+                                &h.upload_secret,
+                                w.offset,
+                                w.data.clone(),
+                            )
+                            .await,
+                    )
+                }
+            }))
+            .await;
+            drop(permit);
+            // Counted here, as the writes land: the caller may drop the upload (its run
+            // stopped) before the answers are taken in.
+            let all_let_through = results.iter().all(Option::is_some);
+            if all_let_through && results.iter().any(|r| matches!(r, Some(Ok(_)))) {
+                pacer.segment_sent(plaintext);
             }
-        }))
-        .await;
+            Sent { writes, results }
+        }
+    }
+
+    /// Takes in one segment's answers; with `last`, each write must have completed its share.
+    /// True when the pacer said stop for some write (the others were sent); fails when the
+    /// holders left are not happy. A holder already dropped for an earlier segment's failure
+    /// is not counted again.
+    fn absorb(&mut self, sent: Sent, last: bool) -> Result<bool, UploadError> {
+        let Sent { writes, results } = sent;
         let mut stopped = false;
         let mut newly_lost = false;
         for (w, result) in writes.iter().zip(results) {
@@ -352,8 +499,8 @@ impl<'a> Sender<'a> {
                     if let Some(known) = self.required.get_mut(&(w.holder, w.shnum)) {
                         known.clone_from(&required);
                     }
-                    if last && !finished {
-                        newly_lost |= self.lost.insert(w.holder);
+                    if last && !finished && self.lost.insert(w.holder) {
+                        newly_lost = true;
                         self.failures.push(format!(
                             "storage server {} still requires {required:?} of share {} after \
                              the last write",
@@ -363,15 +510,14 @@ impl<'a> Sender<'a> {
                 }
                 Err(e) => {
                     if e.status() == Some(404) {
-                        self.gone += 1;
+                        self.gone.insert((w.holder, w.shnum));
                     }
-                    newly_lost |= self.lost.insert(w.holder);
-                    self.failures.push(e.to_string());
+                    if self.lost.insert(w.holder) {
+                        newly_lost = true;
+                        self.failures.push(e.to_string());
+                    }
                 }
             }
-        }
-        if stopped {
-            return Err(UploadError::Stopped);
         }
         if newly_lost {
             let happiness = self.selection.happiness_without(&self.lost);
@@ -387,7 +533,7 @@ impl<'a> Sender<'a> {
             }
             self.failures.clear();
         }
-        Ok(!writes.is_empty())
+        Ok(stopped)
     }
 
     /// Tells the partial-share record of an accepted write: the share's idle timer restarted,

@@ -413,7 +413,7 @@ mod tests {
             exclude: Vec::new(),
             exclude_from: None,
             exclude_vcs: false,
-            concurrency: 1,
+            concurrency: Some(1),
             recheck_after,
             recheck_all_after,
             data_path: Default::default(),

@@ -31,6 +31,7 @@ pub use excludes::{ExcludeFileError, Excludes, VCS_PATTERNS};
 pub use keeper::ShareKeeper;
 pub use params::{
     BackupParams, DEFAULT_CONCURRENCY, DEFAULT_RECHECK_AFTER, DEFAULT_RECHECK_ALL_AFTER,
+    DIRECT_CONCURRENCY,
 };
 pub use run::{run_backup, RunEnd};
 pub use summary::{counter, BackupSummary};

@@ -11,8 +11,15 @@ use tahoe_jobs_config::{
     TaskKeys, BOOL_ACCEPTED, TARGET_ACCEPTED,
 };
 
-/// The number of uploads in flight when `concurrency` is not given.
+/// The number of uploads in flight through the node when `concurrency` is not given: the node
+/// is one Python process, and more in flight did not make it faster (`docs/benchmarks.md`).
 pub const DEFAULT_CONCURRENCY: usize = 4;
+/// The number of uploads in flight on the direct path when `concurrency` is not given. A small
+/// file costs three dependent round trips to the servers (listing, allocation, write): with 4
+/// in flight the servers idle between them, on loopback and more so behind a long round trip
+/// (`docs/benchmarks.md`, B2 on 3-of-5). Large files are bounded in memory by the uploader's
+/// own limit on share bytes in flight, whatever this is.
+pub const DIRECT_CONCURRENCY: usize = 16;
 /// `recheck_after` when none is given (`tahoe backup`'s 30 days).
 pub const DEFAULT_RECHECK_AFTER: Duration = Duration::from_secs(30 * 86_400);
 /// `recheck_all_after` when none is given (`tahoe backup`'s 60 days).
@@ -35,8 +42,10 @@ pub struct BackupParams {
     pub exclude_from: Option<PathBuf>,
     #[serde(default)]
     pub exclude_vcs: bool,
-    #[serde(default = "default_concurrency", deserialize_with = "concurrency")]
-    pub concurrency: usize,
+    /// Uploads in flight at once; `None`: [`DIRECT_CONCURRENCY`] on the direct path,
+    /// [`DEFAULT_CONCURRENCY`] through the node.
+    #[serde(default, deserialize_with = "concurrency")]
+    pub concurrency: Option<usize>,
     /// A capability last checked less than this long ago is trusted without a check
     /// (`recheck_after`, default 30 days, as `tahoe backup`).
     #[serde(
@@ -54,10 +63,6 @@ pub struct BackupParams {
     /// `data_path`: direct to the storage servers (default) or through the node.
     #[serde(default)]
     pub data_path: crate::data_path::DataPath,
-}
-
-fn default_concurrency() -> usize {
-    DEFAULT_CONCURRENCY
 }
 
 fn default_recheck_after() -> Duration {
@@ -82,10 +87,10 @@ fn globs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
         .collect())
 }
 
-fn concurrency<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+fn concurrency<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
     let s = String::deserialize(d)?;
     match s.trim().parse::<usize>() {
-        Ok(n) if (1..=64).contains(&n) => Ok(n),
+        Ok(n) if (1..=64).contains(&n) => Ok(Some(n)),
         _ => Err(serde::de::Error::custom(format!(
             "{s:?} is not a whole number from 1 to 64"
         ))),
@@ -125,7 +130,7 @@ impl TaskKeys for BackupParams {
             ),
             KeyDoc::optional(
                 "concurrency",
-                "4",
+                "16 direct, 4 through the node",
                 "the number of uploads in flight at once, 1 to 64",
                 "uploads in flight at once",
             ),

@@ -61,9 +61,13 @@ pub async fn run_backup(
         options.keeper.as_ref(),
         ctx,
     );
+    let concurrency = params
+        .concurrency
+        .unwrap_or_else(|| sink.default_concurrency());
     tracing::debug!(
         job = ctx.job_id(),
         data_path = sink.name(),
+        concurrency,
         "backup data path"
     );
     let sh = Arc::new(Shared::new(
@@ -74,7 +78,7 @@ pub async fn run_backup(
         excludes,
         RecheckPolicy::of(params),
         options.observer.clone(),
-        params.concurrency,
+        concurrency,
     ));
     let summary = |sh: &Shared| BackupSummary::from_progress(ctx.progress(), sh.started.elapsed());
 

@@ -81,6 +81,9 @@ pub(crate) trait UploadSink: Send + Sync {
 
     /// `direct` or `node`, for the log.
     fn name(&self) -> &'static str;
+
+    /// Uploads in flight when the job does not say (`concurrency`).
+    fn default_concurrency(&self) -> usize;
 }
 
 /// The sink for `wanted`: the direct one when it can be set up, else the node's with one
@@ -145,6 +148,10 @@ impl UploadSink for NodeSink {
 
     fn name(&self) -> &'static str {
         "node"
+    }
+
+    fn default_concurrency(&self) -> usize {
+        super::params::DEFAULT_CONCURRENCY
     }
 }
 
@@ -323,6 +330,10 @@ impl UploadSink for DirectSink {
 
     fn name(&self) -> &'static str {
         "direct"
+    }
+
+    fn default_concurrency(&self) -> usize {
+        super::params::DIRECT_CONCURRENCY
     }
 }
 
