@@ -17,7 +17,9 @@ use std::collections::HashSet;
 use sled::Batch;
 use tahoe_jobs_engine::flush_tree;
 
-use super::record::{decode, encode, FormatError, FrontierEntry, ObjectRecord, PassState};
+use super::record::{
+    decode, encode, FormatError, FrontierEntry, ObjectKind, ObjectRecord, PassState,
+};
 use super::summary::CheckSummary;
 
 const PASS_KEY: &[u8] = b"meta/pass";
@@ -57,6 +59,9 @@ fn prefixed(prefix: &[u8], key: &str) -> Vec<u8> {
     k.extend_from_slice(key.as_bytes());
     k
 }
+
+/// How many directories [`CheckDb::next_except`] passes over looking for a file.
+const FILE_SEARCH_DEPTH: usize = 256;
 
 fn frontier_key(seq: u64) -> Vec<u8> {
     let mut k = FRONTIER.to_vec();
@@ -119,18 +124,31 @@ impl CheckDb {
 
     /// The next object to visit (the most recently pushed), with its frontier key.
     pub fn next(&self) -> Result<Option<(Vec<u8>, FrontierEntry)>, DbError> {
-        self.next_except(&HashSet::new())
+        self.next_except(&HashSet::new(), true)
     }
 
-    /// The next object to visit whose frontier key is not in `busy` (entries being visited).
+    /// The next object to visit whose frontier key is not in `busy` (entries being visited),
+    /// passing over directories unless `directories`. A search for a file looks at most
+    /// [`FILE_SEARCH_DEPTH`] entries below the busy ones, so that a frontier of directories
+    /// only costs little; `None` then means "wait for a visit to end".
     pub fn next_except(
         &self,
         busy: &HashSet<Vec<u8>>,
+        directories: bool,
     ) -> Result<Option<(Vec<u8>, FrontierEntry)>, DbError> {
+        let mut looked = 0;
         for kv in self.tree.scan_prefix(FRONTIER).rev() {
             let (k, v) = kv?;
-            if !busy.contains(k.as_ref()) {
-                return Ok(Some((k.to_vec(), decode("frontier entry", &v)?)));
+            if busy.contains(k.as_ref()) {
+                continue;
+            }
+            let entry: FrontierEntry = decode("frontier entry", &v)?;
+            if directories || entry.kind != ObjectKind::Directory {
+                return Ok(Some((k.to_vec(), entry)));
+            }
+            looked += 1;
+            if looked >= FILE_SEARCH_DEPTH {
+                break;
             }
         }
         Ok(None)
@@ -200,7 +218,7 @@ impl CheckDb {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::record::{Findings, ObjectKind};
+    use crate::check::record::Findings;
 
     fn tree() -> sled::Tree {
         let db = sled::Config::new().temporary(true).open().unwrap();
@@ -262,7 +280,14 @@ mod tests {
         let (ka, a) = db.next().unwrap().unwrap();
         assert_eq!(a.path, "a");
         let busy: HashSet<Vec<u8>> = [ka.clone()].into();
-        assert_eq!(db.next_except(&busy).unwrap().unwrap().1.path, "b");
+        assert_eq!(db.next_except(&busy, true).unwrap().unwrap().1.path, "b");
+        // With directories passed over (enough being listed), the file comes first; with
+        // only directories left, nothing.
+        let none: HashSet<Vec<u8>> = HashSet::new();
+        assert_eq!(db.next_except(&none, false).unwrap().unwrap().1.path, "b");
+        let (kb, _) = db.next_except(&none, false).unwrap().unwrap();
+        let busy_b: HashSet<Vec<u8>> = [kb].into();
+        assert!(db.next_except(&busy_b, false).unwrap().is_none());
         db.finish_entry(
             &mut pass,
             &ka,

@@ -2,10 +2,11 @@
 //! visit frontier entries until the frontier is empty or the stop signal fires.
 //!
 //! Visiting a directory lists it (children go onto the frontier), then checks it like a file.
-//! Up to `concurrency` entries are visited at once, each finished in its own atomic step. Before
-//! starting an entry the run passes the budget's CPU checkpoint and looks at the stop signal; a
-//! stop drops the visits in flight, whose entries, still on the frontier, are visited again next
-//! run. (With a concurrency of 1, a stop between objects leaves no request in flight.)
+//! Up to `concurrency` entries are visited at once (directories at most a quarter of them), each
+//! finished in its own atomic step. Before starting an entry the run passes the budget's CPU
+//! checkpoint and looks at the stop signal; a stop drops the visits in flight, whose entries,
+//! still on the frontier, are visited again next run. (With a concurrency of 1, a stop between
+//! objects leaves no request in flight.)
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -75,13 +76,20 @@ impl Pass {
         // object at once (a second path to an object in flight is simply dropped).
         let mut flying_entries: HashSet<Vec<u8>> = HashSet::new();
         let mut flying_objects: HashSet<String> = HashSet::new();
+        // Directories being listed: at most a quarter of the visits, so that the servers go on
+        // answering share listings while the node lists (a directory listing is slow, the
+        // more so behind a long round trip, and the stack's top is often all directories).
+        let mut flying_dirs = 0;
+        let max_dirs = (self.concurrency / 4).max(1);
         let mut visits = FuturesUnordered::new();
         loop {
             while visits.len() < self.concurrency {
                 if ctx.cpu_checkpoint().await.is_err() || ctx.stop().is_stopped() {
                     return self.stopped(&db, pass).await;
                 }
-                let Some((fkey, entry)) = db.next_except(&flying_entries)? else {
+                let Some((fkey, entry)) =
+                    db.next_except(&flying_entries, flying_dirs < max_dirs)?
+                else {
                     break;
                 };
                 let okey = object_key(entry.verify_cap.as_deref(), &Cap::new(entry.cap.clone()));
@@ -92,23 +100,26 @@ impl Pass {
                 ctx.progress().set_current(Some(self.display(&entry.path)));
                 flying_entries.insert(fkey.clone());
                 flying_objects.insert(okey.clone());
+                let is_dir = entry.kind == ObjectKind::Directory;
+                flying_dirs += usize::from(is_dir);
                 let pass_id = pass.id;
                 let db = &db;
                 visits.push(async move {
                     let mut counts = CheckSummary::default();
                     let step = self.visit(ctx, db, pass_id, &mut counts, &entry).await;
-                    (fkey, okey, step.map(|s| (s, counts)))
+                    (fkey, okey, is_dir, step.map(|s| (s, counts)))
                 });
             }
             if visits.is_empty() {
                 break;
             }
-            let (fkey, okey, result) = tokio::select! {
+            let (fkey, okey, was_dir, result) = tokio::select! {
                 _ = ctx.stop().stopped() => return self.stopped(&db, pass).await,
                 Some(done) = visits.next() => done,
             };
             flying_entries.remove(&fkey);
             flying_objects.remove(&okey);
+            flying_dirs -= usize::from(was_dir);
             let (step, counts) = result?;
             pass.counts.add(&counts);
             db.finish_entry(&mut pass, &fkey, step)?;
