@@ -210,13 +210,17 @@ impl Uploader {
 /// module header); the cap. A stop lets the writes under way end before it returns.
 async fn encode_and_send(
     source: &Source<'_>,
-    mut encoder: ChkEncoder,
+    encoder: ChkEncoder,
     sender: &mut Sender<'_>,
     room: &Semaphore,
 ) -> Result<String, UploadError> {
     let layout = encoder.layout();
+    let plan = *encoder.plan();
+    // Lent to a blocking thread for each segment but the last, so that encoding does not hold
+    // up the answers and the next writes of the segments under way.
+    let mut encoder = Some(encoder);
     let (mut reader, _) = Reader::open(source).await?;
-    let segments = encoder.plan().num_segments;
+    let segments = plan.num_segments;
     let header = layout.header();
     let (needed, shares_written, pacer) = (
         u64::from(sender.needed),
@@ -235,7 +239,7 @@ async fn encode_and_send(
         }
         // The next segment is read and encoded while the answers of the writes under way come
         // in.
-        let len = encoder.plan().segment_len(segnum);
+        let len = plan.segment_len(segnum);
         let prepare = async {
             pacer
                 .before_segment(segnum, segments)
@@ -246,7 +250,17 @@ async fn encode_and_send(
                 .await
                 .expect("the in-flight semaphore is never closed");
             let plaintext = reader.read(len as usize).await?;
-            Ok::<_, UploadError>((encoder.encode_segment(plaintext)?, permit))
+            let mut lent = encoder
+                .take()
+                .expect("the encoder is back after each segment");
+            let (lent, encoded) = tokio::task::spawn_blocking(move || {
+                let encoded = lent.encode_segment(plaintext);
+                (lent, encoded)
+            })
+            .await
+            .expect("encoding a segment does not panic");
+            encoder = Some(lent);
+            Ok::<_, UploadError>((encoded?, permit))
         };
         let (segment, permit) =
             match absorb_while(&mut in_flight, sender, &mut stopped, prepare).await? {
@@ -280,7 +294,8 @@ async fn encode_and_send(
     if stopped || pacer.before_segment(segments - 1, segments).await.is_err() {
         return Err(UploadError::Stopped);
     }
-    let last_len = encoder.plan().segment_len(segments - 1);
+    let mut encoder = encoder.expect("the encoder is back after each segment");
+    let last_len = plan.segment_len(segments - 1);
     let segment = encoder.encode_segment(reader.read(last_len as usize).await?)?;
     let last_blocks: Vec<Vec<u8>> = segment.blocks().map(<[u8]>::to_vec).collect();
     drop(segment);
