@@ -192,7 +192,11 @@ fn a_direct_backup_killed_ten_times_resumes_and_sends_each_byte_once() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    let data = seeded_bytes(1401, 32 * MIB + 5);
+    // Big enough that ten killed runs never finish it: a kill lands a few milliseconds after the
+    // relay's count passes the mark, and with up to SEGMENTS_IN_FLIGHT segments' writes under
+    // way a run on an idle machine gets 2-12 MB further by then (measured: 54 MB over nine
+    // runs), where the marks below ask for only 1.3-2.3 MB a run.
+    let data = seeded_bytes(1401, 96 * MIB + 5);
     write_file(&src.join("big.bin"), &data);
     let share_bytes: u64 = shares_of(&grid, &data).iter().map(|s| s.len() as u64).sum();
     let writes = Writes::of(&grid, &data);
