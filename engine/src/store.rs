@@ -221,7 +221,7 @@ pub async fn flush_tree(tree: &sled::Tree) -> Result<(), sled::Error> {
         flushed
     })
     .await
-        .map_err(|e| sled::Error::ReportableBug(format!("flush: {e}")))??;
+    .map_err(|e| sled::Error::ReportableBug(format!("flush: {e}")))??;
     Ok(())
 }
 

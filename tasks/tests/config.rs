@@ -1,5 +1,6 @@
 //! The `[backup]` and `[check]` keys as users write them, through `load` with this crate's
-//! schemas, as the binary loads them.
+//! schemas, as the binary loads them. What the loader does whatever the task type (windows,
+//! budgets, syntax errors, a missing file) is tested in `config/tests/load.rs`.
 
 // figment::Jail fixes the closure's error type; its size is not ours to choose.
 #![allow(clippy::result_large_err)]
@@ -69,25 +70,6 @@ fn the_seed_example_is_job_b1_of_type_backup() {
 }
 
 #[test]
-fn a_bad_window_names_file_line_key_and_accepted_form() {
-    Jail::expect_with(|jail| {
-        jail.create_file(
-            "tahoe-jobs.cfg",
-            &SEED.replace("2200-2400,0000-0800", "2500-2600"),
-        )?;
-        let p = problems(load(&options(jail.directory())).unwrap_err());
-        assert_eq!(p.len(), 1);
-        let text = p[0].to_string();
-        assert!(text.contains("tahoe-jobs.cfg line 5"), "{text}");
-        assert!(text.contains("backup.b1.allowed_times"), "{text}");
-        assert!(text.contains("\"2500-2600\""), "{text}");
-        assert!(text.contains("hour 25"), "{text}");
-        assert!(text.contains("HHMM-HHMM"), "{text}");
-        Ok(())
-    });
-}
-
-#[test]
 fn precedence_is_file_then_toml_then_env_then_command_line() {
     Jail::expect_with(|jail| {
         jail.create_file("tahoe-jobs.cfg", SEED)?;
@@ -143,27 +125,6 @@ fn unknown_keys_and_sections_suggest_the_right_name() {
                 && t.contains("backup.b1.frequncy")
                 && t.contains("did you mean frequency")),
             "{all:#?}"
-        );
-        Ok(())
-    });
-}
-
-#[test]
-fn percent_bandwidth_needs_a_total_upload_budget() {
-    Jail::expect_with(|jail| {
-        jail.create_file("tahoe-jobs.cfg", &format!("{SEED}b1.bandwidth = 50%\n"))?;
-        let p = problems(load(&options(jail.directory())).unwrap_err());
-        assert!(p[0].to_string().contains("[budget] upload"), "{}", p[0]);
-
-        jail.create_file(
-            "tahoe-jobs.cfg",
-            &format!("{SEED}b1.bandwidth = 50%\n[budget]\nupload = 0800-2300 1MiB/s, 2300-0800 off\nserver.v0-abc.upload = 16KiB/s\n"),
-        )?;
-        let config = load(&options(jail.directory())).unwrap();
-        assert!(config.jobs[0].limits.bandwidth.uses_percent());
-        assert_eq!(
-            config.budget.servers["v0-abc"].upload,
-            "16KiB/s".parse().unwrap()
         );
         Ok(())
     });
@@ -231,30 +192,6 @@ fn capabilities_are_redacted_in_settings_and_errors() {
         assert!(!shown.contains("URI:"), "{shown}");
         assert!(shown.contains("<capability>"), "{shown}");
         assert!(!shown.contains("aaaa"), "{shown}");
-        Ok(())
-    });
-}
-
-#[test]
-fn a_syntax_error_names_the_line_and_a_missing_toml_file_is_an_error() {
-    Jail::expect_with(|jail| {
-        jail.create_file("tahoe-jobs.cfg", "[backup]\nthis line is wrong\n")?;
-        let err = load(&options(jail.directory())).unwrap_err().to_string();
-        assert!(err.contains("tahoe-jobs.cfg line 2"), "{err}");
-        jail.create_file("tahoe-jobs.cfg", SEED)?;
-        let mut opts = options(jail.directory());
-        opts.config_file = Some(jail.directory().join("absent.toml"));
-        let err = load(&opts).unwrap_err().to_string();
-        assert!(err.contains("absent.toml"), "{err}");
-        Ok(())
-    });
-}
-
-#[test]
-fn no_job_file_means_no_jobs() {
-    Jail::expect_with(|jail| {
-        let config = load(&options(jail.directory())).unwrap();
-        assert!(config.jobs.is_empty());
         Ok(())
     });
 }

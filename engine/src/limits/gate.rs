@@ -426,17 +426,23 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn the_slowest_destination_sets_the_pace() {
-        let b = budget();
+    /// No limits but the destination `slow`'s upload rate.
+    fn slow_destination(upload: u64) -> LimitsNow {
         let mut l = limits();
         l.destinations.insert(
             "slow".into(),
             PairLimits {
-                upload: Some(1_000),
+                upload: Some(upload),
                 download: None,
             },
         );
+        l
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_slowest_destination_sets_the_pace() {
+        let b = budget();
+        let l = slow_destination(1_000);
         b.apply(&l);
         let t0 = Instant::now();
         b.acquire("j", spread(5_000)).await;
@@ -459,14 +465,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn exact_shaping_leaves_destinations_to_the_proxy() {
         let b = budget();
-        let mut l = limits();
-        l.destinations.insert(
-            "slow".into(),
-            PairLimits {
-                upload: Some(1_000),
-                download: None,
-            },
-        );
+        let mut l = slow_destination(1_000);
         l.total.upload = Some(1_000);
         b.apply(&l);
         b.set_exact_shaping(true);
@@ -484,14 +483,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn direct_bytes_wait_on_their_server_even_with_exact_shaping() {
         let b = budget();
-        let mut l = limits();
-        l.destinations.insert(
-            "slow".into(),
-            PairLimits {
-                upload: Some(1_000),
-                download: None,
-            },
-        );
+        let l = slow_destination(1_000);
         b.apply(&l);
         b.set_exact_shaping(true);
         let t0 = Instant::now();

@@ -7,6 +7,8 @@
 //! counted in the given time zone; `keep_within` keeps every archive newer than that long
 //! before the newest. An archive kept by any rule stays. Besides the rules, `Latest`'s archive,
 //! the newest archive and every entry whose name is not a `tahoe backup` time stamp always stay.
+//! As in restic 0.17, while an hourly to yearly rule has fewer periods than it asks for, the
+//! oldest archive stays too: `keep_monthly = 12` on three months of backups keeps the first.
 
 use std::fmt;
 use std::time::Duration;
@@ -56,6 +58,9 @@ pub enum Reason {
     Weekly,
     Monthly,
     Yearly,
+    /// The oldest archive, kept while an hourly to yearly rule has fewer periods than it asks
+    /// for (restic 0.17's rule), so a young backup keeps its first archive.
+    Oldest,
     Within,
 }
 
@@ -71,6 +76,7 @@ impl fmt::Display for Reason {
             Reason::Weekly => "weekly",
             Reason::Monthly => "monthly",
             Reason::Yearly => "yearly",
+            Reason::Oldest => "oldest (a rule has fewer periods than it asks for)",
             Reason::Within => "within",
         })
     }
@@ -177,6 +183,14 @@ pub fn plan(names: &[String], latest: &[String], policy: &Policy, tz: &TimeZone)
         }
         keep.sort();
         archive.keep = keep;
+    }
+    let short_rule = bucket_rules
+        .iter()
+        .zip(&left)
+        .any(|((_, asked, _), left)| *asked > 0 && *left > 0);
+    if let Some(oldest) = archives.last_mut().filter(|_| short_rule) {
+        oldest.keep.push(Reason::Oldest);
+        oldest.keep.sort();
     }
     archives.extend(others);
     archives

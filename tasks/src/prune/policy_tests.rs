@@ -111,6 +111,53 @@ fn keep_daily_keeps_the_newest_of_each_of_the_last_days_that_have_one() {
 }
 
 #[test]
+fn the_oldest_archive_stays_while_a_rule_has_fewer_periods_than_it_asks_for() {
+    let list = [
+        "2026-03-10_12:00:00Z",
+        "2026-03-01_12:00:00Z",
+        "2026-02-14_12:00:00Z",
+        "2026-01-20_12:00:00Z",
+        "2026-01-05_12:00:00Z",
+    ];
+    // Three months of backups for twelve asked: the first backup stays beside each month's
+    // newest (restic 0.17).
+    let monthly = Policy {
+        monthly: 12,
+        ..Policy::default()
+    };
+    assert_eq!(
+        kept(&list, &[], monthly, &utc()),
+        table(&[
+            ("2026-03-10_12:00:00Z", &[Monthly]),
+            ("2026-02-14_12:00:00Z", &[Monthly]),
+            ("2026-01-20_12:00:00Z", &[Monthly]),
+            ("2026-01-05_12:00:00Z", &[Oldest]),
+        ])
+    );
+    // Once the rule has its periods, the oldest goes like any other.
+    let filled = Policy {
+        monthly: 2,
+        ..Policy::default()
+    };
+    assert_eq!(
+        kept(&list, &[], filled, &utc()),
+        table(&[
+            ("2026-03-10_12:00:00Z", &[Monthly]),
+            ("2026-02-14_12:00:00Z", &[Monthly]),
+        ])
+    );
+    // keep_last and keep_within do not count: they say how many, not how far back.
+    let last = Policy {
+        last: 9,
+        within: Some(std::time::Duration::from_secs(3600)),
+        ..Policy::default()
+    };
+    assert!(kept(&list, &[], last, &utc())
+        .iter()
+        .all(|(_, why)| !why.contains(&Oldest)));
+}
+
+#[test]
 fn days_are_counted_in_the_configured_time_zone() {
     // 03:00Z on the 11th is 22:00 on the 10th in New York (EST, UTC-5); 20:00Z on the 10th
     // is 15:00 the same day there. In UTC they are two days; in New York, one.
@@ -153,12 +200,14 @@ fn hours_across_the_autumn_dst_change_are_local_hours() {
         hourly: 3,
         ..Policy::default()
     };
-    // Local hours 2, 1, 1, 1: two buckets, so only two archives are kept.
+    // Local hours 2, 1, 1, 1: two buckets, so two archives are kept by the rule, and the
+    // oldest since the rule asked for three.
     assert_eq!(
         kept(&list, &[], policy, &tz("America/New_York")),
         table(&[
             ("2026-11-01_07:10:00Z", &[Hourly]),
             ("2026-11-01_06:30:00Z", &[Hourly]),
+            ("2026-11-01_05:10:00Z", &[Oldest]),
         ])
     );
     // In UTC they are four hours: three are kept.
@@ -233,7 +282,8 @@ fn weeks_months_and_years_across_a_year_end() {
         table(&[
             ("2027-01-04_12:00:00Z", &[Yearly]),
             ("2026-12-30_12:00:00Z", &[Yearly]),
-            ("2025-12-31_12:00:00Z", &[Yearly]),
+            // Three years for five asked: the oldest is kept as such too.
+            ("2025-12-31_12:00:00Z", &[Yearly, Oldest]),
         ])
     );
     // The year ends at local midnight: 2026-12-31_23:30Z is already 2027 in Berlin.
@@ -334,6 +384,8 @@ fn rules_combine_and_each_kept_archive_says_which_rules_keep_it() {
         ("2025-04-27_02:00:00Z", &[Monthly]),
         ("2025-03-30_02:00:00Z", &[Monthly]),
         ("2025-02-23_02:00:00Z", &[Monthly]),
+        // Two years with an archive for `yearly = 3`: the first backup stays.
+        ("2025-01-05_02:00:00Z", &[Oldest]),
     ]);
     assert_eq!(got, expected);
 }
