@@ -13,6 +13,7 @@ pub const CPU_ACCEPTED: &str =
 pub struct CpuShare(pub Option<f64>);
 
 impl CpuShare {
+    /// No CPU limit (`off`).
     pub const UNLIMITED: CpuShare = CpuShare(None);
 
     /// The limit as a fraction of one core (0.25 for `25%`), or `None` when unlimited.

@@ -13,6 +13,7 @@ pub const DURATION_ACCEPTED: &str =
     "a duration such as 1week, 36h, 1d 12h or 90min (units: s, min, h, d, week)";
 
 impl HumanDuration {
+    /// The parsed duration as a `std::time::Duration`.
     pub fn as_duration(self) -> Duration {
         self.0
     }

@@ -31,20 +31,29 @@ impl fmt::Display for Problem {
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A configuration file could not be read (a `--config` file that does not exist is one).
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file that could not be read.
         path: PathBuf,
+        /// The I/O error from reading it.
         #[source]
         source: std::io::Error,
     },
+    /// An INI file (`tahoe-jobs.cfg` or `tahoe.cfg`) has a syntax error or a bad value on a line.
     #[error("{path} line {line}: {message}")]
     Syntax {
+        /// The file with the error.
         path: PathBuf,
+        /// The line of the error, counted from 1 (0 when unknown).
         line: usize,
+        /// What is wrong on that line.
         message: String,
     },
+    /// The sources parsed, but some values are invalid: every problem found, all at once.
     #[error("{}", render_problems(.0))]
     Invalid(Vec<Problem>),
+    /// figment could not read or merge the sources (a malformed TOML file, for one).
     #[error("cannot combine the configuration sources: {0}")]
     Merge(Box<figment::Error>),
 }

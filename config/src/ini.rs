@@ -11,9 +11,13 @@ use figment::{Error, Metadata, Profile, Provider, Source};
 /// One `key = value` line, with where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IniEntry {
+    /// The `[section]` the line is under, as written.
     pub section: String,
+    /// The option name, folded to lower case (`b1.source`).
     pub key: String,
+    /// The value, trimmed; continuation lines are joined to it with newlines.
     pub value: String,
+    /// The line of the key, counted from 1.
     pub line: usize,
 }
 
@@ -28,7 +32,9 @@ impl IniEntry {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {message}")]
 pub struct IniSyntaxError {
+    /// The offending line, counted from 1.
     pub line: usize,
+    /// What is wrong with it.
     pub message: String,
 }
 
@@ -106,6 +112,7 @@ pub struct IniProvider {
 }
 
 impl IniProvider {
+    /// A provider for `entries`, parsed from the file at `path` (named in messages).
     pub fn new(path: &Path, entries: Vec<IniEntry>) -> Self {
         IniProvider {
             path: path.to_path_buf(),
@@ -121,6 +128,7 @@ impl IniProvider {
             .map(|e| e.line)
     }
 
+    /// The file the entries were read from.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -12,6 +12,8 @@
 //! The value types (durations, time windows, rates, CPU shares) each have their own parser and
 //! pure evaluation functions, so policy can be tested without any I/O.
 
+#![warn(missing_docs)]
+
 mod budget_section;
 pub mod cpu;
 mod daemon_section;

@@ -36,6 +36,7 @@ pub(crate) const OVERRIDE_SOURCE: &str = "command line";
 /// Where to read the configuration from.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
+    /// The Tahoe node directory: `tahoe-jobs.cfg` is read from it, and relative paths (such as `state_dir`) are below it.
     pub node_dir: PathBuf,
     /// An optional TOML file (`--config FILE`).
     pub config_file: Option<PathBuf>,

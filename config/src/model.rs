@@ -18,9 +18,13 @@ use crate::windows::Windows;
 /// Everything tahoe-jobs was told, after layering and validation.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The Tahoe node directory the configuration was loaded for.
     pub node_dir: PathBuf,
+    /// The settings of the daemon itself (`[jobs]`).
     pub daemon: DaemonSettings,
+    /// The limits shared by all jobs (`[budget]`).
     pub budget: BudgetSettings,
+    /// Every configured job, of every task type.
     pub jobs: Vec<JobConfig>,
     /// What is run or sent when a job succeeds, fails or becomes overdue.
     pub hooks: HookSettings,
@@ -31,6 +35,7 @@ pub struct Config {
 }
 
 impl Config {
+    /// The job with this id (`backup.b1`) or, failing that, this bare name (`b1`).
     pub fn job(&self, id: &str) -> Option<&JobConfig> {
         self.jobs.iter().find(|j| j.id() == id || j.name == id)
     }
@@ -39,9 +44,13 @@ impl Config {
 /// `[jobs]`: settings of the daemon itself.
 #[derive(Debug, Clone)]
 pub struct DaemonSettings {
+    /// Where the status and control web server listens (`[jobs] web.port`).
     pub web_addr: SocketAddr,
+    /// Where the engine keeps its state (`[jobs] state_dir`); by default `NODEDIR/private/tahoe-jobs`.
     pub state_dir: PathBuf,
+    /// The zone in which time windows and rate schedules are read (`[jobs] timezone`); by default the system's.
     pub timezone: TimeZone,
+    /// The name of `timezone` as written, or the system zone's IANA name (`UTC` when it has none).
     pub timezone_name: String,
     /// Where the SOCKS5 shaping proxy listens (`[jobs] shaping.port`); `None` when exact
     /// shaping is off.
@@ -83,12 +92,16 @@ pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(60);
 /// One job's hook commands, each run with `sh -c`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobHooks {
+    /// Run after a run of the job succeeds.
     pub on_success: Option<String>,
+    /// Run after a run of the job fails.
     pub on_failure: Option<String>,
+    /// Run when the job becomes overdue.
     pub on_overdue: Option<String>,
 }
 
 impl JobHooks {
+    /// Whether the job has no hook command at all.
     pub fn is_empty(&self) -> bool {
         self.on_success.is_none() && self.on_failure.is_none() && self.on_overdue.is_none()
     }
@@ -97,8 +110,11 @@ impl JobHooks {
 /// `[budget]`: limits shared by all jobs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BudgetSettings {
+    /// The total upload rate of all jobs together (`[budget] upload`).
     pub upload: RateSchedule,
+    /// The total download rate of all jobs together (`[budget] download`).
     pub download: RateSchedule,
+    /// The CPU share of all jobs together (`[budget] cpu`).
     pub cpu: CpuShare,
     /// Keyed by storage server id (`v0-...`) or nickname, as written.
     pub servers: BTreeMap<String, ServerLimits>,
@@ -115,17 +131,23 @@ impl Default for BudgetSettings {
     }
 }
 
+/// Rate limits towards one storage server (`[budget] server.NAME.upload` and `.download`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerLimits {
+    /// The upload rate to this server; unlimited when not set.
     pub upload: RateSchedule,
+    /// The download rate from this server; unlimited when not set.
     pub download: RateSchedule,
 }
 
 /// When a job may run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {
+    /// How often the job runs (`frequency`); by default once a day.
     pub frequency: Duration,
+    /// When the job may run (`allowed_times`); `Windows::Always` when not restricted.
     pub allowed_times: Windows,
+    /// Whether the job runs on its schedule at all (`enabled`, default `true`).
     pub enabled: bool,
     /// How long after its last completion (or, never completed, after it was first seen) the
     /// job counts as overdue and the status says so loudly (`overdue_after`); `None` = `off`.
@@ -145,17 +167,24 @@ impl Schedule {
 /// A job's own limits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobLimits {
+    /// The job's rate limit (`bandwidth`), applied to its uploads and its downloads alike; a percentage is a share of the `[budget]` total.
     pub bandwidth: RateSchedule,
+    /// The job's CPU share (`cpu`); unlimited when not set.
     pub cpu: CpuShare,
 }
 
 /// One job: `[backup] b1.*` becomes `JobConfig { task_type: "backup", name: "b1", .. }`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobConfig {
+    /// The task type, which is also the section the job is in (`backup`).
     pub task_type: String,
+    /// The job's name within its section (`b1`).
     pub name: String,
+    /// When the job may run.
     pub schedule: Schedule,
+    /// The job's own rate and CPU limits.
     pub limits: JobLimits,
+    /// The task type's own keys, as parsed by its schema.
     pub params: TaskParams,
 }
 
@@ -170,9 +199,19 @@ impl JobConfig {
 #[derive(Clone, PartialEq, Eq)]
 pub enum Target {
     /// `alias:path` (path may be empty).
-    Alias { alias: String, path: String },
+    Alias {
+        /// The Tahoe alias, without its colon.
+        alias: String,
+        /// The path below the alias; empty for the alias's directory itself.
+        path: String,
+    },
     /// A capability string (a secret: never displayed).
-    Cap { cap: String, path: String },
+    Cap {
+        /// The capability itself.
+        cap: String,
+        /// The path below the capability's directory; may be empty.
+        path: String,
+    },
 }
 
 impl fmt::Display for Target {
@@ -202,8 +241,10 @@ impl fmt::Debug for Target {
 /// One effective value and its origin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting {
+    /// The full dotted key, `backup.b1.frequency`.
     pub key: String,
     /// As displayed: capabilities are redacted.
     pub value: String,
+    /// Where the value came from (a file and line, an environment variable, `command line`, `built-in default`).
     pub origin: String,
 }

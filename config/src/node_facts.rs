@@ -9,8 +9,11 @@ use crate::ini::parse_ini;
 /// Erasure-coding parameters from `[client] shares.*` (Tahoe's defaults: 3-of-10, happy 7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Encoding {
+    /// Shares needed to read a file back (`shares.needed`, default 3).
     pub needed: u32,
+    /// Servers that must hold shares for an upload to succeed (`shares.happy`, default 7).
     pub happy: u32,
+    /// Shares written per file (`shares.total`, default 10).
     pub total: u32,
 }
 
@@ -27,9 +30,11 @@ impl Default for Encoding {
 /// What tahoe-jobs needs to know about the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeFacts {
+    /// The node directory that was read.
     pub node_dir: PathBuf,
     /// `[node] web.port` as written (an endpoint string such as `tcp:3456:interface=127.0.0.1`).
     pub web_port: Option<String>,
+    /// The node's erasure-coding parameters, Tahoe's defaults for those not set.
     pub encoding: Encoding,
 }
 

@@ -18,7 +18,9 @@ or 50% (of [budget] upload), optionally by time of day: 0800-2300 16KiB/s, 2300-
 /// One limit.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Rate {
+    /// No limit (`off`).
     Unlimited,
+    /// A fixed rate in bytes per second.
     BytesPerSecond(u64),
     /// A share of the total `[budget] upload` limit in force at the same moment.
     PercentOfTotal(f64),
@@ -137,11 +139,14 @@ pub struct RateSchedule {
 /// The rate in force at one instant and when it may change.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateNow {
+    /// The rate in force.
     pub rate: Rate,
+    /// The next instant at which a time window of the schedule opens or closes; `None` when the rate never changes.
     pub next_change: Option<Timestamp>,
 }
 
 impl RateSchedule {
+    /// The same rate at all times.
     pub fn constant(rate: Rate) -> Self {
         RateSchedule {
             entries: Vec::new(),
@@ -149,6 +154,7 @@ impl RateSchedule {
         }
     }
 
+    /// No limit at any time.
     pub fn unlimited() -> Self {
         Self::constant(Rate::Unlimited)
     }

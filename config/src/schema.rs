@@ -67,6 +67,7 @@ pub struct KeyProblem {
 }
 
 impl KeyProblem {
+    /// A problem with `key` (below the job) saying `message`.
     pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
         KeyProblem {
             key: key.into(),
@@ -178,6 +179,7 @@ impl TaskSchema {
         }
     }
 
+    /// The task type's name, which is also its section name (`backup`).
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -93,6 +93,7 @@ pub(crate) fn parse_web_addr(s: &str) -> Result<SocketAddr, String> {
     Err(format!("{t:?} is not an address"))
 }
 
+/// Parses a path, expanding a leading `~/`; a relative path is taken below `base`.
 pub fn parse_path(s: &str, base: &Path) -> Result<PathBuf, String> {
     let t = s.trim();
     if t.is_empty() {
@@ -106,6 +107,7 @@ pub fn parse_path(s: &str, base: &Path) -> Result<PathBuf, String> {
     })
 }
 
+/// Parses a path that must be absolute after expanding a leading `~/`.
 pub fn parse_absolute_path(s: &str) -> Result<PathBuf, String> {
     let p = expand_home(s.trim());
     if s.trim().is_empty() {
@@ -117,6 +119,7 @@ pub fn parse_absolute_path(s: &str) -> Result<PathBuf, String> {
     Ok(p)
 }
 
+/// Replaces a leading `~/` with `$HOME`; anything else (or no `HOME`) is returned unchanged.
 pub fn expand_home(t: &str) -> PathBuf {
     if let Some(rest) = t.strip_prefix("~/") {
         if let Some(home) = std::env::var_os("HOME") {

@@ -36,7 +36,9 @@ const FULL_DAY_NAMES: [&str; 7] = [
 pub struct Span {
     /// Bit 0 is Monday.
     pub days: u8,
+    /// Opening time, in minutes after midnight.
     pub start_min: u16,
+    /// Closing time, in minutes after midnight; at or before `start_min`, it is on the next day.
     pub end_min: u16,
 }
 
@@ -53,12 +55,14 @@ pub enum Windows {
     Always,
     /// Never open (`none`): the job only runs when started by hand with "ignore window".
     Never,
+    /// Open during any of these spans.
     Spans(Vec<Span>),
 }
 
 /// The answer for one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowState {
+    /// Whether the window is open at that instant.
     pub open: bool,
     /// When `open` flips next; `None` when it never will (always or never open).
     pub next_change: Option<Timestamp>,
@@ -111,6 +115,7 @@ impl Windows {
         }
     }
 
+    /// Whether this is `Windows::Always` (no restriction).
     pub fn is_always(&self) -> bool {
         matches!(self, Windows::Always)
     }
@@ -158,6 +163,7 @@ pub const MAX_ETA_WINDOWS: u32 = 1000;
 /// An estimated finish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Eta {
+    /// When the work will be done.
     pub at: Timestamp,
     /// Windows that must still open after the current one (or, when closed now, counting the
     /// next one).
