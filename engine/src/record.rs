@@ -18,21 +18,29 @@ pub const RECORD_VERSION: u64 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum LastOutcome {
+    /// The run completed.
     Completed {
+        /// When the run ended.
         at: Timestamp,
     },
     /// `reason` is `None` when the task stopped without being asked to.
     StoppedEarly {
+        /// When the run ended.
         at: Timestamp,
+        /// Why it was asked to stop.
         reason: Option<StopReason>,
     },
+    /// The run failed (or its task panicked).
     Failed {
+        /// When the run ended.
         at: Timestamp,
+        /// The error, as displayed.
         message: String,
     },
 }
 
 impl LastOutcome {
+    /// When the run ended.
     pub fn at(&self) -> Timestamp {
         match self {
             LastOutcome::Completed { at }
@@ -46,8 +54,13 @@ impl LastOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PauseState {
+    /// Until the user resumes the job.
     Indefinite,
-    Until { until: Timestamp },
+    /// Until an instant (a pause `for` a while).
+    Until {
+        /// When the pause ends.
+        until: Timestamp,
+    },
 }
 
 impl PauseState {
@@ -59,6 +72,7 @@ impl PauseState {
         }
     }
 
+    /// When the pause ends; `None` for an indefinite pause.
     pub fn until(self) -> Option<Timestamp> {
         match self {
             PauseState::Indefinite => None,
@@ -70,7 +84,9 @@ impl PauseState {
 /// The last failure, kept until a run completes so the status can show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastError {
+    /// When the failed run ended.
     pub at: Timestamp,
+    /// The error, as displayed.
     pub message: String,
 }
 
@@ -87,10 +103,15 @@ pub struct JobRecord {
     /// struct's `serde(default)` reads them as `None`, and the job actor sets it at its start);
     /// older releases ignore it, so the version stays 1.
     pub first_seen: Option<Timestamp>,
+    /// When the last run started.
     pub last_started: Option<Timestamp>,
+    /// When a run last completed.
     pub last_completed: Option<Timestamp>,
+    /// How the last run ended.
     pub last_outcome: Option<LastOutcome>,
+    /// The last failure, cleared when a run completes.
     pub last_error: Option<LastError>,
+    /// A pause set by the user, if any; it may have lapsed (see `PauseState::active_at`).
     pub pause: Option<PauseState>,
     /// Failed runs since the last completed one; drives the backoff.
     pub consecutive_failures: u32,
@@ -108,9 +129,17 @@ pub enum RecordError {
          reads up to {supported}): upgrade tahoe-jobs, or move the state directory aside to \
          start afresh"
     )]
-    FutureVersion { found: u64, supported: u64 },
+    /// The record's version is not the one this release reads (a newer release wrote it).
+    FutureVersion {
+        /// The version marker found in the record.
+        found: u64,
+        /// The version this release reads, [`RECORD_VERSION`].
+        supported: u64,
+    },
+    /// The record has no `"v"` marker.
     #[error("the record has no version marker \"v\"; it was not written by tahoe-jobs")]
     NoVersion,
+    /// The record's JSON is not valid or does not match the version's shape.
     #[error("the record is not valid: {0}")]
     Invalid(#[from] serde_json::Error),
 }

@@ -21,28 +21,43 @@ use crate::stop::StopReason;
 pub enum JobState {
     /// Not evaluated yet.
     New,
+    /// The job is disabled in the configuration.
     Disabled,
+    /// A user paused the job.
     Paused {
+        /// When the pause ends; `None` for an indefinite pause.
         until: Option<Timestamp>,
     },
+    /// Idle until the job becomes due by its frequency.
     NotDue {
+        /// When the job becomes due.
         until: Timestamp,
     },
+    /// Due, but outside its allowed window.
     WaitingForWindow {
+        /// When the window opens next; `None` when it never does.
         opens: Option<Timestamp>,
     },
+    /// A run is in progress.
     Running {
+        /// When the run started.
         since: Timestamp,
     },
     /// The stop signal fired; the task has ~500 ms to return before it is dropped.
     Stopping {
+        /// Why the run was asked to stop.
         reason: StopReason,
     },
+    /// A run ended before completing.
     StoppedEarly {
+        /// Why it was asked to stop; `None` when the task stopped without being asked to.
         reason: Option<StopReason>,
     },
+    /// A run completed.
     Completed,
+    /// A run failed; the job waits before it tries again.
     Failed {
+        /// When the job retries, by the backoff.
         retry_at: Timestamp,
     },
 }
@@ -85,6 +100,7 @@ impl JobState {
         }
     }
 
+    /// Whether a task is still running: running, or stopping and not returned yet.
     pub fn is_running(&self) -> bool {
         matches!(self, JobState::Running { .. } | JobState::Stopping { .. })
     }
