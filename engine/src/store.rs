@@ -25,22 +25,45 @@ const OVERRIDES_KEY: &str = "live";
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The state directory could not be created or inspected.
     #[error("could not create the state directory {path}: {source}")]
     CreateDir {
+        /// The state directory.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The sled database could not be opened (another daemon may hold it).
     #[error(
         "could not open the state store at {path}: {source} (is another tahoe-jobs daemon using \
          the same state_dir?)"
     )]
-    Open { path: PathBuf, source: sled::Error },
+    Open {
+        /// The database's directory.
+        path: PathBuf,
+        /// Why sled could not open it.
+        source: sled::Error,
+    },
+    /// A read or write of the sled database failed.
     #[error("state store: {0}")]
     Sled(#[from] sled::Error),
+    /// A job's stored record is of an unknown version or not valid.
     #[error("the stored record of job {job} cannot be read: {source}")]
-    Record { job: String, source: RecordError },
+    Record {
+        /// The job's id.
+        job: String,
+        /// Why the record could not be read.
+        source: RecordError,
+    },
+    /// A job's stored run history is of an unknown version or not valid.
     #[error("the stored run history of job {job} cannot be read: {source}")]
-    History { job: String, source: RecordError },
+    History {
+        /// The job's id.
+        job: String,
+        /// Why the history could not be read.
+        source: RecordError,
+    },
+    /// The stored live overrides are of an unknown version or not valid.
     #[error("the stored live overrides cannot be read: {0}")]
     Overrides(RecordError),
 }

@@ -43,12 +43,19 @@ pub const STOP_GRACE: Duration = Duration::from_millis(500);
 
 /// Everything a job actor needs, from the supervisor.
 pub struct JobSetup {
+    /// The job's configuration, with live overrides applied.
     pub config: JobConfig,
+    /// The job's record as stored (empty for a new job).
     pub record: JobRecord,
+    /// The state store, for the record, the run history and the task's own tree.
     pub store: Store,
+    /// The task types, to create a fresh task for each run.
     pub registry: Registry,
+    /// The clock the job plans by.
     pub clock: SharedClock,
+    /// The zone in which the job's windows are read.
     pub timezone: TimeZone,
+    /// The shared budget the job's tasks draw bytes and CPU from.
     pub budget: Arc<dyn BudgetGate>,
     /// Where the job announces its runs' ends and its overdue spells.
     pub events: EventSender,
@@ -69,6 +76,7 @@ struct ActiveRun {
     stopping: Option<StopReason>,
 }
 
+/// The actor that runs one job (see the module documentation).
 pub struct JobActor {
     id: String,
     config: JobConfig,
@@ -108,6 +116,7 @@ pub struct JobActor {
 }
 
 impl JobActor {
+    /// An actor for the job in `setup`; the job starts in the `New` state once the actor is started.
     pub fn new(setup: JobSetup) -> Self {
         let id = setup.config.id();
         // A history that cannot be read costs the pages their past, not the job its runs.
@@ -721,12 +730,16 @@ impl Actor for JobActor {
 pub enum JobCommand {
     /// Stop work and hold; `Some(d)` resumes by itself after `d`.
     Pause(Option<Duration>),
+    /// Lift a pause.
     Resume,
+    /// Start a run now, whatever the frequency says; refused while the job is paused.
     RunNow {
+        /// Run even outside the allowed window.
         ignore_window: bool,
     },
 }
 
+/// The message that gives a [`JobCommand`] to a job actor.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), EngineError>")]
 pub struct Command(pub JobCommand);

@@ -29,20 +29,31 @@ pub const MIN_SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
 /// Why CPU time could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum CpuError {
+    /// A `/proc/<pid>/stat` file could not be read.
     #[error("cannot read {path}: {source} (is the process still running?)")]
     Read {
+        /// The file that could not be read.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// A `/proc/<pid>/stat` file does not hold the fields expected.
     #[error("{path} has an unexpected format: {reason}")]
-    Parse { path: PathBuf, reason: String },
+    Parse {
+        /// The file that was read.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Cumulative CPU time of the watched processes at an instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CpuSample {
+    /// When the sample was taken.
     pub at: Instant,
+    /// CPU time (user + system) the processes had used by then.
     pub cpu: Duration,
 }
 
@@ -84,6 +95,7 @@ pub struct ProcStat {
 }
 
 impl ProcStat {
+    /// Watches the processes with these ids.
     pub fn new(pids: Vec<u32>) -> Self {
         ProcStat {
             pids,
@@ -96,6 +108,7 @@ impl ProcStat {
         Self::new(vec![std::process::id()])
     }
 
+    /// The ids of the watched processes.
     pub fn pids(&self) -> &[u32] {
         &self.pids
     }
@@ -171,10 +184,12 @@ impl std::fmt::Debug for CpuGovernor {
 }
 
 impl CpuGovernor {
+    /// A governor over `source`, looking back `CPU_WINDOW`.
     pub fn new(source: Box<dyn CpuSource>) -> Self {
         Self::with_window(source, CPU_WINDOW)
     }
 
+    /// A governor over `source`, looking back `window`.
     pub fn with_window(source: Box<dyn CpuSource>, window: Duration) -> Self {
         CpuGovernor {
             source,
@@ -207,6 +222,7 @@ impl CpuGovernor {
         (elapsed > 0.0).then(|| last.cpu.saturating_sub(first.cpu).as_secs_f64() / elapsed)
     }
 
+    /// The last error reading CPU time, if the last read failed; the governor does not pause meanwhile.
     pub fn last_error(&self) -> Option<&str> {
         self.last_error.as_deref()
     }

@@ -18,16 +18,22 @@ const ATYP_IPV6: u8 = 0x04;
 /// Why a SOCKS5 exchange failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Socks5Error {
+    /// Reading from or writing to the client failed.
     #[error("I/O error during the SOCKS5 handshake: {0}")]
     Io(#[from] io::Error),
+    /// The client sent this version byte instead of 5.
     #[error("not a SOCKS5 client (version byte {0}); the node's SOCKS port must point here")]
     Version(u8),
+    /// The client does not offer "no authentication", the only method accepted.
     #[error("the client offers no method this proxy accepts (it only takes no authentication)")]
     NoAcceptableMethod,
+    /// The client asked for this command, which is not CONNECT.
     #[error("SOCKS5 command {0} is not supported; only CONNECT is")]
     UnsupportedCommand(u8),
+    /// The client named the target with this address type, which is not IPv4, IPv6 or a domain name.
     #[error("SOCKS5 address type {0} is not supported")]
     UnsupportedAddressType(u8),
+    /// The client sent an empty host name, or one that is not UTF-8.
     #[error("the requested host name is not valid UTF-8 or is empty")]
     BadDomain,
 }
@@ -35,7 +41,9 @@ pub enum Socks5Error {
 /// Where the client wants to go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetAddr {
+    /// An IPv4 or IPv6 address and port.
     Ip(SocketAddr),
+    /// A host name (not resolved yet) and port.
     Domain(String, u16),
 }
 
@@ -64,13 +72,21 @@ pub fn target_key(host: &str, port: u16) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Reply {
+    /// The connection to the target is made.
     Succeeded = 0x00,
+    /// Connecting failed for another reason.
     GeneralFailure = 0x01,
+    /// The target's network is unreachable.
     NetworkUnreachable = 0x03,
+    /// The target host is unreachable (or its name does not resolve).
     HostUnreachable = 0x04,
+    /// The target refused the connection.
     ConnectionRefused = 0x05,
+    /// Connecting timed out.
     TtlExpired = 0x06,
+    /// The command is not CONNECT.
     CommandNotSupported = 0x07,
+    /// The address type is not supported.
     AddressTypeNotSupported = 0x08,
 }
 
