@@ -26,12 +26,17 @@ use crate::shaping::ShapingControl;
 
 /// Everything the budget actor starts with.
 pub struct BudgetSetup {
+    /// The feed-pacing gate the tasks hold; the actor sets its limits.
     pub gate: Arc<LimitedBudget>,
+    /// The shaping proxy's control, when the embedder runs one; it gets the same limits.
     pub shaping: Option<ShapingControl>,
+    /// The clock the limit schedules are evaluated by.
     pub clock: SharedClock,
+    /// The zone in which the rate schedules' times of day are read.
     pub timezone: TimeZone,
     /// `[budget]` as configured in the files.
     pub budget: BudgetSettings,
+    /// The live overrides, applied above `budget` and the jobs' limits.
     pub overrides: LiveOverrides,
     /// Each job's own limits by job id, its live overrides applied.
     pub jobs: BTreeMap<String, JobLimits>,
@@ -235,7 +240,9 @@ impl Handler<SetExactShaping> for BudgetActor {
 /// What the budget is doing: the limits in force and the limiters' figures.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BudgetReport {
+    /// The limits in force.
     pub limits: LimitsNow,
+    /// What the limiters have counted: rates, bytes and time held back.
     pub stats: BudgetStats,
 }
 

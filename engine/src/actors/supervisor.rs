@@ -43,6 +43,7 @@ struct JobEntry {
     gone: oneshot::Receiver<()>,
 }
 
+/// The actor that owns every job actor (see the module documentation); one per engine.
 pub struct Supervisor {
     /// `None` once shut down, so the database is released.
     store: Option<Store>,
@@ -62,9 +63,13 @@ pub struct Supervisor {
 /// What a reload changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReloadSummary {
+    /// Ids of the jobs that are new in the configuration.
     pub added: Vec<String>,
+    /// Ids of the jobs no longer in the configuration (retired).
     pub removed: Vec<String>,
+    /// Ids of the jobs whose configuration changed (restarted with the new one).
     pub changed: Vec<String>,
+    /// Ids of the jobs left as they were.
     pub unchanged: Vec<String>,
 }
 
@@ -250,7 +255,9 @@ impl Handler<Status> for Supervisor {
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), EngineError>")]
 pub struct ForJob {
+    /// The job's id, or its name when only one job has it.
     pub job: String,
+    /// What to do.
     pub command: JobCommand,
 }
 
@@ -393,8 +400,11 @@ impl Handler<GetOverrides> for Supervisor {
 #[derive(Debug, Message)]
 #[rtype(result = "Result<LiveOverrides, EngineError>")]
 pub struct SetOverride {
+    /// A job or the budget.
     pub target: OverrideTarget,
+    /// The key to change (`bandwidth`, `server.NAME.upload`, ...).
     pub key: String,
+    /// The new value as the user wrote it; `None` removes the override.
     pub value: Option<String>,
 }
 

@@ -24,12 +24,14 @@ use crate::policy::MAX_SLEEP;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Message)]
 #[rtype(result = "()")]
 pub struct WindowChanged {
+    /// Whether the window is open now.
     pub open: bool,
     /// When `open` flips next; `None` when it never will (always or never open).
     pub next_change: Option<Timestamp>,
 }
 
 impl WindowChanged {
+    /// The same news as a `WindowState`.
     pub fn state(self) -> WindowState {
         WindowState {
             open: self.open,
@@ -62,6 +64,7 @@ pub struct SetWindows(pub Windows);
 #[rtype(result = "()")]
 pub struct StopWindow;
 
+/// The actor that watches one job's allowed times (see the module documentation).
 pub struct WindowActor {
     /// For log lines only.
     job: String,
@@ -75,6 +78,7 @@ pub struct WindowActor {
 }
 
 impl WindowActor {
+    /// An actor for `job`'s `windows` in zone `timezone`, telling `listener` of each change; `job` only names it in logs.
     pub fn new(
         job: impl Into<String>,
         windows: Windows,
