@@ -68,10 +68,12 @@ impl Bucket {
         }
     }
 
+    /// A bucket that never holds back, but counts.
     pub fn unlimited() -> Self {
         Self::new(None)
     }
 
+    /// A bucket limited to `bytes_per_second`.
     pub fn limited(bytes_per_second: u64) -> Self {
         Self::new(Some(bytes_per_second))
     }

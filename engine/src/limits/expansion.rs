@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 /// Erasure-coding parameters: any `needed` of `total` shares rebuild the data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Coding {
+    /// Shares needed to rebuild the data (Tahoe's k).
     pub needed: u32,
+    /// Shares written (Tahoe's N).
     pub total: u32,
 }
 

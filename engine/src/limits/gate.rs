@@ -77,8 +77,11 @@ struct JobFlows {
 pub struct BudgetStats {
     /// Estimated bytes on the wire in total (zero while exact shaping is on: see the proxy).
     pub total: DirectionStats,
+    /// By job id.
     pub jobs: BTreeMap<String, JobStats>,
+    /// By destination id (for Tahoe-LAFS, a storage server).
     pub destinations: BTreeMap<String, DestinationStats>,
+    /// The CPU governor's figures.
     pub cpu: CpuStats,
     /// Whether destinations and the total are left to the shaping proxy.
     pub exact_shaping: bool,
@@ -88,12 +91,17 @@ pub struct BudgetStats {
 /// any limit (its own, a destination's or the total), not only its own bucket.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobStats {
+    /// The job's uploads.
     pub upload: FlowStats,
+    /// The job's downloads.
     pub download: FlowStats,
+    /// The share of one core the job may use: the tighter of its own and the budget's; `None` means unlimited.
     pub cpu_limit: Option<f64>,
+    /// Seconds the job's CPU checkpoints paused it, in total.
     pub cpu_paused_seconds: f64,
 }
 
+/// The CPU governor's figures.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CpuStats {
     /// Share of one core allowed when no job sets a tighter one.

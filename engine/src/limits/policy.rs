@@ -31,14 +31,18 @@ pub struct Overrides {
 /// An upload and a download limit in bytes per second; `None` means no limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct PairLimits {
+    /// Upload limit, bytes per second; `None` means no limit.
     pub upload: Option<u64>,
+    /// Download limit, bytes per second; `None` means no limit.
     pub download: Option<u64>,
 }
 
 /// A job's limits now.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct JobLimitsNow {
+    /// The job's upload limit, bytes per second; `None` means no limit of its own.
     pub upload: Option<u64>,
+    /// The job's download limit, bytes per second; `None` means no limit of its own.
     pub download: Option<u64>,
     /// Share of one core (0.25 = 25%).
     pub cpu: Option<f64>,
@@ -47,7 +51,9 @@ pub struct JobLimitsNow {
 /// Every limit in force at one instant.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LimitsNow {
+    /// The instant the limits were evaluated for.
     pub at: Timestamp,
+    /// The limits on all jobs' traffic together (`[budget] upload` and `download`).
     pub total: PairLimits,
     /// Share of one core for the engine's process and the processes it watches, together.
     pub cpu: Option<f64>,

@@ -30,7 +30,9 @@ impl FlowStats {
 /// Both directions of a flow.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct DirectionStats {
+    /// The upload direction.
     pub upload: FlowStats,
+    /// The download direction.
     pub download: FlowStats,
 }
 
@@ -48,7 +50,10 @@ pub enum Accounting {
 /// One destination's figures.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct DestinationStats {
+    /// Whether the figures are counted on the wire or estimated.
     pub mode: Accounting,
+    /// Bytes sent to the destination.
     pub upload: FlowStats,
+    /// Bytes received from the destination.
     pub download: FlowStats,
 }
