@@ -7,7 +7,9 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::record::JobRecord;
 
+/// The wait after the first failure; it doubles with each further one.
 pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// The longest wait between retries.
 pub const BACKOFF_CAP: Duration = Duration::from_secs(3600);
 
 /// How long to wait after the `consecutive_failures`-th failure in a row (zero for none).

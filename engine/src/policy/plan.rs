@@ -28,22 +28,31 @@ pub struct RunNow {
 /// What an idle job should do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Plan {
+    /// Start a run now.
     Start {
+        /// The run was asked for with "ignore window": it runs outside the allowed window too.
         ignore_window: bool,
     },
+    /// The job is disabled (`enabled = false`) and no run was asked for.
     Disabled,
     /// `until` is `None` for a pause without an end.
     Paused {
+        /// When the pause ends; `None` when it has no end.
         until: Option<Timestamp>,
     },
+    /// The job failed and waits out its backoff.
     Failed {
+        /// When it may try again.
         retry_at: Timestamp,
     },
+    /// The job is not due yet by its frequency.
     NotDue {
+        /// When it becomes due.
         until: Timestamp,
     },
     /// Due, but outside its window; `opens` is `None` when the window never opens.
     WaitingForWindow {
+        /// When the window opens next; `None` when it never does.
         opens: Option<Timestamp>,
     },
 }
@@ -121,8 +130,10 @@ pub fn plan(
 pub enum RunCheck {
     /// Go on; look again at `until` (the window's close) if given.
     Continue {
+        /// The window's close, when there is one to watch.
         until: Option<Timestamp>,
     },
+    /// Stop the run, for this reason.
     Stop(StopReason),
 }
 

@@ -43,10 +43,14 @@ pub enum ShapingError {
         "the shaping proxy listens on loopback only, not {0}: it relays to any address, so on \
          another interface it would be an open proxy; use 127.0.0.1:PORT"
     )]
+    /// The address to listen on is not a loopback address.
     NotLoopback(SocketAddr),
+    /// The listening socket could not be opened.
     #[error("cannot listen on {addr}: {source} (is another program using the port?)")]
     Bind {
+        /// The address asked for.
         addr: SocketAddr,
+        /// Why it could not be bound.
         #[source]
         source: io::Error,
     },
@@ -138,11 +142,15 @@ impl Flow {
 /// A serializable snapshot of the proxy.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ShapingStats {
+    /// The address the proxy listens on.
     pub listening: SocketAddr,
+    /// All traffic through the proxy.
     pub total: DirectionStats,
     /// By destination id, or by `host:port` for targets no route names.
     pub destinations: BTreeMap<String, DestinationStats>,
+    /// Connections open now.
     pub open_connections: u64,
+    /// Connections accepted since the proxy started.
     pub accepted_connections: u64,
     /// Requests refused or targets not reached.
     pub failed_connections: u64,
@@ -182,6 +190,7 @@ impl ShapingProxy {
         self.control.shared.listening
     }
 
+    /// A handle for setting the proxy's routes and limits and reading its stats; cheap to clone.
     pub fn control(&self) -> ShapingControl {
         self.control.clone()
     }
