@@ -33,6 +33,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// The snake_case name, as in the JSON.
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Success => "success",
@@ -45,9 +46,11 @@ impl EventKind {
 /// One event about one job.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobEvent {
+    /// What happened.
     pub kind: EventKind,
     /// `backup.b1`.
     pub job: String,
+    /// The job's task type, `backup`.
     pub task_type: String,
     /// When it happened (a run's end, or the instant the job was seen overdue).
     pub at: Timestamp,
@@ -61,6 +64,7 @@ pub struct JobEvent {
     pub error: Option<String>,
     /// Failed runs since the last completed one.
     pub consecutive_failures: u32,
+    /// When the job last completed a run, if ever.
     pub last_completed: Option<Timestamp>,
     /// Since when the job is overdue (overdue only).
     pub overdue_since: Option<Timestamp>,

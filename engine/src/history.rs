@@ -23,9 +23,11 @@ pub const HISTORY_VERSION: u64 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunOutcome {
+    /// The run completed.
     Completed,
     /// Stopped before the end (window closed, paused, shut down); the next run resumes it.
     StoppedEarly,
+    /// The run failed: its task could not be built, returned an error or panicked.
     Failed,
 }
 
@@ -43,8 +45,11 @@ impl RunOutcome {
 /// One run: from the task's start to its end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunEntry {
+    /// When the run started.
     pub started: Timestamp,
+    /// When the run ended.
     pub ended: Timestamp,
+    /// How the run ended.
     pub outcome: RunOutcome,
     /// The task's counters at the end of the run.
     #[serde(default)]
@@ -80,10 +85,12 @@ impl RunHistory {
         self.runs.iter()
     }
 
+    /// How many runs are kept (at most `HISTORY_LEN`).
     pub fn len(&self) -> usize {
         self.runs.len()
     }
 
+    /// Whether no run is kept.
     pub fn is_empty(&self) -> bool {
         self.runs.is_empty()
     }

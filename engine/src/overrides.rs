@@ -29,6 +29,7 @@ pub const BUDGET_KEYS: [&str; 3] = ["upload", "download", "cpu"];
 pub struct OverrideValue {
     /// As the user wrote it.
     pub value: String,
+    /// When the override was set.
     pub set_at: Timestamp,
 }
 
@@ -47,23 +48,36 @@ pub struct LiveOverrides {
 pub enum OverrideTarget {
     /// A job, by id (or by name when unambiguous).
     Job(String),
+    /// The `[budget]` settings.
     Budget,
 }
 
 /// Why an override was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OverrideError {
+    /// The job key is not one of [`JOB_KEYS`].
     #[error("a job's {key:?} cannot be changed live; these can: allowed_times, bandwidth, cpu")]
-    UnknownJobKey { key: String },
+    UnknownJobKey {
+        /// The key asked for.
+        key: String,
+    },
+    /// The `[budget]` key is not one of [`BUDGET_KEYS`] nor `server.NAME.upload|download`.
     #[error(
         "[budget] {key:?} cannot be changed live; these can: upload, download, cpu, \
          server.NAME.upload, server.NAME.download"
     )]
-    UnknownBudgetKey { key: String },
+    UnknownBudgetKey {
+        /// The key asked for.
+        key: String,
+    },
+    /// The value does not parse as the key's type.
     #[error("{key} = {value:?} is not valid: {message}")]
     Invalid {
+        /// The key.
         key: String,
+        /// The value as written.
         value: String,
+        /// What is wrong and what is accepted.
         message: String,
     },
 }
