@@ -19,6 +19,8 @@
 //! [`events`] carries job events (a run ended, a job became
 //! overdue) to hooks and notifications.
 
+#![warn(missing_docs)]
+
 pub mod actors;
 mod budget;
 mod clock;
