@@ -35,7 +35,7 @@ pub struct Config {
 }
 
 impl Config {
-    /// The job with this id (`backup.b1`) or, failing that, this bare name (`b1`).
+    /// The first job whose id (`backup.b1`) or name (`b1`) is `id`.
     pub fn job(&self, id: &str) -> Option<&JobConfig> {
         self.jobs.iter().find(|j| j.id() == id || j.name == id)
     }

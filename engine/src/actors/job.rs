@@ -116,7 +116,8 @@ pub struct JobActor {
 }
 
 impl JobActor {
-    /// An actor for the job in `setup`; the job starts in the `New` state once the actor is started.
+    /// An actor for the job in `setup`, with the job's run history read from the store (an
+    /// unreadable one is started afresh).
     pub fn new(setup: JobSetup) -> Self {
         let id = setup.config.id();
         // A history that cannot be read costs the pages their past, not the job its runs.

@@ -52,8 +52,8 @@ pub enum Accounting {
 pub struct DestinationStats {
     /// Whether the figures are counted on the wire or estimated.
     pub mode: Accounting,
-    /// Bytes sent to the destination.
+    /// Traffic to the destination.
     pub upload: FlowStats,
-    /// Bytes received from the destination.
+    /// Traffic from the destination.
     pub download: FlowStats,
 }
