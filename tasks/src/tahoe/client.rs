@@ -65,6 +65,7 @@ impl ClientOptions {
 pub struct SharedClientOptions(Arc<RwLock<ClientOptions>>);
 
 impl SharedClientOptions {
+    /// Shares `options`, in force until the next [`set`](Self::set).
     pub fn new(options: ClientOptions) -> SharedClientOptions {
         SharedClientOptions(Arc::new(RwLock::new(options)))
     }

@@ -25,16 +25,31 @@ pub enum TahoeError {
     BadRequest(String),
     /// Connection refused, reset, or no answer in time.
     #[error("the Tahoe node at {url} is unreachable: {message}")]
-    NodeUnreachable { url: String, message: String },
+    NodeUnreachable {
+        /// The node's web API URL (`node.url`), which holds no capability.
+        url: String,
+        /// What failed, without the request URL and with capabilities redacted.
+        message: String,
+    },
     /// Any other failure the node reported (500: for instance not enough storage servers).
     #[error("the Tahoe node answered {status}: {message}")]
-    ServerError { status: u16, message: String },
+    ServerError {
+        /// The HTTP status the node answered; 0 for a failed request that got no status.
+        status: u16,
+        /// The node's message (or the request's failure), with capabilities redacted.
+        message: String,
+    },
     /// The node answered 2xx with something that is not what the API promises.
     #[error("unexpected answer from the Tahoe node: {0}")]
     Protocol(String),
     /// A file in the node directory could not be read.
     #[error("cannot read {path}: {message}")]
-    NodeDir { path: PathBuf, message: String },
+    NodeDir {
+        /// The file that could not be read.
+        path: PathBuf,
+        /// Why: the I/O error.
+        message: String,
+    },
     /// The directory is read-only (a read capability, or an immutable directory): nothing can
     /// be linked into it.
     #[error("{0} is read-only: give a writable directory (an alias made with `tahoe create-alias`, or a write capability)")]
@@ -43,7 +58,12 @@ pub enum TahoeError {
     #[error(
         "unknown alias {alias:?}: create it with `tahoe create-alias {alias}` or check {path}"
     )]
-    UnknownAlias { alias: String, path: PathBuf },
+    UnknownAlias {
+        /// The alias name, without its colon.
+        alias: String,
+        /// The aliases file that was read (`private/aliases` of the node directory).
+        path: PathBuf,
+    },
 }
 
 impl TahoeError {

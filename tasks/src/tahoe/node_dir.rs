@@ -70,6 +70,8 @@ impl Aliases {
         Ok(Aliases { map, source: path })
     }
 
+    /// The directory capability of the alias named `alias` (without its colon); `None` if it
+    /// is not defined.
     pub fn get(&self, alias: &str) -> Option<&Cap> {
         self.map.get(alias)
     }

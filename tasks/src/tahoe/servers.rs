@@ -42,8 +42,12 @@ pub enum Connection {
     /// which is how the shaping proxy is configured). `target` is the `host:port` the
     /// connection went to, keyed as the proxy keys it; `None` for a hint it cannot name.
     Via {
+        /// The connection hint the connection used, e.g. `tcp:localhost:47211`.
         hint: String,
+        /// The foolscap connection handler that made it: `tcp`, `tor`, ...
         handler: String,
+        /// The `host:port` the connection went to, as the shaping proxy keys it; `None` when
+        /// the hint names none.
         target: Option<String>,
     },
     /// Connected without a named route: the HTTP storage protocol ("connected"), or an inbound
@@ -54,6 +58,7 @@ pub enum Connection {
 }
 
 impl Connection {
+    /// True unless the server is [`NotConnected`](Connection::NotConnected).
     pub fn is_connected(&self) -> bool {
         !matches!(self, Connection::NotConnected)
     }
@@ -110,15 +115,18 @@ pub fn hint_target(hint: &str) -> Option<String> {
 pub struct ServerEntry {
     /// The server id, `v0-...`.
     pub nodeid: String,
+    /// The server's nickname; empty when the node reports none.
     pub nickname: String,
     /// `connection_status` as reported.
     pub status: String,
+    /// `status`, parsed.
     pub connection: Connection,
 }
 
 /// Every server the node knows (connected or not).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServerMap {
+    /// The servers, in the order the node lists them.
     pub servers: Vec<ServerEntry>,
 }
 
@@ -128,7 +136,12 @@ pub enum NameProblem {
     /// A nickname no server the node knows has.
     UnknownNickname(String),
     /// A nickname several servers share (their ids).
-    Ambiguous { name: String, ids: Vec<String> },
+    Ambiguous {
+        /// The nickname.
+        name: String,
+        /// The ids of the servers that have it.
+        ids: Vec<String>,
+    },
     /// A `v0-...` id the node does not know (not announced yet, or a typo).
     UnknownId(String),
 }
@@ -378,6 +391,7 @@ pub fn coding_of_cap(cap: &Cap) -> Option<Coding> {
 /// How one upload's bytes are expected to spread over the servers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
+    /// The encoding (k-of-N) last learned from the node, else [`DEFAULT_CODING`].
     pub coding: Coding,
     /// The servers that may receive shares; empty when none are known or nothing leaves the
     /// node (a file small enough for a LIT cap).

@@ -12,7 +12,9 @@ use super::error::TahoeError;
 /// Whether a grid object is a file or a directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeKind {
+    /// A file (`filenode`).
     File,
+    /// A directory (`dirnode`).
     Directory,
     /// A kind this client does not know (a future Tahoe's).
     Unknown,
@@ -42,8 +44,11 @@ impl NodeKind {
 /// compact form and have the JSON written only into the request body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewChild<M = Value> {
+    /// Whether the child is a file or a directory; written as its tag.
     pub kind: NodeKind,
+    /// The child's read cap, written as its `ro_uri`.
     pub cap: Cap,
+    /// The child's metadata, written as its `metadata` object.
     pub metadata: M,
 }
 
@@ -118,20 +123,30 @@ pub fn mkdir_immutable_json<'a, M: Serialize + 'a>(
 /// One entry of a directory listing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListedChild {
+    /// Whether the child is a file or a directory (`Unknown` for any other tag).
     pub kind: NodeKind,
+    /// The child's read cap (`ro_uri`), if the listing gives one.
     pub ro_cap: Option<Cap>,
+    /// The child's write cap (`rw_uri`), if the listing gives one.
     pub rw_cap: Option<Cap>,
+    /// The child's size in bytes, if the listing gives one.
     pub size: Option<u64>,
+    /// Whether the child is mutable, if the listing says.
     pub mutable: Option<bool>,
+    /// The child's `metadata` object as listed; `Null` when there is none.
     pub metadata: Value,
 }
 
 /// A directory's `t=json`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DirListing {
+    /// Whether the directory itself is mutable (false when the listing does not say).
     pub mutable: bool,
+    /// The directory's read cap (`ro_uri`), if the listing gives one.
     pub ro_cap: Option<Cap>,
+    /// The directory's write cap (`rw_uri`), if the listing gives one.
     pub rw_cap: Option<Cap>,
+    /// The directory's entries, by name.
     pub children: BTreeMap<String, ListedChild>,
 }
 
@@ -190,7 +205,9 @@ fn cap_field(props: &serde_json::Map<String, Value>, key: &str) -> Option<Cap> {
 pub struct CheckOptions {
     /// Download and verify every share, not just ask servers whether they hold them.
     pub verify: bool,
+    /// Repair the object if the check finds it unhealthy (`repair=true`).
     pub repair: bool,
+    /// Add or renew this client's lease on every share found (`add-lease=true`).
     pub add_lease: bool,
 }
 
@@ -198,17 +215,31 @@ pub struct CheckOptions {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", default)]
 pub struct CheckResults {
+    /// Whether the node judged the object healthy (false when the report omits it).
     pub healthy: bool,
+    /// Whether enough shares were found to recover the object.
     pub recoverable: Option<bool>,
+    /// The servers-of-happiness value of the shares found (`count-happiness`).
     pub count_happiness: Option<u64>,
+    /// The number of distinct good shares found (`count-shares-good`).
     pub count_shares_good: Option<u64>,
+    /// The number of shares needed to recover the object, k (`count-shares-needed`).
     pub count_shares_needed: Option<u64>,
+    /// The number of shares the object was encoded into, N (`count-shares-expected`).
     pub count_shares_expected: Option<u64>,
+    /// The number of servers holding at least one good share (`count-good-share-hosts`).
     pub count_good_share_hosts: Option<u64>,
+    /// The number of corrupt shares found (`count-corrupt-shares`).
     pub count_corrupt_shares: Option<u64>,
+    /// The number of shares of another version of the object (`count-wrong-shares`).
     pub count_wrong_shares: Option<u64>,
+    /// The number of recoverable versions found, for mutable objects
+    /// (`count-recoverable-versions`).
     pub count_recoverable_versions: Option<u64>,
+    /// The number of unrecoverable versions found, for mutable objects
+    /// (`count-unrecoverable-versions`).
     pub count_unrecoverable_versions: Option<u64>,
+    /// The ids of the servers that answered the check.
     pub servers_responding: Vec<String>,
     /// Share number -> server ids holding it.
     pub sharemap: BTreeMap<String, Vec<String>>,
@@ -219,16 +250,22 @@ pub struct CheckResults {
 pub struct CheckReport {
     /// Not secret: the storage index names shares, it grants nothing.
     pub storage_index: String,
+    /// The node's one-line summary of the (pre-repair) check, e.g. `Healthy`; empty if none.
     pub summary: String,
     /// Before any repair.
     pub results: CheckResults,
+    /// What the repair did; `None` when the check was made without `repair`.
     pub repair: Option<RepairReport>,
 }
 
+/// The repair part of a check made with `repair`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RepairReport {
+    /// Whether the node attempted a repair (it does only for an unhealthy object).
     pub attempted: bool,
+    /// Whether the attempted repair succeeded.
     pub successful: bool,
+    /// The results after the repair; the pre-repair results when the node gives none.
     pub post_repair: CheckResults,
 }
 
