@@ -42,7 +42,9 @@ pub fn repairable_with(cap: &Cap) -> bool {
 /// are not secret: coding and size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChkParams {
+    /// The erasure coding: k shares needed of N.
     pub coding: Coding,
+    /// The size of the file (for a DIR2-CHK cap, of the directory's contents), in bytes.
     pub size: u64,
 }
 

@@ -30,8 +30,10 @@ const OBJECT: &[u8] = b"o/";
 /// Why the records could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
+    /// The store failed.
     #[error("check records: {0}")]
     Sled(#[from] sled::Error),
+    /// A stored record could not be decoded.
     #[error("check records: {0}")]
     Format(#[from] FormatError),
 }
@@ -70,6 +72,7 @@ fn frontier_key(seq: u64) -> Vec<u8> {
 }
 
 impl CheckDb {
+    /// The check records kept in `tree` (the job's own tree).
     pub fn new(tree: sled::Tree) -> CheckDb {
         CheckDb { tree }
     }
@@ -154,6 +157,7 @@ impl CheckDb {
         Ok(None)
     }
 
+    /// The last check of the object with object key `key`; `None` if it was never checked.
     pub fn record(&self, key: &str) -> Result<Option<ObjectRecord>, DbError> {
         match self.tree.get(prefixed(OBJECT, key))? {
             Some(v) => Ok(Some(decode("object record", &v)?)),
@@ -170,6 +174,7 @@ impl CheckDb {
         })
     }
 
+    /// Whether the directory with object key `key` was visited in this pass.
     pub fn visited(&self, key: &str) -> Result<bool, DbError> {
         Ok(self.tree.contains_key(prefixed(VISITED, key))?)
     }

@@ -23,9 +23,14 @@ use crate::tahoe::{Cap, CheckOptions, TahoeClient, TahoeError};
 /// What every check of a pass shares.
 #[derive(Debug, Clone)]
 pub struct Inspector {
+    /// The client of the node that checks, repairs and re-uploads.
     pub client: TahoeClient,
+    /// Verify every share's contents in the check (the job's `verify`).
     pub verify: bool,
+    /// Repair what the check finds unhealthy and rebalance what is on too few servers (the
+    /// job's `repair`).
     pub repair: bool,
+    /// Add or renew a lease on the shares in the check (the job's `add_lease`).
     pub add_lease: bool,
     /// `[client] shares.happy` of the node.
     pub happy: u32,

@@ -13,9 +13,13 @@ use crate::tahoe::{Cap, TahoeError};
 /// One object as a listing describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
+    /// Whether it is a file or a directory.
     pub kind: ObjectKind,
+    /// The strongest cap listed: the write cap if there is one, else the read cap.
     pub cap: Cap,
+    /// Its verify cap (`verify_uri`); `None` when the listing gives none (LIT caps).
     pub verify_cap: Option<String>,
+    /// Its size in bytes, if the listing gives one.
     pub size: Option<u64>,
 }
 
@@ -36,10 +40,14 @@ impl Listed {
 /// Children of unknown kinds or without any cap are left out, as deep-check leaves them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listing {
+    /// The listed object itself.
     pub node: Listed,
+    /// A directory's children, by name in sorted order; empty for a file.
     pub children: Vec<(String, Listed)>,
 }
 
+/// Reads a `t=json` answer; an error when it is not `["kind", {...}]` or the object itself has
+/// no cap or an unknown kind.
 pub fn parse_listing(value: &Value) -> Result<Listing, TahoeError> {
     let (kind, props) = tagged(value)
         .ok_or_else(|| TahoeError::Protocol("a listing is not [\"kind\", {...}]".into()))?;

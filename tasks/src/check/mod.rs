@@ -70,7 +70,9 @@ pub const DIRECT_CONCURRENCY: usize = 16;
 /// How a check runs, beyond its job parameters.
 #[derive(Clone)]
 pub struct CheckOptions {
+    /// The options of the requests to the node.
     pub client: ClientOptions,
+    /// Hears of every object checked and every warning; [`Silent`] by default.
     pub observer: Arc<dyn CheckObserver>,
     /// Objects visited at once (at least 1); `None`: [`DIRECT_CONCURRENCY`] on the direct
     /// path, [`DEFAULT_CONCURRENCY`] through the node.
@@ -102,13 +104,26 @@ pub enum CheckError {
     #[error(
         "the check target {target} does not exist on the grid: fix the job's target or create it"
     )]
-    TargetMissing { target: String },
+    /// The node has no object at the job's target.
+    TargetMissing {
+        /// The job's target, as written (a capability target is redacted).
+        target: String,
+    },
+    /// The node failed while the run was doing `during`.
     #[error("{during}: {source}")]
-    Node { during: String, source: TahoeError },
+    Node {
+        /// What the run was doing, e.g. looking up the target.
+        during: String,
+        /// The node's error.
+        source: TahoeError,
+    },
+    /// The node failed.
     #[error(transparent)]
     Tahoe(#[from] TahoeError),
+    /// The job's check records could not be read or written.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The node's `tahoe.cfg` could not be read or gives an unusable encoding.
     #[error("cannot read the node's settings: {0}")]
     NodeFacts(String),
 }
@@ -146,6 +161,7 @@ pub struct CheckTask {
 }
 
 impl CheckTask {
+    /// The task that checks `params`'s target through the node in `node_dir`.
     pub fn new(node_dir: &Path, params: CheckParams, options: CheckOptions) -> CheckTask {
         CheckTask {
             node_dir: node_dir.to_path_buf(),

@@ -13,11 +13,16 @@ use tahoe_jobs_config::{
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckParams {
+    /// `target`: the directory (or file) to check, with everything reachable from it.
     pub target: Target,
+    /// `verify`: download and verify every share, not only ask the servers; false by default.
     #[serde(default)]
     pub verify: bool,
+    /// `repair`: repair what is unhealthy and rebalance what is on too few servers; false by
+    /// default.
     #[serde(default)]
     pub repair: bool,
+    /// `add_lease`: renew the leases of everything reachable; true by default.
     #[serde(default = "yes")]
     pub add_lease: bool,
     /// An object checked less than this long ago is skipped; the job's frequency when not set.

@@ -13,6 +13,7 @@ use super::record::{Findings, ObjectRecord, Rebalance};
 /// Whether to send an object a `t=check` now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recheck {
+    /// Check it: never checked, or its last check is old or found something to do.
     Check,
     /// Already checked in this pass (it is reachable along another path).
     SeenThisPass,
@@ -57,9 +58,15 @@ pub enum RepairPlan {
     NeedsWriteCap,
     /// Ask the node to repair. `verify`: check the shares' contents again first, because that
     /// is how the node saw the corrupt ones (without it the node would think it healthy).
-    Repair { verify: bool },
+    Repair {
+        /// Verify the shares in the repairing check.
+        verify: bool,
+    },
 }
 
+/// The repair plan for the findings `found` of a check: `repair` is whether the job repairs,
+/// `verified` whether the check verified the shares, `writable` whether the cap at hand can
+/// repair the object (see `repairable_with`).
 pub fn repair_plan(found: &Findings, repair: bool, verified: bool, writable: bool) -> RepairPlan {
     if !repair || found.healthy {
         RepairPlan::Nothing
@@ -89,9 +96,13 @@ pub enum RebalancePlan {
 /// What the rebalance step needs to know about an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RebalanceInput {
+    /// How the grid stores the object, from its cap.
     pub storage: Storage,
+    /// Whether the object is healthy now (after a repair, if one was made).
     pub healthy: bool,
+    /// The number of servers holding at least one good share.
     pub good_hosts: u64,
+    /// The number of servers that answered the check.
     pub servers_responding: u64,
     /// The coding written in the object's cap (immutable objects only).
     pub coding: Option<Coding>,

@@ -18,22 +18,30 @@ pub const FORMAT: u8 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ObjectKind {
+    /// A file.
     File,
+    /// A directory.
     Directory,
 }
 
 /// The numbers of one check, before or after a repair.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Findings {
+    /// Whether the node judged the object healthy.
     pub healthy: bool,
+    /// Whether enough shares were found to recover the object.
     pub recoverable: bool,
+    /// Distinct good shares found.
     pub shares_good: u64,
+    /// Shares needed to recover the object (k).
     pub shares_needed: u64,
+    /// Shares the object was encoded into (N).
     pub shares_expected: u64,
     /// Servers holding at least one good share.
     pub good_hosts: u64,
     /// Tahoe's servers-of-happiness measure of the placement.
     pub happiness: u64,
+    /// Corrupt shares found.
     pub corrupt_shares: u64,
     /// Servers that answered the check (whether or not they hold shares).
     pub servers_responding: u64,
@@ -74,6 +82,7 @@ impl Findings {
 /// A repair the node attempted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepairOutcome {
+    /// Whether the node reported the repair successful.
     pub successful: bool,
     /// The node's check right after the repair.
     pub after: Findings,
@@ -86,13 +95,27 @@ pub enum Rebalance {
     /// Repair is off: only reported.
     NotAttempted,
     /// Not possible in this state; retried next time (too few servers answered, say).
-    Deferred { reason: String },
+    Deferred {
+        /// Why, in words.
+        reason: String,
+    },
     /// Not possible for this object at all (a mutable file, another encoding).
-    Impossible { reason: String },
+    Impossible {
+        /// Why, in words.
+        reason: String,
+    },
     /// The node placed the shares again; the good share hosts before and after.
-    Done { hosts_before: u64, hosts_after: u64 },
+    Done {
+        /// Servers holding a good share before the re-upload.
+        hosts_before: u64,
+        /// Servers holding a good share after it.
+        hosts_after: u64,
+    },
     /// The attempt failed (the node's message, capabilities removed).
-    Failed { error: String },
+    Failed {
+        /// What failed.
+        error: String,
+    },
 }
 
 impl Rebalance {
@@ -109,15 +132,19 @@ pub struct ObjectRecord {
     pub pass: u64,
     /// Unix seconds.
     pub checked_at: i64,
+    /// Whether it is a file or a directory.
     pub kind: ObjectKind,
     /// Names the shares on the servers (`storage/shares/<first 2>/<index>/`); grants nothing.
     pub storage_index: String,
     /// Where it was last seen, below the job's target (private: for the control page).
     pub path: String,
+    /// Whether the check verified the shares' contents.
     pub verified: bool,
+    /// Whether the check added or renewed a lease on the shares.
     pub lease_added: bool,
     /// Before any repair.
     pub found: Findings,
+    /// The repair the node attempted; `None` when none was.
     pub repair: Option<RepairOutcome>,
     /// Set when the object was unbalanced after the check (and repair, if any).
     pub rebalance: Option<Rebalance>,
@@ -162,14 +189,18 @@ pub struct FrontierEntry {
     /// The strongest cap known (a write cap when the parent gave one: mutable repair needs it).
     /// A secret: the store lives in the node's private directory.
     pub cap: String,
+    /// Its verify cap, the key of its records; `None` when it has none (LIT caps).
     pub verify_cap: Option<String>,
+    /// Whether it is a file or a directory.
     pub kind: ObjectKind,
+    /// Its size in bytes, if its parent's listing gave one.
     pub size: Option<u64>,
 }
 
 /// The state of the current (or last) pass over the tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PassState {
+    /// The pass number: 1 for a job's first pass, one more for each pass after.
     pub id: u64,
     /// Unix seconds.
     pub started_at: i64,
@@ -182,6 +213,7 @@ pub struct PassState {
 }
 
 impl PassState {
+    /// True once the pass completed (`finished_at` is set).
     pub fn is_finished(&self) -> bool {
         self.finished_at.is_some()
     }
@@ -190,10 +222,22 @@ impl PassState {
 /// A stored value in a format this release cannot read.
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
+    /// The value starts with a format version this release does not know.
     #[error("a stored {what} has format version {version}, which this tahoe-jobs does not know (written by a newer release?)")]
-    UnknownVersion { what: &'static str, version: u8 },
+    UnknownVersion {
+        /// What kind of value it is, e.g. `object record`.
+        what: &'static str,
+        /// The version byte found.
+        version: u8,
+    },
+    /// The value is empty or its JSON does not decode.
     #[error("a stored {what} is damaged: {message}")]
-    Damaged { what: &'static str, message: String },
+    Damaged {
+        /// What kind of value it is, e.g. `object record`.
+        what: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 /// One version byte, then JSON.
@@ -204,6 +248,7 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
+/// Reads a value written by [`encode`]; `what` names it in errors.
 pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, FormatError> {
     match bytes.split_first() {
         Some((&FORMAT, json)) => serde_json::from_slice(json).map_err(|e| FormatError::Damaged {

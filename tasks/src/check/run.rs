@@ -40,12 +40,15 @@ pub enum PassEnd {
 
 /// Everything a run needs besides the context.
 pub struct Pass {
+    /// Checks each object.
     pub inspector: Inspector,
     /// The job's target, for names in warnings (it redacts a capability target).
     pub target: Target,
     /// The directory cap and path below it that the target names.
     pub root: (Cap, String),
+    /// An object checked less than this long ago, with nothing found to do, is skipped.
     pub recheck_after: Duration,
+    /// Hears of every object checked and every warning.
     pub observer: Arc<dyn CheckObserver>,
     /// Objects visited at once.
     pub concurrency: usize,

@@ -14,8 +14,11 @@ pub mod counter {
     pub const HEALTHY: &str = "healthy";
     /// Unhealthy before any repair.
     pub const UNHEALTHY: &str = "unhealthy";
+    /// Too few shares found to recover them, before any repair.
     pub const UNRECOVERABLE: &str = "unrecoverable";
+    /// Corrupt shares found (a share count, not an object count).
     pub const CORRUPT_SHARES: &str = "corrupt_shares";
+    /// Objects the node attempted to repair.
     pub const REPAIRS_ATTEMPTED: &str = "repairs_attempted";
     /// Repairs after which the object was healthy.
     pub const REPAIRED: &str = "repaired";
@@ -29,6 +32,7 @@ pub mod counter {
     pub const SKIPPED_RECENT: &str = "skipped_recent";
     /// Objects that could not be checked or directories that could not be listed.
     pub const ERRORS: &str = "errors";
+    /// Directories whose children were listed.
     pub const DIRS_LISTED: &str = "dirs_listed";
 }
 
@@ -36,18 +40,31 @@ pub mod counter {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CheckSummary {
+    /// Objects whose health was established (literal objects included).
     pub objects_checked: u64,
+    /// Objects healthy before any repair.
     pub healthy: u64,
+    /// Objects unhealthy before any repair.
     pub unhealthy: u64,
+    /// Objects with too few shares to recover them, before any repair.
     pub unrecoverable: u64,
+    /// Corrupt shares found, over all objects.
     pub corrupt_shares: u64,
+    /// Objects the node attempted to repair.
     pub repairs_attempted: u64,
+    /// Repairs after which the object was healthy.
     pub repaired: u64,
+    /// Objects unhealthy after whatever repair happened.
     pub still_unhealthy: u64,
+    /// Objects healthy but on fewer servers than `shares.happy`, after any repair.
     pub unbalanced: u64,
+    /// Unbalanced objects that the node placed on `shares.happy` servers again.
     pub rebalanced: u64,
+    /// Objects skipped because they were checked within `recheck_after` and were fine.
     pub skipped_recent: u64,
+    /// Objects that could not be checked or directories that could not be listed.
     pub errors: u64,
+    /// Directories whose children were listed.
     pub dirs_listed: u64,
 }
 
