@@ -38,9 +38,11 @@ impl PruneObserver for Quiet {}
 
 /// How to run.
 pub struct PruneOptions<'a> {
+    /// The options of the requests to the node.
     pub client: ClientOptions,
     /// Plan only: remove nothing.
     pub dry_run: bool,
+    /// Hears of every archive removed.
     pub observer: &'a dyn PruneObserver,
 }
 
@@ -236,6 +238,8 @@ pub struct PruneTask {
 }
 
 impl PruneTask {
+    /// The task that prunes `params`'s target through the node in `node_dir`, with the request
+    /// options `client`.
     pub fn new(node_dir: &Path, params: PruneParams, client: ClientOptions) -> PruneTask {
         PruneTask {
             node_dir: node_dir.to_path_buf(),

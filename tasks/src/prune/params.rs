@@ -18,18 +18,27 @@ const COUNT_ACCEPTED: &str = "a whole number (0: the rule is off)";
 pub struct PruneParams {
     /// A backup target: its `Archives/` are pruned.
     pub target: Target,
+    /// `keep_last`: keep the N newest archives; 0 (the default) turns the rule off.
     #[serde(default)]
     pub keep_last: u32,
+    /// `keep_hourly`: keep the newest archive of each of the last N hours that have one; 0
+    /// (the default) turns the rule off.
     #[serde(default)]
     pub keep_hourly: u32,
+    /// `keep_daily`: the same per day; 0 (the default) turns the rule off.
     #[serde(default)]
     pub keep_daily: u32,
+    /// `keep_weekly`: the same per ISO week; 0 (the default) turns the rule off.
     #[serde(default)]
     pub keep_weekly: u32,
+    /// `keep_monthly`: the same per month; 0 (the default) turns the rule off.
     #[serde(default)]
     pub keep_monthly: u32,
+    /// `keep_yearly`: the same per year; 0 (the default) turns the rule off.
     #[serde(default)]
     pub keep_yearly: u32,
+    /// `keep_within`: keep every archive newer than this long before the newest one; `None`
+    /// (`off`, the default) turns the rule off.
     #[serde(default, deserialize_with = "within")]
     pub keep_within: Option<Duration>,
 }

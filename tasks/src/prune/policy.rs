@@ -20,12 +20,19 @@ use jiff::Timestamp;
 /// The `keep_*` rules; zero (or `None`) turns a rule off.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Policy {
+    /// Keep the N newest archives.
     pub last: u32,
+    /// Keep the newest archive of each of the last N hours that have one.
     pub hourly: u32,
+    /// Keep the newest archive of each of the last N days that have one.
     pub daily: u32,
+    /// Keep the newest archive of each of the last N ISO weeks that have one.
     pub weekly: u32,
+    /// Keep the newest archive of each of the last N months that have one.
     pub monthly: u32,
+    /// Keep the newest archive of each of the last N years that have one.
     pub yearly: u32,
+    /// Keep every archive newer than this long before the newest one.
     pub within: Option<Duration>,
 }
 
@@ -52,15 +59,22 @@ pub enum Reason {
     Newest,
     /// The name is not a `tahoe backup` time stamp: the entry is the user's.
     NotAnArchive,
+    /// Among the `keep_last` newest archives.
     Last,
+    /// The newest archive of one of the `keep_hourly` hours.
     Hourly,
+    /// The newest archive of one of the `keep_daily` days.
     Daily,
+    /// The newest archive of one of the `keep_weekly` ISO weeks.
     Weekly,
+    /// The newest archive of one of the `keep_monthly` months.
     Monthly,
+    /// The newest archive of one of the `keep_yearly` years.
     Yearly,
     /// The oldest archive, kept while an hourly to yearly rule has fewer periods than it asks
     /// for (restic 0.17's rule), so a young backup keeps its first archive.
     Oldest,
+    /// Newer than `keep_within` before the newest archive.
     Within,
 }
 
@@ -85,6 +99,7 @@ impl fmt::Display for Reason {
 /// The decision for one entry of `Archives/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
+    /// The entry's name in `Archives/`.
     pub name: String,
     /// The archive's time, when the name is a `tahoe backup` time stamp.
     pub time: Option<Timestamp>,
@@ -93,6 +108,7 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// True when the entry stays (it has at least one reason).
     pub fn kept(&self) -> bool {
         !self.keep.is_empty()
     }
