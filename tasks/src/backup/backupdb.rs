@@ -29,7 +29,10 @@ const TOTALS_KEY: &[u8] = b"meta/totals";
 /// likely in between). The default is `tahoe backup`'s: one month and two.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecheckPolicy {
+    /// A capability checked less than this long ago is never checked (`recheck_after`).
     pub no_check_before: Duration,
+    /// A capability checked at least this long ago is always checked (`recheck_all_after`);
+    /// zero checks every capability on every run.
     pub always_check_after: Duration,
 }
 
@@ -143,9 +146,13 @@ pub fn dir_hash<'a>(children: impl IntoIterator<Item = (&'a str, &'a Cap)>) -> [
 /// A file as it was when uploaded.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileRecord {
+    /// The file's size in bytes.
     pub size: u64,
+    /// Its modification time, in nanoseconds since the Unix epoch.
     pub mtime_ns: i128,
+    /// Its inode change time, in nanoseconds since the Unix epoch.
     pub ctime_ns: i128,
+    /// Its inode number.
     pub ino: u64,
     /// The file capability (secret).
     pub cap: String,
@@ -171,7 +178,9 @@ impl FileRecord {
 /// An immutable directory created for some set of children.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirRecord {
+    /// The directory capability (secret).
     pub cap: String,
+    /// Unix seconds of the directory's creation or of the last healthy check.
     pub last_checked: i64,
     /// Children the node left out because their names equal another child's after Unicode
     /// normalisation (NFC): warned about again whenever the directory is reused.
@@ -182,7 +191,9 @@ pub struct DirRecord {
 /// A child name that an immutable directory could not hold (see [`DirRecord::lost`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LostName {
+    /// The child's name.
     pub name: String,
+    /// Whether the child is a directory.
     pub is_dir: bool,
 }
 
@@ -214,8 +225,11 @@ impl std::fmt::Debug for DirRecord {
 /// Totals of the last completed run, for estimates and the unplugged-source test.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunTotals {
+    /// Files seen in the source.
     pub files: u64,
+    /// Directories listed in the source (the source included).
     pub dirs: u64,
+    /// Bytes of the files seen.
     pub bytes: u64,
     /// Unix seconds when it completed.
     pub completed_at: i64,
@@ -224,8 +238,10 @@ pub struct RunTotals {
 /// A failure of the database itself.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
+    /// The store failed.
     #[error("backup database: {0}")]
     Sled(#[from] sled::Error),
+    /// A stored record does not decode; the message says why.
     #[error("backup database: a record is unreadable ({0}); remove the job's state to start over")]
     Corrupt(String),
 }
@@ -243,14 +259,18 @@ impl std::fmt::Debug for BackupDb {
 }
 
 impl BackupDb {
+    /// The backup database kept in `tree` (the job's own tree).
     pub fn new(tree: sled::Tree) -> BackupDb {
         BackupDb { tree }
     }
 
+    /// The record of the file at `path` (absolute) as last uploaded; `None` if there is none.
     pub fn file(&self, path: &Path) -> Result<Option<FileRecord>, DbError> {
         self.get(&file_key(path))
     }
 
+    /// Remembers that the file at `path`, as `stat` describes it, was uploaded as `cap` at
+    /// `now` (Unix seconds).
     pub fn record_file(
         &self,
         path: &Path,
@@ -279,6 +299,8 @@ impl BackupDb {
         Ok(())
     }
 
+    /// The record of the directory created for the children that hash to `hash` (see
+    /// [`dir_hash`]); `None` if there is none.
     pub fn dir(&self, hash: &[u8; 32]) -> Result<Option<DirRecord>, DbError> {
         self.get(&dir_key(hash))
     }
@@ -300,6 +322,7 @@ impl BackupDb {
         self.put(&dir_key(hash), &record)
     }
 
+    /// Notes a healthy check, at `now` (Unix seconds), of the directory recorded for `hash`.
     pub fn dir_checked(&self, hash: &[u8; 32], now: i64) -> Result<(), DbError> {
         let key = dir_key(hash);
         if let Some(mut r) = self.get::<DirRecord>(&key)? {
@@ -309,10 +332,12 @@ impl BackupDb {
         Ok(())
     }
 
+    /// The totals of the last completed run; `None` before the first.
     pub fn totals(&self) -> Result<Option<RunTotals>, DbError> {
         self.get(TOTALS_KEY)
     }
 
+    /// Stores `totals` as those of the last completed run.
     pub fn set_totals(&self, totals: &RunTotals) -> Result<(), DbError> {
         self.put(TOTALS_KEY, totals)
     }

@@ -241,7 +241,9 @@ pub struct Excludes {
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read the exclude file {path}: {source}")]
 pub struct ExcludeFileError {
+    /// The exclude file.
     pub path: std::path::PathBuf,
+    /// Why it could not be read.
     pub source: std::io::Error,
 }
 
@@ -280,6 +282,7 @@ impl Excludes {
         Excludes { patterns }
     }
 
+    /// True when the set has no pattern: nothing is excluded.
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
     }

@@ -8,7 +8,9 @@ use jiff::Timestamp;
 use crate::tahoe::types::NodeKind;
 use crate::tahoe::{Cap, TahoeClient, TahoeError};
 
+/// The name of the directory below the target that holds one link per completed backup.
 pub const ARCHIVES: &str = "Archives";
+/// The name of the link below the target to the newest completed backup.
 pub const LATEST: &str = "Latest";
 
 /// The archive name for a backup completed at `at`: UTC, whole seconds, `2024-03-01_14:05:09Z`.
@@ -19,7 +21,9 @@ pub fn archive_name(at: Timestamp) -> String {
 /// Where a backup goes: a directory capability and the path below it.
 #[derive(Clone)]
 pub struct TargetDir {
+    /// The directory capability the target starts from (an alias's, or the target's own).
     pub root: Cap,
+    /// The path below `root`, `/`-separated; empty for `root` itself.
     pub path: String,
 }
 

@@ -15,17 +15,26 @@ use serde_json::{json, Value};
 /// The stat fields tahoe-jobs uses, with nanosecond times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileStat {
+    /// Size in bytes.
     pub size: u64,
+    /// Modification time, in nanoseconds since the Unix epoch.
     pub mtime_ns: i128,
+    /// Inode change time, in nanoseconds since the Unix epoch.
     pub ctime_ns: i128,
+    /// Inode number.
     pub ino: u64,
+    /// Device number of the file system holding the file.
     pub dev: u64,
+    /// File type and permission bits (`st_mode`).
     pub mode: u32,
+    /// Owner's user id.
     pub uid: u32,
+    /// Owner's group id.
     pub gid: u32,
 }
 
 impl FileStat {
+    /// The fields of `m`, a file's metadata from the file system.
     pub fn from_metadata(m: &Metadata) -> FileStat {
         FileStat {
             size: m.size(),

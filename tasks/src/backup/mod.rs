@@ -42,6 +42,7 @@ use crate::tahoe::{ClientOptions, SharedClientOptions, TahoeError};
 /// What happened to one file, for an observer (`tahoe-jobs backup -v`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileAction {
+    /// New or changed since it was uploaded: it was uploaded now.
     Uploaded,
     /// Unchanged since it was uploaded: its capability is used again.
     Reused,
@@ -49,9 +50,12 @@ pub enum FileAction {
     Changed,
 }
 
+/// What happened to one directory, for an observer (`tahoe-jobs backup -v`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DirAction {
+    /// A new immutable directory was created for it.
     Created,
+    /// The immutable directory created earlier for the same children is used again.
     Reused,
 }
 
@@ -59,7 +63,9 @@ pub enum DirAction {
 pub trait BackupObserver: Send + Sync {
     /// A file or directory was skipped, or something else the user should know.
     fn warning(&self, _message: &str) {}
+    /// The file at `path` was uploaded or reused, as `action` says.
     fn file(&self, _path: &Path, _action: FileAction) {}
+    /// The directory at `path` was created or reused, as `action` says.
     fn directory(&self, _path: &Path, _action: DirAction) {}
 }
 
@@ -73,7 +79,9 @@ impl BackupObserver for Silent {}
 /// [`RecheckPolicy::of`] the job's `recheck_after` and `recheck_all_after`).
 #[derive(Clone)]
 pub struct BackupOptions {
+    /// The options of the requests to the node.
     pub client: ClientOptions,
+    /// Hears of every file and directory done and every warning; [`Silent`] by default.
     pub observer: Arc<dyn BackupObserver>,
     /// Keeps the partial shares of a run stopped mid-file alive until the next run (the
     /// daemon's, shared by its runs); `None` for a one-shot run, which nothing follows.
@@ -102,30 +110,67 @@ impl std::fmt::Debug for BackupOptions {
 /// Why a backup run failed. `Latest` is never changed by a failed run.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
+    /// The source directory does not exist.
     #[error("the source directory {path} does not exist (is its drive plugged in?); nothing was linked and Latest is unchanged")]
-    SourceMissing { path: PathBuf },
+    SourceMissing {
+        /// The job's source.
+        path: PathBuf,
+    },
+    /// The source exists but is not a directory.
     #[error("the source {path} is not a directory")]
-    SourceNotDirectory { path: PathBuf },
+    SourceNotDirectory {
+        /// The job's source.
+        path: PathBuf,
+    },
+    /// The source directory could not be read (or made absolute).
     #[error("cannot read the source directory {path}: {message}")]
-    SourceUnreadable { path: PathBuf, message: String },
+    SourceUnreadable {
+        /// The job's source.
+        path: PathBuf,
+        /// The I/O error.
+        message: String,
+    },
+    /// The source directory is empty while the last completed run saw files in it.
     #[error("the source directory {path} is empty, but the last backup had {previous_files} files (is its drive plugged in?); nothing was linked and Latest is unchanged")]
-    SourceEmpty { path: PathBuf, previous_files: u64 },
+    SourceEmpty {
+        /// The job's source.
+        path: PathBuf,
+        /// The number of files the last completed run saw.
+        previous_files: u64,
+    },
+    /// The source directory went away or was replaced by another during the run.
     #[error("the source directory {path} disappeared or was replaced during the backup (was its drive unplugged?); nothing was linked and Latest is unchanged")]
-    SourceVanished { path: PathBuf },
+    SourceVanished {
+        /// The job's source.
+        path: PathBuf,
+    },
+    /// The exclude file could not be read.
     #[error(transparent)]
     Excludes(#[from] ExcludeFileError),
+    /// The node failed while the run was doing `during`.
     #[error("{during}: {source}")]
-    Node { during: String, source: TahoeError },
+    Node {
+        /// What the run was doing, e.g. linking the new backup into the target.
+        during: String,
+        /// The node's error.
+        source: TahoeError,
+    },
     /// A direct upload to the storage servers failed (no cap or secret in its message).
     #[error("{during}: {source}")]
     Direct {
+        /// What the run was doing.
         during: String,
+        /// The upload's error.
         source: tahoe_jobs_lafs::upload::UploadError,
     },
+    /// The node failed.
     #[error(transparent)]
     Tahoe(#[from] TahoeError),
+    /// The backup database could not be read or written.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// Something that should not happen did: a worker task failed, a run halted without an
+    /// error, a one-shot run was stopped.
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -169,6 +214,7 @@ pub struct BackupTask {
 }
 
 impl BackupTask {
+    /// The task that backs up `params`'s source to its target through the node in `node_dir`.
     pub fn new(node_dir: &Path, params: BackupParams, options: BackupOptions) -> BackupTask {
         BackupTask {
             node_dir: node_dir.to_path_buf(),
@@ -303,7 +349,9 @@ pub fn open_backupdb_with_cache(
 #[derive(Debug, thiserror::Error)]
 #[error("cannot open the backup database {path}: {message}")]
 pub struct OneshotStoreError {
+    /// The sled database's directory.
     pub path: PathBuf,
+    /// Why it could not be opened.
     pub message: String,
 }
 

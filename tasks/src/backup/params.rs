@@ -32,14 +32,20 @@ const RECHECK_ACCEPTED: &str =
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackupParams {
+    /// `source`: the local directory to back up, an absolute path.
     #[serde(deserialize_with = "absolute_path")]
     pub source: PathBuf,
+    /// `target`: where on the grid the backup goes (`Archives/` and `Latest` below it).
     pub target: Target,
+    /// `exclude`: fnmatch patterns, trimmed, matched against each file and directory name;
+    /// none by default.
     #[serde(default, deserialize_with = "globs")]
     pub exclude: Vec<String>,
     /// Relative to the node directory as written; made absolute (and checked) by `finish`.
     #[serde(default)]
     pub exclude_from: Option<PathBuf>,
+    /// `exclude_vcs`: leave out version-control directories and files (`VCS_PATTERNS`); false by
+    /// default.
     #[serde(default)]
     pub exclude_vcs: bool,
     /// Uploads in flight at once; `None`: [`DIRECT_CONCURRENCY`] on the direct path,

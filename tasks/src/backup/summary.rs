@@ -7,16 +7,29 @@ use tahoe_jobs_engine::ProgressSink;
 
 /// Progress counter names (public on status pages: counts only, no paths).
 pub mod counter {
+    /// Files reached by the walk that can be backed up.
     pub const FILES_SEEN: &str = "files_seen";
+    /// Files uploaded (new, changed, or whose old capability was not healthy).
     pub const FILES_UPLOADED: &str = "files_uploaded";
+    /// Files whose capability from an earlier upload was used again.
     pub const FILES_REUSED: &str = "files_reused";
+    /// Files left out, with a warning: unreadable, symlinks, special files, names that are not
+    /// UTF-8, files that shrank while read, names a directory could not hold.
     pub const FILES_SKIPPED: &str = "files_skipped";
+    /// Files that changed while being read (uploaded as read, or skipped if they shrank).
     pub const FILES_CHANGED: &str = "files_changed";
+    /// Files whose capability was due for a check and was checked.
     pub const FILES_CHECKED: &str = "files_checked";
+    /// Directories listed by the walk (the source included).
     pub const DIRS_SEEN: &str = "dirs_seen";
+    /// Immutable directories created.
     pub const DIRS_CREATED: &str = "dirs_created";
+    /// Immutable directories from an earlier run used again.
     pub const DIRS_REUSED: &str = "dirs_reused";
+    /// Directories left out, with a warning: unlistable, unreadable, names that are not UTF-8,
+    /// names a directory could not hold.
     pub const DIRS_SKIPPED: &str = "dirs_skipped";
+    /// Directories whose capability was due for a check and was checked.
     pub const DIRS_CHECKED: &str = "dirs_checked";
     /// Bytes of the files seen (what the tree holds).
     pub const BYTES_SEEN: &str = "bytes_seen";
@@ -32,20 +45,33 @@ pub mod counter {
 /// The counts of one run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BackupSummary {
+    /// The [`counter::FILES_SEEN`] count.
     pub files_seen: u64,
+    /// The [`counter::FILES_UPLOADED`] count.
     pub files_uploaded: u64,
+    /// The [`counter::FILES_REUSED`] count.
     pub files_reused: u64,
+    /// The [`counter::FILES_SKIPPED`] count.
     pub files_skipped: u64,
+    /// The [`counter::FILES_CHANGED`] count.
     pub files_changed: u64,
+    /// The [`counter::FILES_CHECKED`] count.
     pub files_checked: u64,
+    /// The [`counter::DIRS_CREATED`] count.
     pub dirs_created: u64,
+    /// The [`counter::DIRS_REUSED`] count.
     pub dirs_reused: u64,
+    /// The [`counter::DIRS_SKIPPED`] count.
     pub dirs_skipped: u64,
+    /// The [`counter::DIRS_CHECKED`] count.
     pub dirs_checked: u64,
+    /// Bytes of the files seen (the [`counter::BYTES_SEEN`] count).
     pub bytes_seen: u64,
+    /// Bytes uploaded (the [`counter::BYTES_UPLOADED`] count).
     pub bytes_uploaded: u64,
     /// The name under `Archives/` of the new backup (when the run completed).
     pub archive: Option<String>,
+    /// How long the run took.
     pub elapsed: Duration,
 }
 
@@ -103,6 +129,7 @@ impl BackupSummary {
         )
     }
 
+    /// True when any file or directory was skipped.
     pub fn any_skips(&self) -> bool {
         self.files_skipped > 0 || self.dirs_skipped > 0
     }

@@ -26,7 +26,12 @@ pub const CHUNK: usize = 64 * 1024;
 pub enum UploadOutcome {
     /// The node stored the file. `changed` is true when its stat differs afterwards: what was
     /// stored may be a mix of old and new content, so it must not be remembered as current.
-    Uploaded { cap: Cap, changed: bool },
+    Uploaded {
+        /// The file's capability.
+        cap: Cap,
+        /// Whether the file's stat changed during the upload.
+        changed: bool,
+    },
     /// The file could not be opened or read.
     Unreadable(io::Error),
     /// The file got shorter than its stat said while being read, so the upload was abandoned.

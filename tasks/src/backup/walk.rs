@@ -16,26 +16,34 @@ use super::metadata::FileStat;
 /// the walk reaches it: a listing of 100,000 entries holds names, not 100,000 full paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// The entry's name in its directory.
     pub name: String,
+    /// Whether it is a directory (else a regular file).
     pub is_dir: bool,
+    /// Its stat, taken when the directory was listed.
     pub stat: FileStat,
 }
 
 /// Why an entry is skipped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OddKind {
+    /// A symbolic link (not followed).
     Symlink,
     /// A FIFO, socket or device.
     Special,
     /// The grid needs UTF-8 names.
     NotUtf8 {
+        /// Whether the entry is a directory.
         is_dir: bool,
     },
     /// lstat failed (permission was denied, the entry vanished, an I/O error...). Whether it
     /// is a directory comes from the listing's file type, when the file system gives one.
     Unreadable {
+        /// Whether the entry is a directory, as far as the listing tells.
         is_dir: bool,
+        /// The kind of the I/O error.
         kind: io::ErrorKind,
+        /// The I/O error's message.
         message: String,
     },
 }
@@ -43,7 +51,9 @@ pub enum OddKind {
 /// An entry that is skipped, with a warning.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OddEntry {
+    /// The entry's path: its directory's joined with its name.
     pub path: PathBuf,
+    /// Why it is skipped.
     pub kind: OddKind,
 }
 
@@ -85,6 +95,7 @@ impl OddEntry {
 pub struct DirScan {
     /// Files and directories to back up, sorted by name.
     pub entries: Vec<Entry>,
+    /// Entries that cannot be backed up, each skipped with a warning.
     pub odd: Vec<OddEntry>,
     /// Entries in the directory before excludes (0 means it is truly empty).
     pub raw_count: usize,
