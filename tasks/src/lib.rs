@@ -5,6 +5,8 @@
 //! [`Task`]: tahoe_jobs_engine::Task
 //! [`TaskContext`]: tahoe_jobs_engine::TaskContext
 
+#![warn(missing_docs)]
+
 pub mod backup;
 pub mod check;
 pub mod data_path;
