@@ -78,7 +78,7 @@ pub struct JobStatus {
     /// `overdue_after` in seconds; `None` when it is `off`.
     pub overdue_after_secs: Option<u64>,
     /// Set while the job is overdue: it has not completed for longer than `overdue_after`
-    /// (see [`crate::policy::overdue`]).
+    /// (see [`crate::policy::overdue()`]).
     pub overdue: Option<OverdueView>,
     /// The last runs, oldest first (at most [`crate::history::HISTORY_LEN`]).
     pub history: Vec<crate::history::RunEntry>,

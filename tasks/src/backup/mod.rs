@@ -2,7 +2,7 @@
 //! uploads concurrently, resumes where a stopped run left off, and skips unchanged trees fast.
 //!
 //! A run: check the source, make sure `<target>/Archives` exists, build the immutable tree
-//! ([`tree`]) deciding every file and directory from the backupdb ([`backupdb`]), and only when
+//! (`tree`) deciding every file and directory from the backupdb ([`backupdb`]), and only when
 //! all of it is done link `Archives/<time>` and `Latest` ([`layout`]).
 
 pub mod backupdb;

@@ -132,7 +132,7 @@ impl CheckDb {
 
     /// The next object to visit whose frontier key is not in `busy` (entries being visited),
     /// passing over directories unless `directories`. A search for a file looks at most
-    /// [`FILE_SEARCH_DEPTH`] entries below the busy ones, so that a frontier of directories
+    /// `FILE_SEARCH_DEPTH` (256) entries below the busy ones, so that a frontier of directories
     /// only costs little; `None` then means "wait for a visit to end".
     pub fn next_except(
         &self,
