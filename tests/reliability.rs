@@ -570,6 +570,7 @@ fn backup_job(
             allowed_times: Windows::Always,
             enabled: true,
             overdue_after: None,
+            after: Vec::new(),
         },
         limits: JobLimits {
             bandwidth: bandwidth.parse().unwrap(),
@@ -609,6 +610,7 @@ fn tick_job(name: &str) -> JobConfig {
             allowed_times: Windows::Always,
             enabled: true,
             overdue_after: None,
+            after: Vec::new(),
         },
         limits: JobLimits {
             bandwidth: "off".parse().unwrap(),

@@ -25,6 +25,7 @@ pub const COMMON_JOB_KEYS: &[&str] = &[
     "cpu",
     "enabled",
     "overdue_after",
+    "after",
     "on_success",
     "on_failure",
     "on_overdue",
@@ -78,6 +79,7 @@ impl Validator<'_> {
         let task_type = schema.name();
         let before = self.problems.len();
         let prefix = format!("{task_type}.{name}");
+        self.declared_jobs.insert(prefix.clone());
         if let Some(docs) = schema.keys() {
             let mut all_keys: Vec<&str> = COMMON_JOB_KEYS.to_vec();
             all_keys.extend(docs.iter().map(|d| d.name));
@@ -155,6 +157,21 @@ impl Validator<'_> {
                 );
             }
         }
+        let after = self.field(
+            find("after"),
+            &key("after"),
+            Some((Vec::new(), "none".into())),
+            parse_after,
+            AFTER_ACCEPTED,
+        );
+        if let (Some(after), Some(leaf)) = (&after, find("after")) {
+            self.job_after.push(PendingAfter {
+                job: prefix.clone(),
+                origin: leaf.origin.clone(),
+                text: leaf.text.clone().unwrap_or_default(),
+                after: after.clone(),
+            });
+        }
         let enabled = self.field(
             find("enabled"),
             &key("enabled"),
@@ -214,6 +231,7 @@ impl Validator<'_> {
                 allowed_times: allowed_times?,
                 enabled: enabled?,
                 overdue_after: overdue_after?,
+                after: after?,
             },
             limits: JobLimits {
                 bandwidth: bandwidth?,
@@ -302,4 +320,118 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// What `after` accepts.
+pub const AFTER_ACCEPTED: &str =
+    "none, or job ids separated by commas, such as backup.b1 or backup.b1,backup.b2";
+
+/// `backup.b1, backup.b2` as ids; `none` (or nothing) as no job.
+fn parse_after(text: &str) -> Result<Vec<String>, String> {
+    let text = text.trim();
+    if text.is_empty() || text.eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    let mut ids: Vec<String> = Vec::new();
+    for id in text.split(',').map(str::trim) {
+        match id.split_once('.') {
+            Some((task_type, name)) if valid_job_name(task_type) && valid_job_name(name) => {
+                if !ids.iter().any(|known| known == id) {
+                    ids.push(id.to_string());
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "{id:?} is not a job id (TYPE.NAME, such as backup.b1)"
+                ))
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// A job's `after`, checked once every job is known.
+pub(crate) struct PendingAfter {
+    /// The job that names the others (`prune.p1`).
+    pub job: String,
+    /// Where its `after` was written.
+    pub origin: String,
+    /// The value as written.
+    pub text: String,
+    /// The ids it names.
+    pub after: Vec<String>,
+}
+
+impl Validator<'_> {
+    /// Every job named in an `after` exists, is not the job itself, and no chain of `after`
+    /// comes back to where it started (it would run the jobs in a loop).
+    pub(crate) fn check_after(&mut self) {
+        let pending = std::mem::take(&mut self.job_after);
+        let known: Vec<String> = self.declared_jobs.iter().cloned().collect();
+        for p in &pending {
+            for id in &p.after {
+                let message = if id == &p.job {
+                    Some("a job cannot run after itself".to_string())
+                } else if !self.declared_jobs.contains(id) {
+                    Some(format!("there is no job {id}; jobs: {}", known.join(", ")))
+                } else {
+                    None
+                };
+                if let Some(message) = message {
+                    self.problem(
+                        &p.origin,
+                        &format!("{}.after", p.job),
+                        Some(&p.text),
+                        message,
+                    );
+                }
+            }
+        }
+        let edges: BTreeMap<&str, &[String]> = pending
+            .iter()
+            .map(|p| (p.job.as_str(), p.after.as_slice()))
+            .collect();
+        for p in &pending {
+            if let Some(cycle) = after_cycle(&p.job, &edges) {
+                self.problem(
+                    &p.origin,
+                    &format!("{}.after", p.job),
+                    Some(&p.text),
+                    format!(
+                        "the jobs would run each other in a loop ({}): remove one of these after keys",
+                        cycle.join(" after ")
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// The loop of `after` through `start`, if following the jobs it names comes back to it
+/// (`[a, b, a]`: a runs after b, which runs after a).
+fn after_cycle(start: &str, edges: &BTreeMap<&str, &[String]>) -> Option<Vec<String>> {
+    fn walk(
+        at: &str,
+        start: &str,
+        edges: &BTreeMap<&str, &[String]>,
+        path: &mut Vec<String>,
+    ) -> bool {
+        for next in edges.get(at).copied().unwrap_or_default() {
+            if next == start {
+                path.push(next.clone());
+                return true;
+            }
+            if next.as_str() == at || path.contains(next) {
+                continue;
+            }
+            path.push(next.clone());
+            if walk(next, start, edges, path) {
+                return true;
+            }
+            path.pop();
+        }
+        false
+    }
+    let mut path = vec![start.to_string()];
+    walk(start, start, edges, &mut path).then_some(path)
 }

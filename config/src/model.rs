@@ -152,6 +152,9 @@ pub struct Schedule {
     /// How long after its last completion (or, never completed, after it was first seen) the
     /// job counts as overdue and the status says so loudly (`overdue_after`); `None` = `off`.
     pub overdue_after: Option<Duration>,
+    /// Jobs (ids such as `backup.b1`) whose completed run makes this job run next, inside its
+    /// own window (`after`); empty when none. Its frequency applies as well.
+    pub after: Vec<String>,
 }
 
 impl Schedule {

@@ -21,6 +21,10 @@ pub(crate) struct Validator<'a> {
     pub(crate) warnings: Vec<String>,
     /// Each job's hook commands, gathered as its keys are read.
     pub(crate) job_hooks: BTreeMap<String, JobHooks>,
+    /// Every job written in the configuration (`backup.b1`), valid or not.
+    pub(crate) declared_jobs: std::collections::BTreeSet<String>,
+    /// The jobs' `after` keys, checked once every job is known.
+    pub(crate) job_after: Vec<crate::job_section::PendingAfter>,
 }
 
 impl<'a> Validator<'a> {
@@ -32,6 +36,8 @@ impl<'a> Validator<'a> {
             settings: Vec::new(),
             warnings: Vec::new(),
             job_hooks: BTreeMap::new(),
+            declared_jobs: Default::default(),
+            job_after: Vec::new(),
         }
     }
 
@@ -99,6 +105,7 @@ impl<'a> Validator<'a> {
                 jobs.extend(self.jobs_of(schema, leaves, &budget));
             }
         }
+        self.check_after();
         if !self.problems.is_empty() {
             return Err(ConfigError::Invalid(self.problems));
         }

@@ -475,3 +475,48 @@ fn cache_size_has_a_default_and_checked_values() {
         Ok(())
     });
 }
+
+#[test]
+fn after_names_other_jobs_that_exist_and_never_a_loop() {
+    Jail::expect_with(|jail| {
+        let jobs = "[copy]\nc1.source = /a\nc1.target = a:b\nc2.source = /a\nc2.target = a:c\n";
+        jail.create_file(
+            "tahoe-jobs.cfg",
+            &format!("{jobs}c2.after = copy.c1, copy.c1\n"),
+        )?;
+        let config = load(&options(jail.directory())).unwrap();
+        let after = |id: &str| config.job(id).unwrap().schedule.after.clone();
+        assert_eq!(after("copy.c2"), vec!["copy.c1"]);
+        assert!(after("copy.c1").is_empty());
+
+        let cases = [
+            (
+                "c2.after = copy.c9\n",
+                "line 6",
+                "there is no job copy.c9; jobs: copy.c1, copy.c2",
+            ),
+            (
+                "c2.after = copy.c2\n",
+                "line 6",
+                "a job cannot run after itself",
+            ),
+            ("c2.after = c1\n", "line 6", "\"c1\" is not a job id"),
+            (
+                "c2.after = copy.c1\nc1.after = copy.c2\n",
+                "line 7",
+                "in a loop (copy.c1 after copy.c2 after copy.c1)",
+            ),
+        ];
+        for (extra, line, expected) in cases {
+            jail.create_file("tahoe-jobs.cfg", &format!("{jobs}{extra}"))?;
+            let p = problems(load(&options(jail.directory())).unwrap_err());
+            let all: Vec<String> = p.iter().map(|p| p.to_string()).collect();
+            assert!(
+                all.iter()
+                    .any(|t| t.contains(line) && t.contains(".after") && t.contains(expected)),
+                "{extra}: {all:#?}"
+            );
+        }
+        Ok(())
+    });
+}

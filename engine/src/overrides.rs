@@ -290,6 +290,7 @@ mod tests {
                 allowed_times: Windows::Always,
                 enabled: true,
                 overdue_after: None,
+                after: Vec::new(),
             },
             limits: JobLimits {
                 bandwidth: RateSchedule::unlimited(),

@@ -2,6 +2,7 @@
 //! midnight, across DST changes, closing on a running task), pause, run-now, failing and
 //! panicking tasks, configuration reloads, shutdown, and unreadable records.
 
+mod after;
 mod budget;
 mod events;
 mod example;

@@ -75,6 +75,7 @@ pub fn config() -> Config {
             overdue_after: Some(Schedule::default_overdue_after(Duration::from_secs(
                 7 * 86_400,
             ))),
+            after: Vec::new(),
         },
         limits: JobLimits {
             bandwidth: "1MiB/s".parse().unwrap(),

@@ -32,6 +32,9 @@ use crate::stop::StopReason;
 use crate::store::Store;
 use crate::task::Registry;
 
+#[path = "supervisor_after.rs"]
+mod after;
+
 /// How long shutdown waits for jobs before giving up on them and flushing anyway; with the
 /// tasks' 500 ms grace this is far more than needed, and well inside the 10 s promised.
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(8);
@@ -224,7 +227,8 @@ async fn retire_all(entries: Vec<JobEntry>, reason: StopReason) {
 impl Actor for Supervisor {
     type Context = Context<Self>;
 
-    fn started(&mut self, _: &mut Context<Self>) {
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.follow_completions(ctx);
         info!(jobs = self.jobs.len(), "engine started");
     }
 }

@@ -201,6 +201,7 @@ mod tests {
             allowed_times: windows.parse().unwrap(),
             enabled: true,
             overdue_after: None,
+            after: Vec::new(),
         }
     }
 

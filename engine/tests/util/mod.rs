@@ -551,6 +551,7 @@ pub fn job(task_type: &str, name: &str, windows: &str, frequency: Duration) -> J
             allowed_times: windows.parse().expect("windows"),
             enabled: true,
             overdue_after: None,
+            after: Vec::new(),
         },
         limits: JobLimits {
             bandwidth: RateSchedule::unlimited(),
