@@ -1,5 +1,6 @@
 //! `after` through the engine: a job runs when a job it follows completes, inside its own
-//! window, and not while it is paused (the request is refused, not kept for later).
+//! window, once more after a run under way, and not while it is paused (the request is
+//! refused, not kept for later).
 
 use tahoe_jobs_config::JobConfig;
 use tahoe_jobs_engine::StateKind;
@@ -24,6 +25,7 @@ fn a_job_runs_when_the_job_it_follows_completes() {
                 counting("b", "", 7 * DAY, 10),
                 following(counting("p", "", 7 * DAY, 5), "count.b"),
                 following(counting("w", "2200-2300", 7 * DAY, 5), "count.b"),
+                following(counting("q", "", 7 * DAY, 20), "count.b"),
             ])
             .unwrap();
         pass_until(&h, ts("2026-01-10T12:01:00Z")).await;
@@ -34,6 +36,11 @@ fn a_job_runs_when_the_job_it_follows_completes() {
             vec![ts("2026-01-10T12:00:00Z"), ts("2026-01-10T12:00:10Z")]
         );
         assert_eq!(h.probe.returns("count.p").len(), 2);
+        // q was running when b completed: it runs once more when that run ends.
+        assert_eq!(
+            start_times(&h, "count.q"),
+            vec![ts("2026-01-10T12:00:00Z"), ts("2026-01-10T12:00:20Z")]
+        );
         // w follows b too, but only inside its own window.
         assert!(h.probe.starts("count.w").is_empty());
         assert_eq!(

@@ -738,6 +738,10 @@ pub enum JobCommand {
         /// Run even outside the allowed window.
         ignore_window: bool,
     },
+    /// Run once more, inside the window: now, or when the current run ends (a job this one
+    /// follows with `after` completed, and a run under way may have started before that);
+    /// refused while the job is paused.
+    RunNext,
 }
 
 /// The message that gives a [`JobCommand`] to a job actor.
@@ -784,6 +788,16 @@ impl Handler<Command> for JobActor {
                     Some(run) if run.stopping.is_none() => run.ignore_window |= ignore_window,
                     _ => self.run_now = Some(RunNow { ignore_window }),
                 }
+            }
+            JobCommand::RunNext => {
+                if self.record.active_pause(now).is_some() {
+                    return Err(EngineError::Paused(self.id.clone()));
+                }
+                // Kept through a run under way: `start_run` clears it only when the next run
+                // starts, so the job runs again once this one ends.
+                self.run_now.get_or_insert(RunNow {
+                    ignore_window: false,
+                });
             }
         }
         self.evaluate(ctx);

@@ -1,6 +1,6 @@
 //! `after`: a job whose configuration names other jobs (`p1.after = backup.b1`) is asked to run
-//! when one of them completes, as `tahoe-jobs start` would ask it (inside its own window, not
-//! while it is paused or disabled). The supervisor listens to the jobs' own success events, so
+//! when one of them completes, inside its own window, not while it is paused or disabled, and
+//! once more after its current run if it is running then (that run may predate the completion). The supervisor listens to the jobs' own success events, so
 //! a job actor knows nothing of the jobs that follow it.
 //!
 //! The request lives in the job actor's memory, like any run-now: a daemon restarted before
@@ -64,9 +64,7 @@ impl Handler<Completed> for Supervisor {
         for (id, addr) in self.followers(&done) {
             let done = done.clone();
             info!(job = %id, after = %done, "runs next: the job it follows completed");
-            let request = addr.send(Command(JobCommand::RunNow {
-                ignore_window: false,
-            }));
+            let request = addr.send(Command(JobCommand::RunNext));
             ctx.spawn(
                 async move {
                     if let Ok(Err(e)) = request.await {
