@@ -100,11 +100,24 @@ impl Store {
     pub fn open_with_cache(state_dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
         ensure_private_dir(state_dir)?;
         let path = state_dir.join(DB_DIR);
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(cache_bytes)
-            .open()
-            .map_err(|source| StoreError::Open { path, source })?;
+        let open = || {
+            sled::Config::new()
+                .path(&path)
+                .cache_capacity(cache_bytes)
+                .open()
+        };
+        // sled releases its file lock only once its own threads have finished the last log
+        // writes of a database just closed in this process (an engine shut down and started
+        // again): give them a moment before calling the store busy.
+        let deadline = std::time::Instant::now() + LOCK_RELEASE_WAIT;
+        let db = loop {
+            match open() {
+                Err(e) if is_lock_held(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                opened => break opened.map_err(|source| StoreError::Open { path, source })?,
+            }
+        };
         let jobs = db.open_tree(JOBS_TREE)?;
         Ok(Store {
             db,
@@ -246,6 +259,14 @@ pub async fn flush_tree(tree: &sled::Tree) -> Result<(), sled::Error> {
     .await
     .map_err(|e| sled::Error::ReportableBug(format!("flush: {e}")))??;
     Ok(())
+}
+
+/// How long opening waits for another handle's lock to go before saying the store is in use.
+const LOCK_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// sled's answer when another handle holds the database's file lock.
+fn is_lock_held(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
 }
 
 /// Moves the calling thread's deferred frees (sled's epoch garbage) to the global collector,
